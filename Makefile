@@ -1,0 +1,42 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
+# Both create .venv and install sparklstm into it on first use; nothing else is needed
+# beyond Python >= 3.10, pip and Java 17+.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: demo test lint format bench clean check-python check-java
+
+check-python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python >= 3.10 (with pip and venv)"; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' || { echo "error: sparklstm needs Python >= 3.10, found $$($(PYTHON) --version 2>&1); install Python >= 3.10"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { echo "error: $(PYTHON) lacks venv/ensurepip; install the python3-venv package"; exit 1; }
+
+check-java:
+	@command -v java >/dev/null 2>&1 || { echo "error: java not found; Spark needs Java 17 or newer (e.g. apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1); [ -n "$$v" ] && [ "$$v" -ge 17 ] || { echo "error: Spark needs Java 17 or newer, found: $$(java -version 2>&1 | head -n1)"; exit 1; }
+
+$(STAMP): pyproject.toml | check-python
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+demo: $(STAMP) check-java
+	$(PY) -m jobs.train_local
+
+test: $(STAMP) check-java
+	$(PY) -m ruff check sparklstm jobs tests
+	$(PY) -m ruff format --check sparklstm jobs tests
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(PY) -m ruff check --fix sparklstm jobs tests
+	$(PY) -m ruff format sparklstm jobs tests
+
+bench: $(STAMP)
+	$(PY) -m jobs.bench_kernels
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
