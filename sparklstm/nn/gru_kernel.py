@@ -1,0 +1,202 @@
+"""One direction of one GRU layer over a packed batch (the ``torch.nn.GRU`` equations).
+
+Notation
+--------
+Weights in PyTorch's layout and gate order ``r, z, n``: ``W_ih (3H, I)``, ``W_hh (3H, H)``,
+``b_ih, b_hh (3H,)``.
+
+Equations (Cho et al. 2014, in PyTorch's form with the reset gate applied after ``W_hn``)
+---------
+    r   = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
+    z   = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
+    m   = W_hn h_{t-1} + b_hn
+    n   = tanh(W_in x_t + b_in + r ⊙ m)
+    h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+
+BPTT (``dh`` includes what flows back from step t+1 and from the output at t)
+----
+    da_n = dh ⊙ (1 - z) ⊙ (1 - n²)               (input-side n pre-activation)
+    da_z = dh ⊙ (h_{t-1} - n) ⊙ z(1-z)
+    da_r = da_n ⊙ m ⊙ r(1-r)
+    dm   = da_n ⊙ r                               (recurrent-side n pre-activation)
+    dh_{t-1} = dh ⊙ z + W_hhᵀ [da_r; da_z; dm]
+    dW_ih = Σ [da_r; da_z; da_n] x_tᵀ     dW_hh = Σ [da_r; da_z; dm] h_{t-1}ᵀ
+
+The layout tricks are those of :mod:`sparklstm.nn.lstm_kernel`: gate-major contiguous gate
+blocks, one ``tanh`` for both sigmoid gates (pre-scaled by 1/2), GEMMs over all rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparklstm.nn.packing import PackedLayout
+from sparklstm.nn.recurrence import StepWalker
+
+__all__ = ["GRUCache", "gru_forward", "gru_backward"]
+
+_GATE_SCALE = (0.5, 0.5, 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class GRUCache:
+    """What :func:`gru_backward` needs from the forward pass (never modified by backward)."""
+
+    x: np.ndarray  # (N, I)
+    w_ih: np.ndarray  # (3H, I)
+    w_hh: np.ndarray  # (3H, H)
+    gates: np.ndarray  # (3, N, H) activated r, z, n
+    recurrent_n: np.ndarray  # (N, H) m = W_hn h_{t-1} + b_hn
+    hidden: np.ndarray  # (N, H)
+    h0: np.ndarray  # (B, H) sorted order
+    walker: StepWalker
+
+
+def _scaled_gate_weights(weight: np.ndarray, hidden_size: int) -> np.ndarray:
+    """``(3H, K)`` -> ``(3, K, H)``: per-gate transposed blocks, sigmoid gates scaled by 1/2."""
+    blocks = weight.reshape(3, hidden_size, -1).transpose(0, 2, 1)
+    scale = np.asarray(_GATE_SCALE, dtype=weight.dtype).reshape(3, 1, 1)
+    return np.ascontiguousarray(blocks * scale)
+
+
+def gru_forward(
+    x: np.ndarray,
+    w_ih: np.ndarray,
+    w_hh: np.ndarray,
+    b_ih: np.ndarray | None,
+    b_hh: np.ndarray | None,
+    h0: np.ndarray,
+    layout: PackedLayout,
+    reverse: bool = False,
+) -> tuple[np.ndarray, np.ndarray, GRUCache]:
+    """Run one GRU direction over packed rows.
+
+    Parameters
+    ----------
+    x : (N, I) packed input rows.
+    w_ih, w_hh : (3H, I), (3H, H), gate order r, z, n.
+    b_ih, b_hh : (3H,) biases or None.
+    h0 : (B, H) initial state, sorted batch order.
+    layout, reverse : as in :func:`sparklstm.nn.lstm_kernel.lstm_forward`.
+
+    Returns
+    -------
+    hidden : (N, H) packed outputs; h_n : (B, H) final state (sorted); cache.
+    """
+    dtype = x.dtype
+    H = w_hh.shape[1]
+    num_rows = x.shape[0]
+    batch = layout.batch_size
+    walker = StepWalker(layout, reverse)
+
+    w_ih_gates = _scaled_gate_weights(w_ih, H)
+    gates = np.empty((3, num_rows, H), dtype=dtype)
+    for k in range(3):
+        np.matmul(x, w_ih_gates[k], out=gates[k])
+    # r and z: both biases are plain additive terms, folded in here once for all steps.
+    if b_ih is not None:
+        bias_in = b_ih.reshape(3, 1, H).copy()
+        if b_hh is not None:
+            bias_in[:2] += b_hh.reshape(3, 1, H)[:2]
+        bias_in[:2] *= 0.5
+        gates += bias_in
+    b_hn = None if b_hh is None else b_hh[2 * H :]
+    w_hh_t = np.ascontiguousarray(_scaled_gate_weights(w_hh, H).transpose(1, 0, 2))
+    w_hh_t = w_hh_t.reshape(H, 3 * H)
+
+    recurrent_n = np.empty((num_rows, H), dtype=dtype)
+    hidden = np.empty((num_rows, H), dtype=dtype)
+    recurrent = np.empty((batch, 3 * H), dtype=dtype)
+    product = np.empty((batch, H), dtype=dtype)
+    h_scratch = np.empty((batch, H), dtype=dtype)
+
+    for t in walker.steps():
+        start, stop, n = walker.rows(t)
+        h_prev = walker.previous(t, hidden, h0, h_scratch)
+        rec = recurrent[:n]
+        np.matmul(h_prev, w_hh_t, out=rec)  # (n, 3H), gate-major columns
+        rec3 = rec.reshape(n, 3, H)
+        pre_rz = gates[:2, start:stop]
+        pre_rz += rec3[:, :2].transpose(1, 0, 2)
+        np.tanh(pre_rz, out=pre_rz)
+        pre_rz *= 0.5
+        pre_rz += 0.5
+        reset, update = pre_rz
+        m = recurrent_n[start:stop]
+        if b_hn is None:
+            m[...] = rec3[:, 2]
+        else:
+            np.add(rec3[:, 2], b_hn, out=m)
+        cand = gates[2, start:stop]
+        np.multiply(reset, m, out=product[:n])
+        cand += product[:n]
+        np.tanh(cand, out=cand)
+        # h_t = n + z (h_{t-1} - n)
+        tmp = product[:n]
+        np.subtract(h_prev, cand, out=tmp)
+        tmp *= update
+        np.add(cand, tmp, out=hidden[start:stop])
+
+    final = walker.final_rows()
+    cache = GRUCache(x, w_ih, w_hh, gates, recurrent_n, hidden, h0, walker)
+    return hidden, hidden[final], cache
+
+
+def gru_backward(
+    d_hidden: np.ndarray | None,
+    d_h_n: np.ndarray | None,
+    cache: GRUCache,
+) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    """BPTT through one GRU direction.
+
+    Returns
+    -------
+    dx : (N, I); grads : ``{"w_ih", "w_hh", "b_ih", "b_hh"}``; dh0 : (B, H) sorted order.
+    """
+    walker = cache.walker
+    dtype = cache.x.dtype
+    num_rows, H = cache.hidden.shape
+    batch = walker.layout.batch_size
+    reset, update, cand = cache.gates
+
+    d_h = np.zeros((num_rows, H), dtype=dtype) if d_hidden is None else d_hidden.copy()
+    if d_h_n is not None:
+        d_h[walker.final_rows()] += d_h_n
+    dh0 = np.zeros((batch, H), dtype=dtype)
+
+    h_prev_all = walker.previous_rows(cache.hidden, cache.h0)
+    fac_n = (1 - update) * (1 - cand * cand)  # da_n = dh * fac_n
+    fac_z = (h_prev_all - cand) * update * (1 - update)  # da_z = dh * fac_z
+    fac_r = cache.recurrent_n * reset * (1 - reset)  # da_r = da_n * fac_r
+
+    d_rec = np.empty((num_rows, 3 * H), dtype=dtype)  # [da_r, da_z, dm]
+    d_in_n = np.empty((num_rows, H), dtype=dtype)  # da_n
+    d_prev = np.empty((batch, H), dtype=dtype)
+    scratch = np.empty((batch, H), dtype=dtype)
+    w_hh = cache.w_hh
+
+    for t in walker.steps_backward():
+        start, stop, n = walker.rows(t)
+        dh = d_h[start:stop]
+        dr = d_rec[start:stop]
+        da_n = d_in_n[start:stop]
+        np.multiply(dh, fac_n[start:stop], out=da_n)
+        np.multiply(dh, fac_z[start:stop], out=dr[:, H : 2 * H])
+        np.multiply(da_n, fac_r[start:stop], out=dr[:, :H])
+        np.multiply(da_n, reset[start:stop], out=dr[:, 2 * H :])
+        np.matmul(dr, w_hh, out=d_prev[:n])
+        np.multiply(dh, update[start:stop], out=scratch[:n])
+        d_prev[:n] += scratch[:n]
+        walker.carry(t, d_prev[:n], d_h, dh0)
+
+    d_rz = d_rec[:, : 2 * H]
+    grads = {
+        "w_ih": np.concatenate([d_rz.T @ cache.x, d_in_n.T @ cache.x]),
+        "w_hh": d_rec.T @ h_prev_all,
+        "b_ih": np.concatenate([d_rz.sum(axis=0), d_in_n.sum(axis=0)]),
+        "b_hh": d_rec.sum(axis=0),
+    }
+    dx = d_rz @ cache.w_ih[: 2 * H] + d_in_n @ cache.w_ih[2 * H :]
+    return dx, grads, dh0
