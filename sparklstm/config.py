@@ -1,0 +1,146 @@
+"""The model's configuration: a frozen dataclass, validated once, stored as JSON with the model."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sparklstm.validation import (
+    check_choice,
+    check_no_unknown_keys,
+    check_positive_int,
+    check_probability,
+    resolve_dtype,
+)
+
+__all__ = ["ModelConfig", "CELLS", "HEADS", "TASKS"]
+
+CELLS = ("lstm", "peephole", "gru")
+HEADS = ("last", "all")
+TASKS = ("classification", "regression")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything that defines a :class:`~sparklstm.model.SequenceModel`'s structure.
+
+    Parameters
+    ----------
+    input_size : features per step for float inputs ``[batch, time, input_size]``.
+    vocab_size : number of token ids for integer inputs ``[batch, time]`` (an embedding layer
+        comes first). Give exactly one of ``input_size`` and ``vocab_size``.
+    embedding_dim : embedding width (default 32; token inputs only).
+    cell : ``"lstm"``, ``"peephole"`` (LSTM with peephole connections) or ``"gru"``.
+    hidden_sizes : hidden size of each stacked recurrent layer (they may differ).
+    bidirectional : every recurrent layer runs in both directions.
+    dropout : dropout rate on the outputs of every recurrent layer but the last (training only).
+    head : ``"last"`` — one output per sequence, from the final states of the top layer (the
+        output at the last valid step; for a bidirectional layer concatenated with the reverse
+        direction's output at the first step); ``"all"`` — one output per valid step.
+    task : ``"classification"`` (softmax cross-entropy) or ``"regression"`` (mean squared error).
+    output_size : number of classes, or of regression targets per output.
+    class_weights : per-class loss weights (classification only).
+    forget_bias : initial LSTM forget-gate bias.
+    dtype : ``"float32"`` (default) or ``"float64"``.
+    seed : seed for initialisation (and the default for training randomness).
+    """
+
+    input_size: int | None = None
+    vocab_size: int | None = None
+    embedding_dim: int | None = None
+    cell: str = "lstm"
+    hidden_sizes: tuple[int, ...] = (64,)
+    bidirectional: bool = False
+    dropout: float = 0.0
+    head: str = "last"
+    task: str = "classification"
+    output_size: int = 2
+    class_weights: tuple[float, ...] | None = None
+    forget_bias: float = 1.0
+    dtype: str = "float32"
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if (self.input_size is None) == (self.vocab_size is None):
+            raise ValueError(
+                "give exactly one of input_size (float inputs) and vocab_size (tokens)"
+            )
+        if self.input_size is not None:
+            check_positive_int("input_size", self.input_size)
+            if self.embedding_dim is not None:
+                raise ValueError("embedding_dim applies to token inputs (vocab_size) only")
+        else:
+            check_positive_int("vocab_size", self.vocab_size)
+            set_(
+                self, "embedding_dim", check_positive_int("embedding_dim", self.embedding_dim or 32)
+            )
+        check_choice("cell", self.cell, CELLS)
+        check_choice("head", self.head, HEADS)
+        check_choice("task", self.task, TASKS)
+        if isinstance(self.hidden_sizes, (int, np.integer)):
+            set_(self, "hidden_sizes", (int(self.hidden_sizes),))
+        if not isinstance(self.hidden_sizes, Sequence) or len(self.hidden_sizes) == 0:
+            raise ValueError(
+                f"hidden_sizes must be a non-empty list of ints, got {self.hidden_sizes!r}"
+            )
+        set_(
+            self,
+            "hidden_sizes",
+            tuple(
+                check_positive_int(f"hidden_sizes[{i}]", h) for i, h in enumerate(self.hidden_sizes)
+            ),
+        )
+        if not isinstance(self.bidirectional, bool):
+            raise TypeError(f"bidirectional must be a bool, got {self.bidirectional!r}")
+        check_probability("dropout", self.dropout)
+        check_positive_int("output_size", self.output_size)
+        if self.task == "classification" and self.output_size < 2:
+            raise ValueError(
+                f"output_size must be >= 2 classes for classification, got {self.output_size}"
+            )
+        if self.class_weights is not None:
+            if self.task != "classification":
+                raise ValueError("class_weights apply to task='classification' only")
+            weights = tuple(float(w) for w in self.class_weights)
+            if len(weights) != self.output_size:
+                raise ValueError(
+                    f"class_weights has {len(weights)} entries; output_size is {self.output_size}"
+                )
+            if not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+                raise ValueError("class_weights must be finite, >= 0 and not all zero")
+            set_(self, "class_weights", weights)
+        if not np.isfinite(self.forget_bias):
+            raise ValueError("forget_bias must be finite")
+        set_(self, "dtype", resolve_dtype(self.dtype).name)
+        if self.seed is not None:
+            check_positive_int("seed", self.seed, minimum=0)
+
+    @property
+    def uses_tokens(self) -> bool:
+        return self.vocab_size is not None
+
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        if self.class_weights is not None:
+            data["class_weights"] = list(self.class_weights)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelConfig:
+        check_no_unknown_keys("model config", data, (f.name for f in dataclasses.fields(cls)))
+        values = dict(data)
+        if values.get("hidden_sizes") is not None and not isinstance(values["hidden_sizes"], int):
+            values["hidden_sizes"] = tuple(values["hidden_sizes"])
+        if values.get("class_weights") is not None:
+            values["class_weights"] = tuple(values["class_weights"])
+        return cls(**values)

@@ -1,0 +1,343 @@
+"""``SequenceModel``: the user-facing model (build, fit, predict, evaluate, generate, save, load)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparklstm import persistence
+from sparklstm.config import ModelConfig
+from sparklstm.dataset import SequenceData, prepare_data
+from sparklstm.network import Network
+from sparklstm.nn.losses import mean_squared_error, softmax, softmax_cross_entropy
+
+__all__ = ["SequenceModel", "compute_loss", "FORMAT_VERSION"]
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MODEL_KIND = "model"
+
+
+def compute_loss(
+    config: ModelConfig, outputs: np.ndarray, batch: SequenceData, layout
+) -> tuple[float, np.ndarray]:
+    """Loss of the head's ``outputs`` against ``batch.targets`` and its gradient."""
+    targets = batch.targets if config.head == "last" else layout.pack(batch.targets)
+    if config.task == "classification":
+        weights = None
+        if config.class_weights is not None:
+            weights = np.asarray(config.class_weights, dtype=outputs.dtype)
+        return softmax_cross_entropy(outputs, targets, weights)
+    return mean_squared_error(outputs, targets)
+
+
+class SequenceModel:
+    """An LSTM/GRU sequence model trained with exact BPTT in NumPy.
+
+    Parameters
+    ----------
+    **config
+        The fields of :class:`~sparklstm.config.ModelConfig`: ``input_size`` or ``vocab_size``,
+        ``embedding_dim``, ``cell`` ("lstm" | "peephole" | "gru"), ``hidden_sizes``,
+        ``bidirectional``, ``dropout``, ``head`` ("last" | "all"), ``task``
+        ("classification" | "regression"), ``output_size``, ``class_weights``,
+        ``forget_bias``, ``seed``, ``dtype``.
+    embedding_weights : (vocab_size, embedding_dim) array, optional
+        Initial embedding table (e.g. from :func:`sparklstm.data.load_word_vectors`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sparklstm import SequenceModel
+    >>> model = SequenceModel(input_size=2, hidden_sizes=[16], output_size=3, seed=0)
+    >>> x = np.random.default_rng(0).normal(size=(8, 5, 2)).astype(np.float32)
+    >>> model.predict_proba(x, lengths=[5, 3, 5, 1, 2, 5, 4, 5]).shape
+    (8, 3)
+    """
+
+    def __init__(self, embedding_weights: np.ndarray | None = None, **config: Any) -> None:
+        if "config" in config and isinstance(config["config"], ModelConfig):
+            self.config = config.pop("config")
+            if config:
+                raise TypeError(f"unexpected arguments beside config: {sorted(config)}")
+        else:
+            try:
+                self.config = ModelConfig.from_dict(config)
+            except TypeError as exc:
+                raise TypeError(f"SequenceModel: {exc}") from None
+        self.network = Network(self.config)
+        if embedding_weights is not None:
+            self.set_embedding(embedding_weights)
+
+    @classmethod
+    def from_config(cls, config: ModelConfig | Mapping[str, Any]) -> SequenceModel:
+        if not isinstance(config, ModelConfig):
+            config = ModelConfig.from_dict(config)
+        return cls(config=config)
+
+    # ------------------------------------------------------------- parameters
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """The live parameter arrays (updating them in place updates the model)."""
+        return self.network.params
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.network.dtype
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Copies of all parameters, keyed ``embedding.weight``, ``rnn.weight_ih_l0``, ...,
+        ``head.weight``, ``head.bias``; the ``rnn.`` entries match ``torch.nn.LSTM``/``GRU``."""
+        return {k: v.copy() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        missing = sorted(set(self.params) - set(state))
+        unexpected = sorted(set(state) - set(self.params))
+        if strict and (missing or unexpected):
+            raise ValueError(
+                f"state mismatch: missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+            )
+        for key, target in self.params.items():
+            if key not in state:
+                continue
+            value = np.asarray(state[key])
+            if value.shape != target.shape:
+                raise ValueError(f"state[{key!r}] has shape {value.shape}, expected {target.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state[{key!r}] contains NaN or Inf")
+            target[...] = value
+
+    def set_embedding(self, weights: np.ndarray) -> None:
+        if not self.config.uses_tokens:
+            raise ValueError("set_embedding: the model takes float inputs, it has no embedding")
+        self.load_state_dict({"embedding.weight": weights}, strict=False)
+
+    def num_parameters(self, effective: bool = False) -> int:
+        """Number of trainable scalars; ``effective=True`` counts each LSTM (and GRU r/z) bias
+        pair ``b_ih + b_hh`` once, giving the classic ``4((I+H)H + H)`` per direction-layer."""
+        total = sum(v.size for v in self.params.values())
+        if effective:
+            total -= sum(
+                layer.num_parameters() - layer.num_parameters(True) for layer in self.network.layers
+            )
+        return int(total)
+
+    # ------------------------------------------------------------- core maths
+    def prepare(self, x: Any, y: Any = None, lengths: Any = None) -> SequenceData:
+        """Validate inputs (and targets) for this model once; raises before any work."""
+        return prepare_data(self.config, x, y, lengths)
+
+    def batch_loss_and_grads(
+        self, batch: SequenceData, training: bool = True, rng: np.random.Generator | None = None
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Loss and gradients on an already prepared batch (the trainers' inner call)."""
+        layout = batch.layout()
+        outputs, cache = self.network.forward(batch.inputs, layout, training=training, rng=rng)
+        loss, d_outputs = compute_loss(self.config, outputs, batch, layout)
+        return loss, self.network.backward(d_outputs, cache)
+
+    def loss_and_grads(
+        self,
+        x: Any,
+        y: Any,
+        lengths: Any = None,
+        *,
+        training: bool = False,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean loss on one batch and its exact gradient w.r.t. every parameter.
+
+        ``training=True`` applies dropout (with ``rng``); the default is the deterministic
+        network, which is what a gradient check wants.
+        """
+        return self.batch_loss_and_grads(self.prepare(x, y, lengths), training, rng)
+
+    # -------------------------------------------------------------- inference
+    def _outputs(self, data: SequenceData, batch_size: int) -> np.ndarray:
+        """Head outputs for all of ``data``: ``(n, O)`` or padded ``(n, T, O)`` (NaN padding)."""
+        n = len(data)
+        per_step = self.config.head == "all"
+        shape = (
+            (n, data.inputs.shape[1], self.config.output_size)
+            if per_step
+            else (n, self.config.output_size)
+        )
+        result = np.full(shape, np.nan, dtype=self.dtype)
+        for start in range(0, n, batch_size):
+            index = np.arange(start, min(n, start + batch_size))
+            batch = data.take(index)
+            layout = batch.layout()
+            outputs, _ = self.network.forward(batch.inputs, layout, training=False)
+            if per_step:
+                result[index, : batch.inputs.shape[1]] = layout.unpack(outputs, fill=np.nan)
+            else:
+                result[index] = outputs
+        return result
+
+    def forward(self, x: Any, lengths: Any = None, batch_size: int = 512) -> np.ndarray:
+        """Raw head outputs (logits or regression values); NaN at padded steps for head "all"."""
+        return self._outputs(self.prepare(x, lengths=lengths), batch_size)
+
+    def predict_proba(self, x: Any, lengths: Any = None, batch_size: int = 512) -> np.ndarray:
+        """Class probabilities ``(n, classes)`` or ``(n, T, classes)`` (NaN at padded steps)."""
+        if self.config.task != "classification":
+            raise ValueError("predict_proba is for classification models; use predict")
+        logits = self.forward(x, lengths, batch_size)
+        flat = logits.reshape(-1, logits.shape[-1])
+        probs = np.full_like(flat, np.nan)
+        valid = np.isfinite(flat).all(axis=1)
+        probs[valid] = softmax(flat[valid])
+        return probs.reshape(logits.shape)
+
+    def predict(self, x: Any, lengths: Any = None, batch_size: int = 512) -> np.ndarray:
+        """Class indices (``-1`` at padded steps) or regression values (NaN at padded steps).
+
+        Regression outputs drop their last axis when ``output_size == 1``.
+        """
+        outputs = self.forward(x, lengths, batch_size)
+        if self.config.task == "classification":
+            valid = np.isfinite(outputs).all(axis=-1)
+            labels = np.argmax(np.where(np.isfinite(outputs), outputs, -np.inf), axis=-1)
+            return np.where(valid, labels, -1)
+        return outputs[..., 0] if self.config.output_size == 1 else outputs
+
+    def evaluate_data(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
+        """Loss and metrics on prepared data: ``loss`` and ``accuracy`` (classification) or
+        ``loss`` (MSE), ``rmse``, ``mae`` (regression), averaged over examples or valid steps."""
+        if data.targets is None:
+            raise ValueError("evaluate needs targets (y)")
+        totals: dict[str, float] = {"loss": 0.0, "correct": 0.0, "sq": 0.0, "abs": 0.0}
+        count = 0
+        classification = self.config.task == "classification"
+        for start in range(0, len(data), batch_size):
+            batch = data.take(np.arange(start, min(len(data), start + batch_size)))
+            layout = batch.layout()
+            outputs, _ = self.network.forward(batch.inputs, layout, training=False)
+            targets = batch.targets if self.config.head == "last" else layout.pack(batch.targets)
+            loss, _ = compute_loss(self.config, outputs, batch, layout)
+            if classification and self.config.class_weights is not None:
+                weights = np.asarray(self.config.class_weights)[targets]
+                totals["loss"] += loss * weights.sum()
+                totals.setdefault("weight", 0.0)
+                totals["weight"] += weights.sum()
+            else:
+                totals["loss"] += loss * outputs.shape[0]
+            if classification:
+                totals["correct"] += float((outputs.argmax(axis=1) == targets).sum())
+            else:
+                diff = outputs.astype(np.float64) - targets
+                totals["sq"] += float((diff * diff).sum())
+                totals["abs"] += float(np.abs(diff).sum())
+            count += outputs.shape[0]
+        if classification:
+            denominator = totals.get("weight", count)
+            return {"loss": totals["loss"] / denominator, "accuracy": totals["correct"] / count}
+        values = count * self.config.output_size
+        return {
+            "loss": totals["sq"] / values,
+            "rmse": float(np.sqrt(totals["sq"] / values)),
+            "mae": totals["abs"] / values,
+        }
+
+    def evaluate(
+        self, x: Any, y: Any, lengths: Any = None, batch_size: int = 512
+    ) -> dict[str, float]:
+        """Metrics on labelled data (see :meth:`evaluate_data`)."""
+        return self.evaluate_data(self.prepare(x, y, lengths), batch_size)
+
+    # ---------------------------------------------------------------- training
+    def fit(self, x: Any, y: Any, lengths: Any = None, **options: Any):
+        """Train in this process; see :func:`sparklstm.train.fit` for the options.
+
+        Returns the :class:`~sparklstm.train.History` (one row per epoch).
+        """
+        from sparklstm.train import fit
+
+        return fit(self, x, y, lengths, **options)
+
+    # -------------------------------------------------------------- generation
+    def generate(
+        self,
+        prime: Any,
+        length: int,
+        temperature: float = 1.0,
+        rng: np.random.Generator | int | None = None,
+    ) -> np.ndarray:
+        """Sample ``length`` tokens after ``prime`` from a next-token model.
+
+        Needs a token model (``vocab_size``) with ``head="all"``, ``task="classification"``
+        and ``output_size == vocab_size``. ``prime`` is ``(T,)`` or ``(B, T)`` token ids (each
+        row the same length); ``temperature`` 0 means greedy (argmax). Returns ``(B, length)``
+        (or ``(length,)`` for a 1-D prime).
+        """
+        cfg = self.config
+        if not (cfg.uses_tokens and cfg.head == "all" and cfg.task == "classification"):
+            raise ValueError("generate needs a token model with head='all', task='classification'")
+        if cfg.output_size != cfg.vocab_size:
+            raise ValueError("generate needs output_size == vocab_size (a next-token model)")
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"length must be an int >= 1, got {length!r}")
+        if not (np.isfinite(temperature) and temperature >= 0):
+            raise ValueError(f"temperature must be >= 0, got {temperature}")
+        rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        prime_arr = np.asarray(prime)
+        single = prime_arr.ndim == 1
+        data = self.prepare(prime_arr[None] if single else prime_arr)
+        ids = data.inputs
+        states = None
+        logits = None
+        for t in range(ids.shape[1]):
+            logits, states = self.network.step_tokens(ids[:, t], states)
+        samples = np.empty((ids.shape[0], length), dtype=np.int64)
+        for step in range(length):
+            if temperature == 0:
+                token = logits.argmax(axis=1)
+            else:
+                probs = softmax(logits.astype(np.float64) / temperature)
+                cumulative = probs.cumsum(axis=1)
+                draws = rng.random((probs.shape[0], 1)) * cumulative[:, -1:]
+                token = (cumulative < draws).sum(axis=1)
+            samples[:, step] = token
+            logits, states = self.network.step_tokens(token, states)
+        return samples[0] if single else samples
+
+    sample = generate
+
+    # ------------------------------------------------------------- persistence
+    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write the model: a directory (or a single ``.npz`` if ``path`` ends in ``.npz``)
+        holding the parameters (``.npz``, no pickle) and a JSON manifest with the config."""
+        document = {"model": self.config.to_dict(), "metadata": dict(metadata or {})}
+        return persistence.save_bundle(
+            path, document, self.params, kind=MODEL_KIND, format_version=FORMAT_VERSION
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> SequenceModel:
+        """Read a model written by :meth:`save`; never unpickles, checks every array."""
+        document, arrays = persistence.load_bundle(
+            path, kind=MODEL_KIND, supported_versions=(FORMAT_VERSION,)
+        )
+        try:
+            model = cls.from_config(document["model"])
+            model.load_state_dict(arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise persistence.ModelFileError(f"{path}: not a valid sparklstm model: {exc}") from exc
+        model.metadata = dict(document.get("metadata", {}))
+        return model
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        source = (
+            f"vocab_size={cfg.vocab_size}" if cfg.uses_tokens else f"input_size={cfg.input_size}"
+        )
+        return (
+            f"SequenceModel({source}, cell={cfg.cell!r}, hidden_sizes={list(cfg.hidden_sizes)}, "
+            f"bidirectional={cfg.bidirectional}, head={cfg.head!r}, task={cfg.task!r}, "
+            f"output_size={cfg.output_size}, params={self.num_parameters()})"
+        )

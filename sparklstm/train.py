@@ -1,0 +1,333 @@
+"""One-process training: the minibatch step (shared with the Spark trainer) and ``fit``.
+
+The step is a function of (model parameters, optimizer state, batch, rng): the Spark trainer
+builds a model from broadcast arrays on each executor and calls :func:`run_steps` for its
+``local_steps`` minibatches, exactly as :func:`fit` does here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparklstm.dataset import SequenceData
+from sparklstm.model import SequenceModel, compute_loss
+from sparklstm.optim import (
+    ConstantLR,
+    Optimizer,
+    OptimizerState,
+    clip_grad_norm,
+    clip_grad_value,
+    make_optimizer,
+    schedule_from_config,
+)
+from sparklstm.progress import Progress
+from sparklstm.validation import check_no_unknown_keys, check_positive_int, check_probability
+
+__all__ = ["StepResult", "History", "train_step", "run_steps", "fit", "make_batches"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What one minibatch step reports (sums, so workers' results add up)."""
+
+    loss_sum: float  # mean loss x num_targets
+    num_targets: int  # examples (head "last") or valid steps (head "all")
+    metric_sum: float  # correct predictions (classification) or squared error (regression)
+    grad_norm: float  # global gradient norm before clipping
+
+
+def train_step(
+    model: SequenceModel,
+    optimizer: Optimizer,
+    state: OptimizerState,
+    batch: SequenceData,
+    rng: np.random.Generator,
+    lr: float,
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+) -> StepResult:
+    """Forward, BPTT, clipping and one optimizer update of ``model.params`` (in place)."""
+    cfg = model.config
+    layout = batch.layout()
+    outputs, cache = model.network.forward(batch.inputs, layout, training=True, rng=rng)
+    loss, d_outputs = compute_loss(cfg, outputs, batch, layout)
+    grads = model.network.backward(d_outputs, cache)
+    if clip_value is not None:
+        clip_grad_value(grads, clip_value)
+    if clip_norm is not None:
+        norm = clip_grad_norm(grads, clip_norm)
+    else:
+        norm = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads.values())))
+    if not np.isfinite(loss) or not np.isfinite(norm):
+        raise FloatingPointError(
+            f"non-finite loss ({loss}) or gradient norm ({norm}) at step {state.step}: lower lr, "
+            "set clip_norm, or check the data"
+        )
+    optimizer.step(model.params, grads, state, lr=lr)
+    targets = batch.targets if cfg.head == "last" else layout.pack(batch.targets)
+    if cfg.task == "classification":
+        metric = float((outputs.argmax(axis=1) == targets).sum())
+    else:
+        metric = float(np.square(outputs.astype(np.float64) - targets).sum())
+    n = outputs.shape[0]
+    return StepResult(loss * n, n, metric, norm)
+
+
+def make_batches(
+    data: SequenceData,
+    batch_size: int,
+    rng: np.random.Generator,
+    shuffle: bool = True,
+    bucket: bool = True,
+) -> list[np.ndarray]:
+    """Index arrays of one epoch's minibatches (length-bucketed unless ``bucket=False``)."""
+    from sparklstm.data.batching import bucketed_batches, minibatch_indices
+
+    if bucket:
+        return bucketed_batches(data.lengths, batch_size, rng=rng, shuffle=shuffle)
+    return minibatch_indices(len(data), batch_size, rng=rng, shuffle=shuffle)
+
+
+def run_steps(
+    model: SequenceModel,
+    optimizer: Optimizer,
+    state: OptimizerState,
+    data: SequenceData,
+    batches: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    schedule,
+    clip_norm: float | None = None,
+    clip_value: float | None = None,
+    on_step=None,
+) -> StepResult:
+    """Run ``batches`` in order; returns the summed :class:`StepResult` of all steps."""
+    loss_sum = metric_sum = 0.0
+    targets = 0
+    max_norm = 0.0
+    for index in batches:
+        lr = schedule.lr_at(state.step)
+        result = train_step(
+            model, optimizer, state, data.take(index), rng, lr, clip_norm, clip_value
+        )
+        loss_sum += result.loss_sum
+        metric_sum += result.metric_sum
+        targets += result.num_targets
+        max_norm = max(max_norm, result.grad_norm)
+        if on_step is not None:
+            on_step(result)
+    return StepResult(loss_sum, targets, metric_sum, max_norm)
+
+
+@dataclass
+class History:
+    """Per-epoch records of :func:`fit`; ``history["val_loss"]`` gives one column."""
+
+    rows: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+    def __getitem__(self, key: str) -> list[float]:
+        if not self.rows or key not in self.rows[0]:
+            raise KeyError(
+                f"{key!r}; history has {sorted(self.rows[0]) if self.rows else 'no rows'}"
+            )
+        return [row[key] for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "best_epoch": self.best_epoch,
+            "stopped_early": self.stopped_early,
+        }
+
+
+_FIT_OPTIONS = {
+    "validation",
+    "validation_split",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "optimizer_options",
+    "schedule",
+    "clip_norm",
+    "clip_value",
+    "weight_decay",
+    "shuffle",
+    "bucket",
+    "seed",
+    "early_stopping",
+    "restore_best",
+    "progress",
+}
+
+
+def _as_data(model: SequenceModel, value: Any, name: str) -> SequenceData:
+    if isinstance(value, SequenceData):
+        return value
+    if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
+        raise TypeError(f"{name} must be a tuple (X, y) or (X, y, lengths)")
+    x, y, *rest = value
+    return prepare_data_named(model, x, y, rest[0] if rest else None, name)
+
+
+def prepare_data_named(model, x, y, lengths, name: str) -> SequenceData:
+    try:
+        return model.prepare(x, y, lengths)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+
+
+def _epoch_metrics(model: SequenceModel, prefix: str, total: StepResult) -> dict[str, float]:
+    n = max(total.num_targets, 1)
+    row = {f"{prefix}loss": total.loss_sum / n}
+    if model.config.task == "classification":
+        row[f"{prefix}accuracy"] = total.metric_sum / n
+    else:
+        row[f"{prefix}rmse"] = float(np.sqrt(total.metric_sum / (n * model.config.output_size)))
+    return row
+
+
+def fit(
+    model: SequenceModel,
+    x: Any,
+    y: Any,
+    lengths: Any = None,
+    **options: Any,
+) -> History:
+    """Train ``model`` on one machine.
+
+    Parameters
+    ----------
+    x, y, lengths : training data (see :meth:`SequenceModel.prepare`).
+    validation : ``(X, y)`` or ``(X, y, lengths)`` held-out data, optional.
+    validation_split : fraction of the training data held out instead (stratified for
+        classification with head "last"); ignored when ``validation`` is given.
+    epochs : int, default 10.
+    batch_size : int, default 32.
+    optimizer : ``"sgd" | "rmsprop" | "adadelta" | "adam"`` or an :class:`~sparklstm.optim.Optimizer`.
+    lr : learning rate (default: the optimizer's own).
+    optimizer_options : dict of extra optimizer arguments (``momentum``, ``nesterov``, ...).
+    schedule : a schedule from :mod:`sparklstm.optim` or its config dict (default constant).
+    clip_norm, clip_value : gradient clipping by global norm / by value.
+    weight_decay : L2 penalty added to the gradients.
+    shuffle, bucket : shuffle each epoch; group similar lengths into batches (less padding).
+    seed : seed of all training randomness (default: the model's seed).
+    early_stopping : patience in epochs on the validation loss (training loss without
+        validation data), or None.
+    restore_best : with early stopping, end with the parameters of the best epoch.
+    progress : show a progress bar (stderr).
+
+    Returns
+    -------
+    History
+    """
+    check_no_unknown_keys("fit", options, _FIT_OPTIONS)
+    epochs = check_positive_int("epochs", options.get("epochs", 10))
+    batch_size = check_positive_int("batch_size", options.get("batch_size", 32))
+    validation_split = check_probability("validation_split", options.get("validation_split", 0.0))
+    seed = options.get("seed", model.config.seed)
+    rng = np.random.default_rng(seed)
+    patience = options.get("early_stopping")
+    if patience is not None:
+        patience = check_positive_int("early_stopping", patience)
+    for name in ("clip_norm", "clip_value"):
+        value = options.get(name)
+        if value is not None and not (np.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be > 0, got {value}")
+
+    data = prepare_data_named(model, x, y, lengths, "training data")
+    validation = None
+    if options.get("validation") is not None:
+        validation = _as_data(model, options["validation"], "validation")
+    elif validation_split > 0:
+        from sparklstm.data.batching import train_validation_split
+
+        stratify = (
+            data.targets
+            if model.config.task == "classification" and model.config.head == "last"
+            else None
+        )
+        train_idx, val_idx = train_validation_split(
+            len(data), validation_split, rng, stratify=stratify
+        )
+        data, validation = data.take(train_idx), data.take(val_idx)
+
+    optimizer = options.get("optimizer", "adam")
+    if not isinstance(optimizer, Optimizer):
+        kwargs = dict(options.get("optimizer_options") or {})
+        if options.get("lr") is not None:
+            kwargs["lr"] = options["lr"]
+        if options.get("weight_decay"):
+            kwargs["weight_decay"] = options["weight_decay"]
+        optimizer = make_optimizer(optimizer, **kwargs)
+    schedule = options.get("schedule")
+    if schedule is None:
+        schedule = ConstantLR(optimizer.lr)
+    elif isinstance(schedule, Mapping):
+        schedule = schedule_from_config(schedule)
+    state = optimizer.init_state(model.params)
+
+    history = History()
+    best_loss, best_params, bad_epochs = np.inf, None, 0
+    show = bool(options.get("progress", True))
+    for epoch in range(1, epochs + 1):
+        started = time.perf_counter()
+        batches = make_batches(
+            data,
+            batch_size,
+            rng,
+            shuffle=options.get("shuffle", True),
+            bucket=options.get("bucket", True),
+        )
+        with Progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", enabled=show) as bar:
+            total = run_steps(
+                model,
+                optimizer,
+                state,
+                data,
+                batches,
+                rng,
+                schedule,
+                options.get("clip_norm"),
+                options.get("clip_value"),
+                on_step=lambda r: bar.update(1, loss=r.loss_sum / max(r.num_targets, 1)),
+            )
+        row: dict[str, float] = {"epoch": epoch}
+        row.update(_epoch_metrics(model, "", total))
+        if validation is not None:
+            row.update({f"val_{k}": v for k, v in model.evaluate_data(validation).items()})
+        row["lr"] = schedule.lr_at(state.step)
+        row["seconds"] = time.perf_counter() - started
+        history.rows.append(row)
+        logger.info(
+            "epoch %d/%d %s",
+            epoch,
+            epochs,
+            {k: round(v, 5) for k, v in row.items() if k != "epoch"},
+        )
+        monitored = row["val_loss"] if validation is not None else row["loss"]
+        if monitored < best_loss:
+            best_loss, bad_epochs, history.best_epoch = monitored, 0, epoch
+            if patience is not None:
+                best_params = model.state_dict()
+        else:
+            bad_epochs += 1
+            if patience is not None and bad_epochs >= patience:
+                history.stopped_early = True
+                logger.info("early stopping after epoch %d (best %d)", epoch, history.best_epoch)
+                break
+    if patience is not None and options.get("restore_best", True) and best_params is not None:
+        model.load_state_dict(best_params)
+    return history
