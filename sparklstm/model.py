@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm import persistence
 from sparklstm.config import ModelConfig
 from sparklstm.dataset import SequenceData, prepare_data
 from sparklstm.network import Network
@@ -312,6 +311,8 @@ class SequenceModel:
     def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write the model: a directory (or a single ``.npz`` if ``path`` ends in ``.npz``)
         holding the parameters (``.npz``, no pickle) and a JSON manifest with the config."""
+        from sparklstm import persistence
+
         document = {"model": self.config.to_dict(), "metadata": dict(metadata or {})}
         return persistence.save_bundle(
             path, document, self.params, kind=MODEL_KIND, format_version=FORMAT_VERSION
@@ -320,6 +321,8 @@ class SequenceModel:
     @classmethod
     def load(cls, path: str | Path) -> SequenceModel:
         """Read a model written by :meth:`save`; never unpickles, checks every array."""
+        from sparklstm import persistence
+
         document, arrays = persistence.load_bundle(
             path, kind=MODEL_KIND, supported_versions=(FORMAT_VERSION,)
         )
