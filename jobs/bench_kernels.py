@@ -52,11 +52,35 @@ def _gemm_gflops(np, dtype, size: int = 2048) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
+def _closures(cell, x, w_ih, w_hh, bias, h0, layout, d_out):
+    """(forward + backward, forward only) callables for one kernel and its inputs."""
+    from sparklstm.nn.gru_kernel import gru_backward, gru_forward
+    from sparklstm.nn.lstm_kernel import lstm_backward, lstm_forward
+
+    if cell == "lstm":
+
+        def step():
+            _, _, _, cache = lstm_forward(x, w_ih, w_hh, bias, None, h0, h0, layout)
+            lstm_backward(d_out, None, None, cache)
+
+        def forward_only():
+            lstm_forward(x, w_ih, w_hh, bias, None, h0, h0, layout)
+
+    else:
+
+        def step():
+            _, _, cache = gru_forward(x, w_ih, w_hh, bias, bias, h0, layout)
+            gru_backward(d_out, None, cache)
+
+        def forward_only():
+            gru_forward(x, w_ih, w_hh, bias, bias, h0, layout)
+
+    return step, forward_only
+
+
 def _worker(args) -> list[dict]:
     import numpy as np
 
-    from sparklstm.nn.gru_kernel import gru_backward, gru_forward
-    from sparklstm.nn.lstm_kernel import lstm_backward, lstm_forward
     from sparklstm.nn.packing import PackedLayout
 
     try:
@@ -80,23 +104,7 @@ def _worker(args) -> list[dict]:
                 w_hh = (rng.standard_normal((gates * hidden, hidden)) * 0.1).astype(dtype)
                 bias = np.zeros(gates * hidden, dtype=dtype)
                 d_out = rng.standard_normal((layout.num_rows, hidden)).astype(dtype)
-                if cell == "lstm":
-
-                    def step():
-                        out, _, _, cache = lstm_forward(x, w_ih, w_hh, bias, None, h0, h0, layout)
-                        lstm_backward(d_out, None, None, cache)
-
-                    def forward_only():
-                        lstm_forward(x, w_ih, w_hh, bias, None, h0, h0, layout)
-                else:
-
-                    def step():
-                        out, _, cache = gru_forward(x, w_ih, w_hh, bias, bias, h0, layout)
-                        gru_backward(d_out, None, cache)
-
-                    def forward_only():
-                        gru_forward(x, w_ih, w_hh, bias, bias, h0, layout)
-
+                step, forward_only = _closures(cell, x, w_ih, w_hh, bias, h0, layout, d_out)
                 seconds = _best_time(step, repeats=args.repeats)
                 fwd_seconds = _best_time(forward_only, repeats=args.repeats)
                 # Forward GEMMs: 2 N G H (I + H); backward does twice that (dW and dX/dh).
@@ -118,7 +126,9 @@ def _worker(args) -> list[dict]:
                     "fraction_of_gemm": gflops / peak,
                 }
                 if torch is not None and cell == "lstm":
-                    row.update(_torch_row(torch, dtype_name, batch, steps, inputs, hidden, args, flops))
+                    row.update(
+                        _torch_row(torch, dtype_name, batch, steps, inputs, hidden, args, flops)
+                    )
                 rows.append(row)
     return rows
 
@@ -169,7 +179,8 @@ def _machine() -> str:
         blas = f"{info.get('name')} {info.get('version')}"
     except Exception:  # noqa: BLE001 - best effort description only
         pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, NumPy {np.__version__}, {blas}"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu}, {os.cpu_count()} cores, NumPy {np.__version__}, {blas}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -199,7 +210,9 @@ def main(argv: list[str] | None = None) -> int:
             return result.returncode
         rows.extend(json.loads(result.stdout))
     print(f"machine: {_machine()}")
-    print("forward + BPTT of one LSTM/GRU layer (all steps valid); % GEMM = achieved / measured GEMM")
+    print(
+        "forward + BPTT of one LSTM/GRU layer (all steps valid); % GEMM = achieved / measured GEMM"
+    )
     _print_table(rows)
     if args.json:
         with open(args.json, "w") as handle:

@@ -13,12 +13,11 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from sparklstm.data.synthetic import adding_problem, noisy_sines
 
 from sparklstm import SequenceModel
-from sparklstm.data.synthetic import adding_problem, noisy_sines
 
 TASKS = ("sines", "adding")
 

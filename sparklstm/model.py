@@ -1,4 +1,4 @@
-"""``SequenceModel``: the user-facing model (build, fit, predict, evaluate, generate, save, load)."""
+"""``SequenceModel``: the user-facing model (build, fit, predict, evaluate, generate, save)."""
 
 from __future__ import annotations
 

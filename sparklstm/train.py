@@ -216,7 +216,8 @@ def fit(
         classification with head "last"); ignored when ``validation`` is given.
     epochs : int, default 10.
     batch_size : int, default 32.
-    optimizer : ``"sgd" | "rmsprop" | "adadelta" | "adam"`` or an :class:`~sparklstm.optim.Optimizer`.
+    optimizer : ``"sgd" | "rmsprop" | "adadelta" | "adam"`` or an
+        :class:`~sparklstm.optim.Optimizer`.
     lr : learning rate (default: the optimizer's own).
     optimizer_options : dict of extra optimizer arguments (``momentum``, ``nesterov``, ...).
     schedule : a schedule from :mod:`sparklstm.optim` or its config dict (default constant).

@@ -121,7 +121,8 @@ class RecurrentStack:
         unexpected = sorted(set(state) - set(self.params))
         if strict and (missing or unexpected):
             raise ValueError(
-                f"state_dict mismatch: missing {missing or 'none'}, unexpected {unexpected or 'none'}"
+                f"state_dict mismatch: missing {missing or 'none'}, "
+                f"unexpected {unexpected or 'none'}"
             )
         for key in self.params:
             if key not in state:
@@ -129,7 +130,8 @@ class RecurrentStack:
             value = np.asarray(state[key], dtype=self.dtype)
             if value.shape != self.params[key].shape:
                 raise ValueError(
-                    f"state_dict[{key!r}] has shape {value.shape}, expected {self.params[key].shape}"
+                    f"state_dict[{key!r}] has shape {value.shape}, "
+                    f"expected {self.params[key].shape}"
                 )
             if not np.isfinite(value).all():
                 raise ValueError(f"state_dict[{key!r}] contains NaN or Inf")
