@@ -15,9 +15,9 @@ import sys
 import time
 
 import numpy as np
-from sparklstm.data.synthetic import adding_problem, noisy_sines
 
 from sparklstm import SequenceModel
+from sparklstm.data.synthetic import adding_problem, noisy_sines
 
 TASKS = ("sines", "adding")
 
