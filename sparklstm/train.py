@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from sparklstm.data.batching import bucketed_batches, minibatch_indices, train_validation_split
 from sparklstm.dataset import SequenceData
 from sparklstm.model import SequenceModel, compute_loss
 from sparklstm.optim import (
@@ -29,7 +30,17 @@ from sparklstm.optim import (
 from sparklstm.progress import Progress
 from sparklstm.validation import check_no_unknown_keys, check_positive_int, check_probability
 
-__all__ = ["StepResult", "History", "train_step", "run_steps", "fit", "make_batches"]
+__all__ = [
+    "StepResult",
+    "History",
+    "train_step",
+    "run_steps",
+    "fit",
+    "make_batches",
+    "resolve_seed",
+    "batch_order_rng",
+    "step_rng",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +92,41 @@ def train_step(
     return StepResult(loss * n, n, metric, norm)
 
 
+# Every random draw of training comes from a generator derived from (seed, purpose, counter,
+# partition), never from a stream carried across epochs or rounds. A round (or an epoch) is then
+# a pure function of its inputs: a Spark task that is retried, or a job resumed from a
+# checkpoint, draws exactly the same numbers. The one-process trainer is the special case of one
+# partition (index 0) and one round per epoch, which makes the two trainers bit-identical there.
+_PURPOSE_BATCH_ORDER = 0
+_PURPOSE_STEPS = 1
+_PURPOSE_SPLIT = 2
+
+
+def resolve_seed(seed: int | None) -> int:
+    """``seed``, or a fresh random one when ``None`` (recorded so that a run can be replayed)."""
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or None, got {seed!r}")
+    return int(seed)
+
+
+def batch_order_rng(seed: int, epoch: int, partition: int = 0) -> np.random.Generator:
+    """Generator of the shuffle/bucketing of ``partition``'s data in ``epoch`` (0-based)."""
+    return np.random.default_rng([seed, _PURPOSE_BATCH_ORDER, epoch, partition])
+
+
+def step_rng(seed: int, round_index: int, partition: int = 0) -> np.random.Generator:
+    """Generator of the training steps (dropout masks) of ``partition`` in round ``round_index``
+    (the one-process trainer runs one round per epoch)."""
+    return np.random.default_rng([seed, _PURPOSE_STEPS, round_index, partition])
+
+
+def split_rng(seed: int) -> np.random.Generator:
+    """Generator of the train/validation split."""
+    return np.random.default_rng([seed, _PURPOSE_SPLIT])
+
+
 def make_batches(
     data: SequenceData,
     batch_size: int,
@@ -89,8 +135,6 @@ def make_batches(
     bucket: bool = True,
 ) -> list[np.ndarray]:
     """Index arrays of one epoch's minibatches (length-bucketed unless ``bucket=False``)."""
-    from sparklstm.data.batching import bucketed_batches, minibatch_indices
-
     if bucket:
         return bucketed_batches(data.lengths, batch_size, rng=rng, shuffle=shuffle)
     return minibatch_indices(len(data), batch_size, rng=rng, shuffle=shuffle)
@@ -107,13 +151,21 @@ def run_steps(
     clip_norm: float | None = None,
     clip_value: float | None = None,
     on_step=None,
+    first_step: int | None = None,
 ) -> StepResult:
-    """Run ``batches`` in order; returns the summed :class:`StepResult` of all steps."""
+    """Run ``batches`` in order; returns the summed :class:`StepResult` of all steps.
+
+    The learning rate of the i-th batch is ``schedule.lr_at(first_step + i)``; ``first_step``
+    defaults to ``state.step``. The Spark trainer passes the global step count here, because a
+    worker's optimizer state may be reset each round while the schedule must keep going.
+    """
     loss_sum = metric_sum = 0.0
     targets = 0
     max_norm = 0.0
+    global_step = state.step if first_step is None else first_step
     for index in batches:
-        lr = schedule.lr_at(state.step)
+        lr = schedule.lr_at(global_step)
+        global_step += 1
         result = train_step(
             model, optimizer, state, data.take(index), rng, lr, clip_norm, clip_value
         )
@@ -238,8 +290,7 @@ def fit(
     epochs = check_positive_int("epochs", options.get("epochs", 10))
     batch_size = check_positive_int("batch_size", options.get("batch_size", 32))
     validation_split = check_probability("validation_split", options.get("validation_split", 0.0))
-    seed = options.get("seed", model.config.seed)
-    rng = np.random.default_rng(seed)
+    seed = resolve_seed(options.get("seed", model.config.seed))
     patience = options.get("early_stopping")
     if patience is not None:
         patience = check_positive_int("early_stopping", patience)
@@ -253,15 +304,13 @@ def fit(
     if options.get("validation") is not None:
         validation = _as_data(model, options["validation"], "validation")
     elif validation_split > 0:
-        from sparklstm.data.batching import train_validation_split
-
         stratify = (
             data.targets
             if model.config.task == "classification" and model.config.head == "last"
             else None
         )
         train_idx, val_idx = train_validation_split(
-            len(data), validation_split, rng, stratify=stratify
+            len(data), validation_split, split_rng(seed), stratify=stratify
         )
         data, validation = data.take(train_idx), data.take(val_idx)
 
@@ -288,7 +337,7 @@ def fit(
         batches = make_batches(
             data,
             batch_size,
-            rng,
+            batch_order_rng(seed, epoch - 1),
             shuffle=options.get("shuffle", True),
             bucket=options.get("bucket", True),
         )
@@ -299,7 +348,7 @@ def fit(
                 state,
                 data,
                 batches,
-                rng,
+                step_rng(seed, epoch - 1),
                 schedule,
                 options.get("clip_norm"),
                 options.get("clip_value"),
