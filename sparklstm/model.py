@@ -35,6 +35,23 @@ def compute_loss(
     return mean_squared_error(outputs, targets)
 
 
+def metrics_from_totals(config: ModelConfig, totals: Mapping[str, float]) -> dict[str, float]:
+    """``loss`` and ``accuracy`` (classification) or ``loss`` (MSE), ``rmse``, ``mae``
+    (regression) from summed :meth:`SequenceModel.evaluation_totals`."""
+    count = max(totals.get("count", 0.0), 1.0)
+    if config.task == "classification":
+        return {
+            "loss": totals.get("loss", 0.0) / max(totals.get("weight", 0.0), 1e-300),
+            "accuracy": totals.get("correct", 0.0) / count,
+        }
+    values = count * config.output_size
+    return {
+        "loss": totals.get("sq", 0.0) / values,
+        "rmse": float(np.sqrt(totals.get("sq", 0.0) / values)),
+        "mae": totals.get("abs", 0.0) / values,
+    }
+
+
 class SequenceModel:
     """An LSTM/GRU sequence model trained with exact BPTT in NumPy.
 
@@ -205,13 +222,13 @@ class SequenceModel:
             return np.where(valid, labels, -1)
         return outputs[..., 0] if self.config.output_size == 1 else outputs
 
-    def evaluate_data(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
-        """Loss and metrics on prepared data: ``loss`` and ``accuracy`` (classification) or
-        ``loss`` (MSE), ``rmse``, ``mae`` (regression), averaged over examples or valid steps."""
+    def evaluation_totals(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
+        """Sums behind :meth:`evaluate_data` (they add up across data shards and Spark workers):
+        ``count`` (examples or valid steps), ``loss`` (loss x weight), ``weight`` (count, or
+        the class weights' sum), ``correct`` (classification), ``sq`` and ``abs`` (regression)."""
         if data.targets is None:
             raise ValueError("evaluate needs targets (y)")
-        totals: dict[str, float] = {"loss": 0.0, "correct": 0.0, "sq": 0.0, "abs": 0.0}
-        count = 0
+        totals = {"count": 0.0, "loss": 0.0, "weight": 0.0, "correct": 0.0, "sq": 0.0, "abs": 0.0}
         classification = self.config.task == "classification"
         for start in range(0, len(data), batch_size):
             batch = data.take(np.arange(start, min(len(data), start + batch_size)))
@@ -220,28 +237,28 @@ class SequenceModel:
             targets = batch.targets if self.config.head == "last" else layout.pack(batch.targets)
             loss, _ = compute_loss(self.config, outputs, batch, layout)
             if classification and self.config.class_weights is not None:
-                weights = np.asarray(self.config.class_weights)[targets]
-                totals["loss"] += loss * weights.sum()
-                totals.setdefault("weight", 0.0)
-                totals["weight"] += weights.sum()
+                weight = float(np.asarray(self.config.class_weights)[targets].sum())
             else:
-                totals["loss"] += loss * outputs.shape[0]
+                weight = float(outputs.shape[0])
+            totals["loss"] += loss * weight
+            totals["weight"] += weight
             if classification:
                 totals["correct"] += float((outputs.argmax(axis=1) == targets).sum())
             else:
                 diff = outputs.astype(np.float64) - targets
                 totals["sq"] += float((diff * diff).sum())
                 totals["abs"] += float(np.abs(diff).sum())
-            count += outputs.shape[0]
-        if classification:
-            denominator = totals.get("weight", count)
-            return {"loss": totals["loss"] / denominator, "accuracy": totals["correct"] / count}
-        values = count * self.config.output_size
-        return {
-            "loss": totals["sq"] / values,
-            "rmse": float(np.sqrt(totals["sq"] / values)),
-            "mae": totals["abs"] / values,
-        }
+            totals["count"] += outputs.shape[0]
+        return totals
+
+    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """Metrics from summed :meth:`evaluation_totals` (see :func:`metrics_from_totals`)."""
+        return metrics_from_totals(self.config, totals)
+
+    def evaluate_data(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
+        """Loss and metrics on prepared data: ``loss`` and ``accuracy`` (classification) or
+        ``loss`` (MSE), ``rmse``, ``mae`` (regression), averaged over examples or valid steps."""
+        return self.metrics_from_totals(self.evaluation_totals(data, batch_size))
 
     def evaluate(
         self, x: Any, y: Any, lengths: Any = None, batch_size: int = 512

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from sparklstm.optim import (
     ConstantLR,
     Optimizer,
     OptimizerState,
+    Schedule,
     clip_grad_norm,
     clip_grad_value,
     make_optimizer,
@@ -100,6 +101,7 @@ def train_step(
 _PURPOSE_BATCH_ORDER = 0
 _PURPOSE_STEPS = 1
 _PURPOSE_SPLIT = 2
+_PURPOSE_CHUNK_ORDER = 3
 
 
 def resolve_seed(seed: int | None) -> int:
@@ -111,9 +113,12 @@ def resolve_seed(seed: int | None) -> int:
     return int(seed)
 
 
-def batch_order_rng(seed: int, epoch: int, partition: int = 0) -> np.random.Generator:
-    """Generator of the shuffle/bucketing of ``partition``'s data in ``epoch`` (0-based)."""
-    return np.random.default_rng([seed, _PURPOSE_BATCH_ORDER, epoch, partition])
+def batch_order_rng(
+    seed: int, epoch: int, partition: int = 0, chunk: int = 0
+) -> np.random.Generator:
+    """Generator of the shuffle/bucketing of one chunk of ``partition``'s data in ``epoch``
+    (0-based). The one-process trainer holds its data as one chunk of partition 0."""
+    return np.random.default_rng([seed, _PURPOSE_BATCH_ORDER, epoch, partition, chunk])
 
 
 def step_rng(seed: int, round_index: int, partition: int = 0) -> np.random.Generator:
@@ -140,17 +145,49 @@ def make_batches(
     return minibatch_indices(len(data), batch_size, rng=rng, shuffle=shuffle)
 
 
+def batches_per_chunk(num_rows: int, batch_size: int) -> int:
+    """Minibatches that :func:`make_batches` cuts from ``num_rows`` rows (the last may be short)."""
+    return -(-int(num_rows) // int(batch_size))
+
+
+def epoch_plan(
+    chunk_rows: Sequence[int],
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    partition: int = 0,
+    shuffle: bool = True,
+) -> list[tuple[int, int]]:
+    """The order in which one partition visits its minibatches in ``epoch``: a list of
+    ``(chunk, j)``, the j-th batch that :func:`make_batches` cuts from chunk ``chunk``.
+
+    A partition's data is a sequence of chunks (bounded memory; the Spark trainer streams them);
+    batches never span chunks. With one chunk the plan is simply ``[(0, 0), (0, 1), ...]``
+    (``make_batches`` has already shuffled), so the one-process trainer, which holds its data as
+    one chunk, follows exactly the same plan. With several chunks and ``shuffle`` the batches
+    of all chunks are interleaved in a random order.
+    """
+    plan = [
+        (chunk, j)
+        for chunk, rows in enumerate(chunk_rows)
+        for j in range(batches_per_chunk(rows, batch_size))
+    ]
+    if shuffle and len(chunk_rows) > 1:
+        rng = np.random.default_rng([seed, _PURPOSE_CHUNK_ORDER, epoch, partition])
+        plan = [plan[i] for i in rng.permutation(len(plan))]
+    return plan
+
+
 def run_steps(
     model: SequenceModel,
     optimizer: Optimizer,
     state: OptimizerState,
-    data: SequenceData,
-    batches: Sequence[np.ndarray],
+    batches: Iterable[SequenceData],
     rng: np.random.Generator,
-    schedule,
+    schedule: Schedule,
     clip_norm: float | None = None,
     clip_value: float | None = None,
-    on_step=None,
+    on_step: Callable[[StepResult], None] | None = None,
     first_step: int | None = None,
 ) -> StepResult:
     """Run ``batches`` in order; returns the summed :class:`StepResult` of all steps.
@@ -163,12 +200,10 @@ def run_steps(
     targets = 0
     max_norm = 0.0
     global_step = state.step if first_step is None else first_step
-    for index in batches:
+    for batch in batches:
         lr = schedule.lr_at(global_step)
         global_step += 1
-        result = train_step(
-            model, optimizer, state, data.take(index), rng, lr, clip_norm, clip_value
-        )
+        result = train_step(model, optimizer, state, batch, rng, lr, clip_norm, clip_value)
         loss_sum += result.loss_sum
         metric_sum += result.metric_sum
         targets += result.num_targets
@@ -337,7 +372,7 @@ def fit(
         batches = make_batches(
             data,
             batch_size,
-            batch_order_rng(seed, epoch - 1),
+            batch_order_rng(seed, epoch - 1, partition=0, chunk=0),
             shuffle=options.get("shuffle", True),
             bucket=options.get("bucket", True),
         )
@@ -346,8 +381,7 @@ def fit(
                 model,
                 optimizer,
                 state,
-                data,
-                batches,
+                (data.take(index) for index in batches),
                 step_rng(seed, epoch - 1),
                 schedule,
                 options.get("clip_norm"),

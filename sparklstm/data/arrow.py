@@ -20,6 +20,8 @@ __all__ = [
     "sequences_from_arrow",
     "labels_from_arrow",
     "batch_to_numpy",
+    "sequences_to_arrow",
+    "numpy_to_arrow",
 ]
 
 
@@ -228,3 +230,60 @@ def batch_to_numpy(
                 labels = np.pad(labels, pad)
             labels = labels[:, :t_max]
     return seqs.inputs, lengths, labels
+
+
+def _list_of(values: pa.Array, counts: np.ndarray) -> pa.Array:
+    offsets = np.zeros(len(counts) + 1, dtype=np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values)
+
+
+def sequences_to_arrow(inputs: np.ndarray, lengths: np.ndarray | None = None) -> pa.Array:
+    """Padded NumPy sequences -> an Arrow list column, keeping only each row's valid steps:
+    ``[n, T, F]`` floats -> ``list<list<float>>``, ``[n, T]`` ints -> ``list<int>`` (tokens),
+    ``[n, T]`` floats -> ``list<float>``. The inverse of :func:`sequences_from_arrow`."""
+    inputs = np.asarray(inputs)
+    if inputs.ndim not in (2, 3):
+        raise ValueError(f"inputs must be [n, T] or [n, T, F], got shape {inputs.shape}")
+    n, t_max = inputs.shape[:2]
+    if lengths is None:
+        lengths = np.full(n, t_max, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.shape != (n,) or (n and (lengths.min() < 0 or lengths.max() > t_max)):
+        raise ValueError(f"lengths must be [n] = [{n}] values in [0, {t_max}]")
+    valid = np.arange(t_max)[None, :] < lengths[:, None]
+    steps = inputs[valid]  # [sum(lengths), ...] in row order
+    if inputs.ndim == 3:
+        width = inputs.shape[2]
+        inner = _list_of(pa.array(steps.reshape(-1)), np.full(len(steps), width))
+        return _list_of(inner, lengths)
+    return _list_of(pa.array(steps), lengths)
+
+
+def numpy_to_arrow(
+    inputs: np.ndarray,
+    labels: np.ndarray | None = None,
+    lengths: np.ndarray | None = None,
+    *,
+    features_col: str = "features",
+    label_col: str = "label",
+) -> pa.Table:
+    """A table in the trainer's input schema from padded NumPy arrays: the sequence column,
+    and the label column (scalar per row, a vector per row, or per-step labels ``[n, T]``
+    trimmed to each row's length when they share the inputs' time axis)."""
+    columns = {features_col: sequences_to_arrow(inputs, lengths)}
+    if labels is not None:
+        labels = np.asarray(labels)
+        if labels.shape[:1] != inputs.shape[:1]:
+            raise ValueError(f"labels have {labels.shape[0]} rows; inputs have {inputs.shape[0]}")
+        if labels.ndim == 1:
+            columns[label_col] = pa.array(labels)
+        elif labels.shape[1] == inputs.shape[1] and labels.ndim in (2, 3):
+            columns[label_col] = sequences_to_arrow(labels, lengths)
+        elif labels.ndim == 2:
+            columns[label_col] = _list_of(
+                pa.array(labels.reshape(-1)), np.full(len(labels), labels.shape[1])
+            )
+        else:
+            raise ValueError(f"labels of shape {labels.shape} do not fit the input schema")
+    return pa.table(columns)

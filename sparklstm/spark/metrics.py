@@ -1,0 +1,113 @@
+"""Per-round records of distributed training: the history, a JSON-lines file, a progress line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+__all__ = ["RoundHistory", "MetricsFile", "format_round"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RoundHistory:
+    """One row per round (``history["train_loss"]`` gives a column) and the run's summary."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    best_round: int | None = None
+    stopped_early: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> list[Any]:
+        if not self.rows:
+            raise KeyError(f"{key!r}: the history is empty")
+        if not any(key in row for row in self.rows):
+            raise KeyError(f"{key!r}; history has {sorted(self.rows[-1])}")
+        return [row.get(key) for row in self.rows]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "best_round": self.best_round,
+            "stopped_early": self.stopped_early,
+            "summary": self.summary,
+        }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class MetricsFile:
+    """Append-only JSON-lines file, one object per round. On resume it is rewritten from the
+    checkpoint's history first, so rounds done after that checkpoint are not listed twice."""
+
+    def __init__(self, path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with open(temporary, "w", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps({k: _json_safe(v) for k, v in row.items()}) + "\n")
+        os.replace(temporary, self.path)
+
+    def append(self, row: dict[str, Any]) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({k: _json_safe(v) for k, v in row.items()}) + "\n")
+            handle.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def format_round(row: dict[str, Any], total_rounds: int) -> str:
+    """One human line for a round's row."""
+    parts = [f"round {row['round']}/{total_rounds}", f"epoch {row['epoch']}"]
+    parts.append(f"loss {row['train_loss']:.4f}")
+    for key in ("train_accuracy", "train_rmse"):
+        if key in row:
+            parts.append(f"{key[6:]} {row[key]:.4f}")
+    for key in ("val_loss", "val_accuracy", "val_rmse"):
+        if row.get(key) is not None:
+            parts.append(f"{key} {row[key]:.4f}")
+    parts.append(f"{row['sequences_per_second']:.0f} seq/s")
+    parts.append(
+        f"bcast {row['broadcast_seconds']:.2f}s compute {row['compute_seconds']:.2f}s "
+        f"agg {row['aggregate_seconds']:.2f}s"
+    )
+    parts.append(f"drift {row['drift_relative']:.2e}")
+    parts.append(f"ETA {_duration(row['eta_seconds'])}")
+    return " | ".join(parts)
+
+
+class RoundPrinter:
+    """Writes :func:`format_round` lines to a stream (stderr) unless disabled."""
+
+    def __init__(self, enabled: bool, total_rounds: int, stream: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.total_rounds = total_rounds
+        self.stream = stream
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        line = format_round(row, self.total_rounds)
+        logger.info("%s", line)
+        if self.enabled:
+            stream = self.stream or sys.stderr
+            stream.write(line + "\n")
+            stream.flush()

@@ -1,0 +1,192 @@
+"""DataFrame -> cached NumPy chunks on the executors, built once and reused every round.
+
+Each executor turns its Arrow record batches into padded NumPy arrays (``mapInArrow``; no
+per-row Python), in chunks of ``chunk_rows`` rows. A chunk travels as one row of raw buffers,
+so the RDD that holds the chunks has one Python object per chunk, not per sequence. The RDD is
+persisted ``MEMORY_AND_DISK``: a dataset larger than executor memory spills and still trains,
+and every round streams a partition's chunks instead of holding them all.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sparklstm.data.arrow import batch_to_numpy
+from sparklstm.spark.schema import Columns
+
+__all__ = ["Chunk", "CachedChunks", "cache_chunks", "encode_partition", "decode_chunk"]
+
+# One chunk's arrays as they cross from the Arrow side to the RDD side.
+_CHUNK_SCHEMA = (
+    "rows int, inputs binary, inputs_dtype string, inputs_shape array<bigint>, "
+    "lengths binary, targets binary, targets_dtype string, targets_shape array<bigint>"
+)
+# A chunk's padded inputs stay below this size (and chunks shrink to stay under it).
+_MAX_CHUNK_BYTES = 128 * 2**20
+
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # inputs, lengths, targets
+
+
+@dataclass(frozen=True)
+class ChunkEncoding:
+    """What an executor needs to convert Arrow batches (plain data: pickled into the task)."""
+
+    columns: Columns
+    dtype: str
+    tokens: bool
+    per_step_labels: bool
+    classification: bool
+    num_features: int | None
+    chunk_rows: int
+    batch_size: int
+
+
+def _chunk_row(table: pa.Table, encoding: ChunkEncoding) -> pa.RecordBatch:
+    columns = encoding.columns
+    inputs, lengths, targets = batch_to_numpy(
+        table,
+        columns.features,
+        columns.label,
+        columns.length,
+        dtype=np.dtype(encoding.dtype),
+        per_step_labels=encoding.per_step_labels,
+        num_features=None if encoding.tokens else encoding.num_features,
+    )
+    if encoding.tokens:
+        inputs = inputs.astype(np.int32 if inputs.max(initial=0) < 2**31 else np.int64)
+    elif inputs.ndim == 2:  # univariate: one feature per step
+        inputs = inputs[..., None]
+    lengths = lengths.astype(np.int64)
+    if targets is not None:
+        if encoding.classification:
+            targets = targets.astype(np.int64)
+        else:
+            targets = targets.astype(encoding.dtype)
+            if targets.ndim == 1 and not encoding.per_step_labels:
+                targets = targets[:, None]
+            if encoding.per_step_labels and targets.ndim == 2:
+                targets = targets[..., None]
+        if encoding.per_step_labels:  # labels past a sequence's end never reach the loss
+            steps = np.arange(targets.shape[1])[None, :]
+            targets[steps >= lengths[:, None]] = 0
+    empty = np.zeros(0, dtype=np.uint8)
+    return pa.RecordBatch.from_pydict(
+        {
+            "rows": pa.array([len(lengths)], pa.int32()),
+            "inputs": pa.array([np.ascontiguousarray(inputs).tobytes()], pa.binary()),
+            "inputs_dtype": [inputs.dtype.str],
+            "inputs_shape": pa.array([list(inputs.shape)], pa.list_(pa.int64())),
+            "lengths": pa.array([lengths.tobytes()], pa.binary()),
+            "targets": pa.array(
+                [np.ascontiguousarray(targets if targets is not None else empty).tobytes()],
+                pa.binary(),
+            ),
+            "targets_dtype": ["" if targets is None else targets.dtype.str],
+            "targets_shape": pa.array(
+                [[] if targets is None else list(targets.shape)], pa.list_(pa.int64())
+            ),
+        }
+    )
+
+
+def _rows_per_chunk(table: pa.Table, encoding: ChunkEncoding) -> int:
+    """``chunk_rows``, lowered (to a multiple of ``batch_size``) if the padded chunk would
+    exceed the byte budget: long sequences make fewer rows per chunk."""
+    column = table.column(encoding.columns.features)
+    longest = int(pc.max(pc.list_value_length(column)).as_py() or 1)
+    width = 1 if encoding.tokens else (encoding.num_features or 1)
+    row_bytes = max(1, longest * width * np.dtype(encoding.dtype).itemsize)
+    budget_rows = max(encoding.batch_size, _MAX_CHUNK_BYTES // row_bytes)
+    rows = min(encoding.chunk_rows, budget_rows)
+    return max(encoding.batch_size, rows - rows % encoding.batch_size)
+
+
+def encode_partition(
+    batches: Iterator[pa.RecordBatch], encoding: ChunkEncoding
+) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: regroup a partition's record batches into chunks of
+    ``chunk_rows`` rows (in order) and emit each as one row of NumPy buffers."""
+    pending: list[pa.RecordBatch] = []
+    pending_rows = 0
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        pending.append(batch)
+        pending_rows += batch.num_rows
+        if pending_rows < encoding.chunk_rows:
+            continue
+        table = pa.Table.from_batches(pending)
+        step = _rows_per_chunk(table, encoding)
+        start = 0
+        while table.num_rows - start >= step:
+            yield _chunk_row(table.slice(start, step), encoding)
+            start += step
+        rest = table.slice(start)
+        pending = rest.to_batches() if rest.num_rows else []
+        pending_rows = rest.num_rows
+    if pending_rows:
+        table = pa.Table.from_batches(pending)
+        step = _rows_per_chunk(table, encoding)
+        for start in range(0, table.num_rows, step):
+            yield _chunk_row(table.slice(start, step), encoding)
+
+
+def decode_chunk(row: Any) -> Chunk:
+    """One encoded row -> ``(inputs, lengths, targets)`` NumPy arrays (no copies beyond the
+    one out of the row)."""
+    inputs = np.frombuffer(row["inputs"], dtype=np.dtype(row["inputs_dtype"]))
+    inputs = inputs.reshape(tuple(row["inputs_shape"]))
+    lengths = np.frombuffer(row["lengths"], dtype=np.int64)
+    targets = None
+    if row["targets_dtype"]:
+        targets = np.frombuffer(row["targets"], dtype=np.dtype(row["targets_dtype"]))
+        targets = targets.reshape(tuple(row["targets_shape"]))
+    return inputs, lengths, targets
+
+
+@dataclass
+class CachedChunks:
+    """The persisted RDD of chunks and, per partition, the row count of each chunk."""
+
+    rdd: Any
+    chunk_rows: list[list[int]]  # chunk_rows[partition][chunk]
+
+    @property
+    def num_partitions(self) -> int:
+        return len(self.chunk_rows)
+
+    @property
+    def partition_rows(self) -> list[int]:
+        return [sum(rows) for rows in self.chunk_rows]
+
+    @property
+    def rows(self) -> int:
+        return sum(self.partition_rows)
+
+    def unpersist(self) -> None:
+        self.rdd.unpersist()
+
+
+def _chunk_sizes(partition: int, chunks: Iterator[Chunk]) -> Iterator[tuple[int, list[int]]]:
+    yield partition, [len(chunk[1]) for chunk in chunks]
+
+
+def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) -> CachedChunks:
+    """Convert ``df`` on the executors, persist the chunks, and return their sizes (one job;
+    only the chunk sizes come back to the driver)."""
+    from pyspark import StorageLevel
+
+    encoded = df.select(*encoding.columns.selected()).mapInArrow(
+        functools.partial(encode_partition, encoding=encoding), _CHUNK_SCHEMA
+    )
+    rdd = encoded.rdd.map(decode_chunk).persist(storage_level or StorageLevel.MEMORY_AND_DISK)
+    sizes = dict(rdd.mapPartitionsWithIndex(_chunk_sizes).collect())
+    chunk_rows = [sizes.get(p, []) for p in range(rdd.getNumPartitions())]
+    return CachedChunks(rdd, chunk_rows)

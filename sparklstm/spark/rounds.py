@@ -1,0 +1,305 @@
+"""What runs on the executors in one round, and how the workers' results add up.
+
+A round is a pure function of (parameters and optimizer state broadcast by the driver, round
+number, the partition's cached chunks): the batches come from :func:`sparklstm.train.epoch_plan`
+and every random draw from generators derived from (seed, round or epoch, partition). A task
+that Spark retries, or a job resumed from a checkpoint, therefore computes exactly the same
+result.
+
+Averaging weights each worker by the number of loss terms it trained on (examples for
+head "last", valid steps for head "all"); a partition that trained nothing this round has
+weight 0 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparklstm.dataset import SequenceData
+from sparklstm.optim import OptimizerState, optimizer_from_config, schedule_from_config
+from sparklstm.spark.blas import limit_blas_threads
+from sparklstm.train import (
+    batch_order_rng,
+    epoch_plan,
+    make_batches,
+    run_steps,
+    step_rng,
+)
+
+__all__ = [
+    "RoundSpec",
+    "WeightedMean",
+    "WorkerResult",
+    "train_partition",
+    "evaluate_partition",
+    "merge_results",
+    "flatten",
+    "unflatten",
+]
+
+
+# ------------------------------------------------------------------------------ flat vectors
+def flatten(arrays: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """The arrays ``names`` (in that order) raveled into one vector (dtype of the first)."""
+    return np.concatenate([np.ravel(arrays[name]) for name in names])
+
+
+def unflatten(
+    vector: np.ndarray, template: Mapping[str, np.ndarray], names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Inverse of :func:`flatten`, with the shapes and dtypes of ``template``."""
+    out, offset = {}, 0
+    for name in names:
+        like = template[name]
+        out[name] = vector[offset : offset + like.size].reshape(like.shape).astype(like.dtype)
+        offset += like.size
+    if offset != vector.size:
+        raise ValueError(f"vector has {vector.size} values; the template needs {offset}")
+    return out
+
+
+@dataclass
+class WeightedMean:
+    """A weighted mean built by merging. One contributor keeps its vector as it is (``raw``),
+    so that averaging a single worker returns its values bit for bit; two or more keep a
+    float64 weighted sum."""
+
+    weight: float = 0.0
+    raw: np.ndarray | None = None
+    total: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, vector: np.ndarray, weight: float) -> WeightedMean:
+        return cls(float(weight), vector, None) if weight > 0 else cls()
+
+    def _as_total(self) -> np.ndarray:
+        if self.raw is not None:
+            return self.raw.astype(np.float64) * self.weight
+        assert self.total is not None
+        return self.total
+
+    def merge(self, other: WeightedMean) -> WeightedMean:
+        if other.weight == 0:
+            return self
+        if self.weight == 0:
+            return other
+        return WeightedMean(self.weight + other.weight, None, self._as_total() + other._as_total())
+
+    def mean(self) -> np.ndarray | None:
+        if self.weight == 0:
+            return None
+        if self.raw is not None:
+            return self.raw
+        assert self.total is not None
+        return self.total / self.weight
+
+
+# ------------------------------------------------------------------------------- the results
+@dataclass
+class WorkerResult:
+    """One worker's round, or the merge of several (every field adds up)."""
+
+    contributors: int = 0
+    examples: int = 0  # sequences trained on
+    weight: float = 0.0  # loss terms (examples or valid steps)
+    steps: int = 0
+    loss_sum: float = 0.0
+    metric_sum: float = 0.0
+    max_grad_norm: float = 0.0
+    params: WeightedMean = field(default_factory=WeightedMean)
+    state: WeightedMean = field(default_factory=WeightedMean)
+    state_step_sum: float = 0.0
+    states: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # policy "local"
+    sq_delta_sum: float = 0.0  # sum of weight * ||theta_p - theta_round||^2
+    compute_max: float = 0.0
+    compute_sum: float = 0.0
+
+
+def merge_results(a: WorkerResult, b: WorkerResult) -> WorkerResult:
+    """Associative, commutative merge (``treeAggregate``'s seqOp and combOp)."""
+    return WorkerResult(
+        contributors=a.contributors + b.contributors,
+        examples=a.examples + b.examples,
+        weight=a.weight + b.weight,
+        steps=a.steps + b.steps,
+        loss_sum=a.loss_sum + b.loss_sum,
+        metric_sum=a.metric_sum + b.metric_sum,
+        max_grad_norm=max(a.max_grad_norm, b.max_grad_norm),
+        params=a.params.merge(b.params),
+        state=a.state.merge(b.state),
+        state_step_sum=a.state_step_sum + b.state_step_sum,
+        states={**a.states, **b.states},
+        sq_delta_sum=a.sq_delta_sum + b.sq_delta_sum,
+        compute_max=max(a.compute_max, b.compute_max),
+        compute_sum=a.compute_sum + b.compute_sum,
+    )
+
+
+# ------------------------------------------------------------------------------- the round
+@dataclass(frozen=True)
+class RoundSpec:
+    """Everything static a training task needs (plain data, shipped with the task)."""
+
+    model_config: dict[str, Any]
+    optimizer_config: dict[str, Any]
+    schedule_config: dict[str, Any]
+    param_names: tuple[str, ...]
+    state_names: tuple[str, ...]
+    chunk_rows: tuple[tuple[int, ...], ...]  # per partition, per chunk
+    batch_size: int
+    seed: int
+    local_steps: int
+    rounds_per_epoch: int
+    shuffle: bool
+    bucket: bool
+    clip_norm: float | None
+    clip_value: float | None
+    state_policy: str
+    task_hook: Callable[[int, int], None] | None = None
+
+
+def _task_cpus() -> int:
+    try:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        return int(context.cpus()) if context is not None else 1
+    except Exception:  # pragma: no cover - outside a Spark task
+        return 1
+
+
+def _round_batches(
+    spec: RoundSpec, round_index: int, partition: int, chunks: Iterator[Any]
+) -> list[SequenceData]:
+    """This round's minibatches of ``partition``, read by streaming its chunks once."""
+    epoch, position = divmod(round_index, spec.rounds_per_epoch)
+    plan = epoch_plan(
+        spec.chunk_rows[partition], spec.batch_size, spec.seed, epoch, partition, spec.shuffle
+    )
+    start = position * spec.local_steps
+    wanted = plan[start : start + spec.local_steps]
+    by_chunk: dict[int, list[tuple[int, int]]] = defaultdict(list)
+    for order, (chunk, j) in enumerate(wanted):
+        by_chunk[chunk].append((order, j))
+    batches: dict[int, SequenceData] = {}
+    for chunk_index, (inputs, lengths, targets) in enumerate(chunks):
+        if chunk_index not in by_chunk:
+            continue
+        data = SequenceData(inputs, lengths, targets)
+        rng = batch_order_rng(spec.seed, epoch, partition, chunk_index)
+        cut = make_batches(data, spec.batch_size, rng, spec.shuffle, spec.bucket)
+        for order, j in by_chunk.pop(chunk_index):
+            batches[order] = data.take(cut[j])
+        if not by_chunk:
+            break
+    if by_chunk:
+        raise RuntimeError(
+            f"partition {partition} has fewer chunks than recorded when it was cached; the "
+            "cached data changed between rounds (non-deterministic input?)"
+        )
+    return [batches[order] for order in range(len(wanted))]
+
+
+def train_partition(
+    partition: int,
+    chunks: Iterator[Any],
+    *,
+    spec: RoundSpec,
+    round_index: int,
+    payload: Any,
+) -> Iterator[WorkerResult]:
+    """``mapPartitionsWithIndex`` function of a training round: ``local_steps`` minibatch
+    updates from the broadcast parameters; yields one :class:`WorkerResult`."""
+    from sparklstm.model import SequenceModel
+
+    if spec.task_hook is not None:
+        spec.task_hook(round_index, partition)
+    limit_blas_threads(_task_cpus())
+    started = time.perf_counter()
+    batches = _round_batches(spec, round_index, partition, chunks)
+    if not batches:
+        yield WorkerResult()
+        return
+    values = payload.value
+    model = SequenceModel.from_config(spec.model_config)
+    model.load_state_dict(values["params"])
+    before = flatten(model.params, spec.param_names).astype(np.float64)
+    optimizer = optimizer_from_config(spec.optimizer_config)
+    if spec.state_policy == "average" and values.get("state") is not None:
+        state = OptimizerState.from_arrays(values["state"])
+    elif spec.state_policy == "local" and partition in (values.get("states") or {}):
+        state = OptimizerState.from_arrays(values["states"][partition])
+    else:
+        state = optimizer.init_state(model.params)
+    stepped = run_steps(
+        model,
+        optimizer,
+        state,
+        batches,
+        step_rng(spec.seed, round_index, partition),
+        schedule_from_config(spec.schedule_config),
+        spec.clip_norm,
+        spec.clip_value,
+        first_step=round_index * spec.local_steps,
+    )
+    weight = float(stepped.num_targets)
+    after = flatten(model.params, spec.param_names)
+    delta = after.astype(np.float64) - before
+    result = WorkerResult(
+        contributors=1,
+        examples=sum(len(batch) for batch in batches),
+        weight=weight,
+        steps=len(batches),
+        loss_sum=stepped.loss_sum,
+        metric_sum=stepped.metric_sum,
+        max_grad_norm=stepped.grad_norm,
+        params=WeightedMean.of(after, weight),
+        sq_delta_sum=weight * float(delta @ delta),
+    )
+    arrays = state.to_arrays()
+    if spec.state_policy == "average":
+        result.state = WeightedMean.of(_state_vector(arrays, spec.state_names), weight)
+        result.state_step_sum = weight * state.step
+    elif spec.state_policy == "local":
+        result.states = {partition: arrays}
+    result.compute_max = result.compute_sum = time.perf_counter() - started
+    yield result
+
+
+def _state_vector(arrays: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    if not names:
+        return np.zeros(0)
+    return flatten(arrays, names)
+
+
+def evaluate_partition(
+    partition: int,
+    chunks: Iterator[Any],
+    *,
+    model_config: dict[str, Any],
+    payload: Any,
+    batch_size: int,
+) -> Iterator[dict[str, float]]:
+    """Summed evaluation totals of one partition (see ``SequenceModel.evaluation_totals``)."""
+    from sparklstm.model import SequenceModel
+
+    limit_blas_threads(_task_cpus())
+    model = SequenceModel.from_config(model_config)
+    model.load_state_dict(payload.value["params"])
+    totals: dict[str, float] = defaultdict(float)
+    for inputs, lengths, targets in chunks:
+        part = model.evaluation_totals(SequenceData(inputs, lengths, targets), batch_size)
+        for key, value in part.items():
+            totals[key] += value
+    yield dict(totals)
+
+
+def add_totals(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
+    keys = set(a) | set(b)
+    return {key: a.get(key, 0.0) + b.get(key, 0.0) for key in keys}

@@ -1,0 +1,524 @@
+"""Distributed training by parameter averaging, round after round.
+
+::
+
+    driver: theta_r, optimizer state ──broadcast──▶ every partition p: local_steps minibatch
+                                                       updates from theta_r ──▶ theta_p, state_p
+    driver: theta_{r+1} = sum_p n_p theta_p / sum_p n_p  ◀──treeAggregate── (n_p, theta_p, ...)
+
+``n_p`` is the number of loss terms worker ``p`` trained on this round. With block momentum
+(``outer_momentum`` > 0) the averaged move ``d = mean_p(theta_p) - theta_r`` drives
+``v = mu v + d; theta_{r+1} = theta_r + outer_lr v``.
+
+Two equalities hold exactly and are tested: with one partition and one round per epoch this is
+the one-process trainer (:func:`sparklstm.train.fit`), bit for bit; with plain SGD and
+``local_steps=1`` one round equals one SGD step on the union of the workers' batches
+(synchronous gradient averaging), because ``sum_p n_p (theta - lr g_p) / N = theta - lr g``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparklstm.config import ModelConfig
+from sparklstm.model import SequenceModel, metrics_from_totals
+from sparklstm.spark.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from sparklstm.spark.config import RESUMABLE_CHANGES, DistributedConfig
+from sparklstm.spark.metrics import MetricsFile, RoundHistory, RoundPrinter
+from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
+from sparklstm.spark.rounds import (
+    RoundSpec,
+    WorkerResult,
+    add_totals,
+    evaluate_partition,
+    flatten,
+    merge_results,
+    train_partition,
+    unflatten,
+)
+from sparklstm.spark.schema import Columns, check_rows, model_sizes, profile_data
+from sparklstm.train import batches_per_chunk, resolve_seed
+
+__all__ = ["fit_distributed", "evaluate_distributed"]
+
+logger = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------ preparation
+def _model_config(
+    model: SequenceModel | ModelConfig | Mapping[str, Any] | None, sizes: dict[str, int]
+) -> tuple[ModelConfig, SequenceModel | None]:
+    if isinstance(model, SequenceModel):
+        return model.config, model
+    if isinstance(model, ModelConfig):
+        return model, None
+    options = dict(model or {})
+    if "input_size" in options or "vocab_size" in options:
+        sizes = {k: v for k, v in sizes.items() if k not in ("input_size", "vocab_size")}
+    for key, value in sizes.items():
+        options.setdefault(key, value)
+    return ModelConfig.from_dict(options), None
+
+
+def _encoding(config: ModelConfig, columns: Columns, cfg: DistributedConfig) -> ChunkEncoding:
+    return ChunkEncoding(
+        columns=columns,
+        dtype=config.dtype,
+        tokens=config.uses_tokens,
+        per_step_labels=config.head == "all" and columns.label is not None,
+        classification=config.task == "classification",
+        num_features=config.input_size,
+        chunk_rows=max(cfg.chunk_rows, cfg.batch_size),
+        batch_size=cfg.batch_size,
+    )
+
+
+def _prepare(
+    df: Any,
+    columns: Columns,
+    config: ModelConfig,
+    cfg: DistributedConfig,
+    invalid_rows: str,
+    num_partitions: int | None,
+) -> tuple[CachedChunks, dict[str, int]]:
+    profile = profile_data(df, columns)
+    checked, skipped = check_rows(df, columns, profile, config, invalid_rows)
+    if num_partitions is not None and checked.rdd.getNumPartitions() != num_partitions:
+        checked = checked.repartition(num_partitions)
+    return cache_chunks(checked, _encoding(config, columns, cfg)), skipped
+
+
+def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
+    """Apply ``small_partitions``; returns the rows left out."""
+    small = [(p, rows) for p, rows in enumerate(cached.partition_rows) if rows < cfg.batch_size]
+    if not small or cfg.small_partitions == "train":
+        return 0
+    if cfg.small_partitions == "error":
+        shown = ", ".join(f"partition {p}: {rows} rows" for p, rows in small[:5])
+        raise ValueError(
+            f"{len(small)} of {cached.num_partitions} partitions hold fewer rows than "
+            f"batch_size={cfg.batch_size} ({shown}). Use fewer partitions (num_partitions), a "
+            "smaller batch_size, or small_partitions='train' / 'skip'"
+        )
+    skipped = 0
+    for p, rows in small:
+        cached.chunk_rows[p] = []
+        skipped += rows
+    return skipped
+
+
+# ------------------------------------------------------------------------------ the driver
+def fit_distributed(
+    data: Any,
+    model: SequenceModel | ModelConfig | Mapping[str, Any] | None = None,
+    config: DistributedConfig | Mapping[str, Any] | None = None,
+    *,
+    features_col: str = "features",
+    label_col: str = "label",
+    length_col: str | None = None,
+    validation: Any = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    metrics_path: str | Path | None = None,
+    progress: bool = True,
+    task_hook: Callable[[int, int], None] | None = None,
+) -> tuple[SequenceModel, RoundHistory]:
+    """Train on a Spark DataFrame by rounds of parameter averaging.
+
+    Parameters
+    ----------
+    data : pyspark.sql.DataFrame
+        A sequence column (``array<array<float>>``, ``array<float>`` or ``array<int>``), a label
+        column and optionally an integer length column.
+    model : SequenceModel, ModelConfig or dict, optional
+        The starting model, or its configuration; a dict may leave out ``input_size`` /
+        ``vocab_size`` and ``output_size``, which the data then determines.
+    config : DistributedConfig or dict
+        Training options (see :class:`~sparklstm.spark.config.DistributedConfig`).
+    features_col, label_col, length_col : column names.
+    validation : DataFrame, optional
+        Held-out data, evaluated on the executors every ``validate_every`` rounds.
+    checkpoint_dir : directory for checkpoints (every ``checkpoint_every`` rounds).
+    resume : continue from the newest readable checkpoint in ``checkpoint_dir``; the result is
+        the model an uninterrupted run would have produced.
+    metrics_path : JSON-lines file with one object per round.
+    progress : print one line per round to stderr.
+    task_hook : called as ``task_hook(round, partition)`` at the start of every training task
+        (instrumentation and fault-injection tests).
+
+    Returns
+    -------
+    (SequenceModel, RoundHistory)
+
+    Examples
+    --------
+    >>> model, history = fit_distributed(df, {"hidden_sizes": [64]},
+    ...                                  {"epochs": 5, "local_steps": 10})  # doctest: +SKIP
+    """
+    cfg = DistributedConfig.coerce(config)
+    columns = Columns(features_col, label_col, length_col)
+    if resume and checkpoint_dir is None:
+        raise ValueError("resume=True needs checkpoint_dir")
+    started_run = time.perf_counter()
+    checkpoint = latest_checkpoint(checkpoint_dir) if (resume and checkpoint_dir) else None
+    if resume and checkpoint is None:
+        logger.warning("resume: no readable checkpoint in %s; starting afresh", checkpoint_dir)
+
+    profile = profile_data(data, columns)
+    model_config, start_model = _model_config(
+        model, model_sizes(profile, _option(model, "task"), _option(model, "head"))
+    )
+    if checkpoint is not None:
+        _check_resumable(checkpoint, model_config, cfg)
+    seed = resolve_seed(cfg.seed if cfg.seed is not None else model_config.seed)
+    if checkpoint is not None:
+        seed = checkpoint.seed
+
+    checked, skipped = check_rows(data, columns, profile, model_config, cfg.invalid_rows)
+    if cfg.num_partitions is not None and checked.rdd.getNumPartitions() != cfg.num_partitions:
+        checked = checked.repartition(cfg.num_partitions)
+    cached = cache_chunks(checked, _encoding(model_config, columns, cfg))
+    val_cached = None
+    try:
+        skipped_small = _check_partition_sizes(cached, cfg)
+        if validation is not None:
+            val_cached, _ = _prepare(validation, columns, model_config, cfg, "error", None)
+        return _train(
+            cached,
+            val_cached,
+            model_config,
+            start_model,
+            cfg,
+            seed,
+            checkpoint,
+            checkpoint_dir,
+            metrics_path,
+            progress,
+            task_hook,
+            skipped={**skipped, **({"small partitions": skipped_small} if skipped_small else {})},
+            started_run=started_run,
+        )
+    finally:
+        cached.unpersist()
+        if val_cached is not None:
+            val_cached.unpersist()
+
+
+def _option(model: Any, name: str) -> str:
+    defaults = {"task": "classification", "head": "last"}
+    if isinstance(model, SequenceModel):
+        return getattr(model.config, name)
+    if isinstance(model, ModelConfig):
+        return getattr(model, name)
+    return (model or {}).get(name, defaults[name])
+
+
+def _check_resumable(checkpoint: Checkpoint, model_config: ModelConfig, cfg: DistributedConfig):
+    saved_model = ModelConfig.from_dict(checkpoint.model_config)
+    if saved_model != model_config:
+        raise ValueError(
+            "resume: the model configuration differs from the checkpoint's "
+            f"({saved_model.to_dict()} vs {model_config.to_dict()})"
+        )
+    saved = checkpoint.training_config
+    current = cfg.to_dict()
+    changed = sorted(
+        key for key in current if key not in RESUMABLE_CHANGES and saved.get(key) != current[key]
+    )
+    if changed:
+        raise ValueError(
+            f"resume: training options {changed} differ from the checkpoint's; only "
+            f"{sorted(RESUMABLE_CHANGES)} may change"
+        )
+
+
+def _train(
+    cached: CachedChunks,
+    val_cached: CachedChunks | None,
+    model_config: ModelConfig,
+    start_model: SequenceModel | None,
+    cfg: DistributedConfig,
+    seed: int,
+    checkpoint: Checkpoint | None,
+    checkpoint_dir: str | Path | None,
+    metrics_path: str | Path | None,
+    progress: bool,
+    task_hook: Callable[[int, int], None] | None,
+    skipped: dict[str, int],
+    started_run: float,
+) -> tuple[SequenceModel, RoundHistory]:
+    sc = cached.rdd.context
+    model = start_model if start_model is not None else SequenceModel.from_config(model_config)
+    params = {name: value.copy() for name, value in model.params.items()}
+    names = tuple(sorted(params))
+    partitions = cached.num_partitions
+    active = sum(1 for rows in cached.chunk_rows if rows)
+    if active == 0:
+        raise ValueError("no partition has data to train on")
+    max_batches = max(
+        sum(batches_per_chunk(rows, cfg.batch_size) for rows in chunk_rows)
+        for chunk_rows in cached.chunk_rows
+    )
+    local_steps = cfg.local_steps or max_batches
+    rounds_per_epoch = math.ceil(max_batches / local_steps)
+    total_rounds = cfg.rounds or cfg.epochs * rounds_per_epoch
+    optimizer = cfg.make_optimizer()
+    schedule = cfg.make_schedule(active, local_steps)
+    state_template = optimizer.init_state(params).to_arrays()
+    state_names = tuple(sorted(k for k in state_template if k != "optim/step"))
+    state = state_template if cfg.state_policy == "average" else None
+    states: dict[int, dict[str, np.ndarray]] = {}
+    velocity = {n: np.zeros(p.shape, np.float64) for n, p in params.items()}
+    history = RoundHistory()
+    best_params, best_loss, bad_validations = None, math.inf, 0
+    first_round = 0
+    if checkpoint is not None:
+        params = {n: checkpoint.params[n] for n in names}
+        state, states = checkpoint.state, checkpoint.states
+        if checkpoint.velocity is not None:
+            velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
+        best_params = checkpoint.best_params
+        saved = checkpoint.progress
+        history.rows = list(saved.get("rows", []))
+        history.best_round = saved.get("best_round")
+        best_loss = saved.get("best_loss", math.inf)
+        if best_loss is None:
+            best_loss = math.inf
+        bad_validations = int(saved.get("bad_validations", 0))
+        first_round = checkpoint.round
+        logger.info("resuming after round %d of %d", first_round, total_rounds)
+    spec = RoundSpec(
+        model_config=model_config.to_dict(),
+        optimizer_config=optimizer.to_config(),
+        schedule_config=schedule.to_config(),
+        param_names=names,
+        state_names=state_names,
+        chunk_rows=tuple(tuple(rows) for rows in cached.chunk_rows),
+        batch_size=cfg.batch_size,
+        seed=seed,
+        local_steps=local_steps,
+        rounds_per_epoch=rounds_per_epoch,
+        shuffle=cfg.shuffle,
+        bucket=cfg.bucket,
+        clip_norm=cfg.clip_norm,
+        clip_value=cfg.clip_value,
+        state_policy=cfg.state_policy,
+        task_hook=task_hook,
+    )
+    metrics = MetricsFile(metrics_path, history.rows) if metrics_path else None
+    printer = RoundPrinter(progress, total_rounds)
+    history.summary = {
+        "rows": cached.rows,
+        "partitions": partitions,
+        "training_partitions": active,
+        "local_steps": local_steps,
+        "rounds_per_epoch": rounds_per_epoch,
+        "total_rounds": total_rounds,
+        "seed": seed,
+        "skipped_rows": skipped,
+    }
+    logger.info("training: %s", history.summary)
+    loop_started = time.perf_counter()
+    round_index = first_round
+    for round_index in range(first_round, total_rounds):
+        started = time.perf_counter()
+        payload = {"params": params, "state": state, "states": states}
+        broadcast = sc.broadcast(payload)
+        broadcast_seconds = time.perf_counter() - started
+        task = functools.partial(
+            train_partition, spec=spec, round_index=round_index, payload=broadcast
+        )
+        result: WorkerResult = cached.rdd.mapPartitionsWithIndex(task).treeAggregate(
+            WorkerResult(), merge_results, merge_results, depth=2
+        )
+        broadcast.destroy()
+        wall = time.perf_counter() - started
+        previous = params
+        if result.contributors:
+            params, velocity = _average(params, velocity, result, names, cfg)
+            state, states = _next_state(state, states, result, state_template, state_names, cfg)
+        row = _round_row(
+            round_index, rounds_per_epoch, result, previous, params, names, model_config
+        )
+        row.update(
+            lr=schedule.lr_at(round_index * local_steps),
+            seconds=wall,
+            broadcast_seconds=broadcast_seconds,
+            compute_seconds=result.compute_max,
+            aggregate_seconds=max(0.0, wall - broadcast_seconds - result.compute_max),
+            sequences_per_second=result.examples / wall if wall > 0 else 0.0,
+        )
+        last = round_index + 1 == total_rounds
+        if val_cached is not None and ((round_index + 1) % cfg.validate_every == 0 or last):
+            metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
+            row.update({f"val_{key}": value for key, value in metrics_.items()})
+            if metrics_["loss"] < best_loss:
+                best_loss, bad_validations = metrics_["loss"], 0
+                history.best_round = round_index + 1
+                if cfg.early_stopping is not None:
+                    best_params = {n: v.copy() for n, v in params.items()}
+            else:
+                bad_validations += 1
+        done = round_index + 1 - first_round
+        elapsed = time.perf_counter() - loop_started
+        row["eta_seconds"] = elapsed / done * (total_rounds - round_index - 1)
+        history.rows.append(row)
+        if metrics is not None:
+            metrics.append(row)
+        printer(row)
+        stop = cfg.early_stopping is not None and bad_validations >= cfg.early_stopping
+        if checkpoint_dir is not None and (
+            (round_index + 1) % cfg.checkpoint_every == 0 or last or stop
+        ):
+            save_checkpoint(
+                checkpoint_dir,
+                Checkpoint(
+                    round=round_index + 1,
+                    seed=seed,
+                    model_config=model_config.to_dict(),
+                    training_config=cfg.to_dict(),
+                    params=params,
+                    state=state,
+                    states=states,
+                    velocity=velocity if cfg.outer_momentum else None,
+                    best_params=best_params,
+                    progress={
+                        "rows": history.rows,
+                        "best_round": history.best_round,
+                        "best_loss": best_loss if math.isfinite(best_loss) else None,
+                        "bad_validations": bad_validations,
+                    },
+                ),
+                keep=cfg.keep_checkpoints,
+            )
+        if stop:
+            history.stopped_early = True
+            logger.info(
+                "early stopping after round %d (best %s)", round_index + 1, history.best_round
+            )
+            break
+    if cfg.early_stopping is not None and cfg.restore_best and best_params is not None:
+        params = best_params
+    final = SequenceModel.from_config(model_config)
+    final.load_state_dict(params)
+    history.summary["seconds"] = time.perf_counter() - started_run
+    history.summary["rounds_done"] = len(history.rows)
+    return final, history
+
+
+def _average(
+    params: dict[str, np.ndarray],
+    velocity: dict[str, np.ndarray],
+    result: WorkerResult,
+    names: tuple[str, ...],
+    cfg: DistributedConfig,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    mean = result.params.mean()
+    if cfg.outer_momentum == 0 and cfg.outer_lr == 1:
+        return unflatten(mean, params, names), velocity
+    before = flatten(params, names).astype(np.float64)
+    step = np.asarray(mean, dtype=np.float64) - before
+    v = cfg.outer_momentum * flatten(velocity, names) + step
+    new = before + cfg.outer_lr * v
+    return unflatten(new, params, names), unflatten(v, velocity, names)
+
+
+def _next_state(
+    state: dict[str, np.ndarray] | None,
+    states: dict[int, dict[str, np.ndarray]],
+    result: WorkerResult,
+    template: dict[str, np.ndarray],
+    state_names: tuple[str, ...],
+    cfg: DistributedConfig,
+) -> tuple[dict[str, np.ndarray] | None, dict[int, dict[str, np.ndarray]]]:
+    if cfg.state_policy == "reset":
+        return None, states
+    if cfg.state_policy == "local":
+        return None, {**states, **result.states}
+    arrays = {"optim/step": np.array(round(result.state_step_sum / result.weight), np.int64)}
+    if state_names:
+        arrays.update(unflatten(result.state.mean(), template, state_names))
+    return arrays, states
+
+
+def _round_row(
+    round_index: int,
+    rounds_per_epoch: int,
+    result: WorkerResult,
+    previous: dict[str, np.ndarray],
+    params: dict[str, np.ndarray],
+    names: tuple[str, ...],
+    config: ModelConfig,
+) -> dict[str, Any]:
+    weight = max(result.weight, 1.0)
+    row: dict[str, Any] = {
+        "round": round_index + 1,
+        "epoch": round_index // rounds_per_epoch + 1,
+        "workers": result.contributors,
+        "examples": result.examples,
+        "steps": result.steps,
+        "train_loss": result.loss_sum / weight,
+    }
+    if config.task == "classification":
+        row["train_accuracy"] = result.metric_sum / weight
+    else:
+        row["train_rmse"] = math.sqrt(result.metric_sum / (weight * config.output_size))
+    # Spread of the workers around their average: sqrt(sum n_p |d_p|^2 / N - |mean d|^2) with
+    # d_p = theta_p - theta_r (well conditioned: deltas are small next to the parameters).
+    before = flatten(previous, names).astype(np.float64)
+    moved = flatten(params, names).astype(np.float64) - before
+    spread_sq = result.sq_delta_sum / weight - float(moved @ moved) if result.weight else 0.0
+    drift = math.sqrt(max(spread_sq, 0.0))
+    row["drift"] = drift
+    row["drift_relative"] = drift / max(float(np.linalg.norm(before)), 1e-300)
+    row["update_norm"] = float(np.linalg.norm(moved))
+    row["max_grad_norm"] = result.max_grad_norm
+    return row
+
+
+# ------------------------------------------------------------------------------ evaluation
+def evaluate_cached(
+    cached: CachedChunks,
+    model_config: ModelConfig,
+    params: Mapping[str, np.ndarray],
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Metrics of ``params`` on cached data, computed on the executors."""
+    sc = cached.rdd.context
+    broadcast = sc.broadcast({"params": dict(params)})
+    task = functools.partial(
+        evaluate_partition,
+        model_config=model_config.to_dict(),
+        payload=broadcast,
+        batch_size=max(batch_size, 256),
+    )
+    totals = cached.rdd.mapPartitionsWithIndex(task).treeAggregate({}, add_totals, add_totals)
+    broadcast.destroy()
+    return metrics_from_totals(model_config, totals)
+
+
+def evaluate_distributed(
+    model: SequenceModel,
+    data: Any,
+    *,
+    features_col: str = "features",
+    label_col: str = "label",
+    length_col: str | None = None,
+    batch_size: int = 512,
+) -> dict[str, float]:
+    """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors."""
+    columns = Columns(features_col, label_col, length_col)
+    cfg = DistributedConfig(batch_size=min(batch_size, 4096), chunk_rows=4096)
+    cached, _ = _prepare(data, columns, model.config, cfg, "error", None)
+    try:
+        return evaluate_cached(cached, model.config, model.params, batch_size)
+    finally:
+        cached.unpersist()
