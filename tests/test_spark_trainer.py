@@ -1,0 +1,340 @@
+"""Distributed training: the equalities that theory promises, retries, resume, bad data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sparklstm import SequenceModel
+from sparklstm.data.arrow import numpy_to_arrow
+from sparklstm.data.synthetic import noisy_sines
+from sparklstm.optim import OptimizerState, make_optimizer
+from sparklstm.spark.checkpoint import checkpoint_rounds, latest_checkpoint
+from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
+
+MODEL = {
+    "input_size": 1,
+    "hidden_sizes": [8],
+    "output_size": 3,
+    "seed": 3,
+}
+
+
+def sines(n, seed, seq_len=12, classes=3, min_len=4, dtype=np.float32):
+    return noisy_sines(
+        n, seq_len, classes, np.random.default_rng(seed), min_len=min_len, dtype=dtype
+    )
+
+
+def frame(spark, x, y, lengths, partitions=1):
+    df = spark.createDataFrame(numpy_to_arrow(x, y, lengths))
+    return df.coalesce(1) if partitions == 1 else df.repartition(partitions)
+
+
+def union_of(spark, parts):
+    """One DataFrame in which each partition holds exactly the rows of one of ``parts``."""
+    import pyarrow as pa
+
+    # Keys that Spark's hash partitioner sends to partitions 0, 1, ...: one key per part.
+    residues = spark.range(64).selectExpr("id", f"pmod(hash(id), {len(parts)}) AS p").collect()
+    key_of = {}
+    for row in residues:
+        key_of.setdefault(row.p, row.id)
+    tables = []
+    for index, (x, y, lengths) in enumerate(parts):
+        table = numpy_to_arrow(x, y, lengths)
+        key = np.full(len(y), key_of[index], dtype=np.int64)
+        tables.append(table.append_column("part", pa.array(key)))
+    df = spark.createDataFrame(pa.concat_tables(tables)).repartition(len(parts), "part")
+    parts_seen = df.rdd.mapPartitions(lambda rows: [sorted({row.part for row in rows})]).collect()
+    assert parts_seen == [[key_of[i]] for i in range(len(parts))]
+    return df
+
+
+def assert_params_equal(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+# ----------------------------------------------------------------------------- equalities
+def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(spark):
+    x, y, lengths = sines(150, seed=0)
+    config = {**MODEL, "hidden_sizes": [8, 6], "dropout": 0.25}
+    options = {"epochs": 2, "batch_size": 16, "seed": 11, "lr": 0.01}
+    local = SequenceModel(**config)
+    local.fit(x, y, lengths, progress=False, **options)
+
+    distributed, history = fit_distributed(
+        frame(spark, x, y, lengths), config, options, progress=False
+    )
+    assert history.summary["rounds_per_epoch"] == 1 and len(history) == 2
+    assert_params_equal(distributed.params, local.params)
+
+
+def test_sgd_with_one_local_step_is_synchronous_gradient_averaging(spark):
+    # Uneven partitions (20 and 35 rows), each one batch: one round is one SGD step on the
+    # union, because sum_p n_p (theta - lr g_p) / N = theta - lr * mean gradient.
+    x, y, lengths = sines(55, seed=1, dtype=np.float64)
+    config = {**MODEL, "dtype": "float64"}
+    df = union_of(spark, [(x[:20], y[:20], lengths[:20]), (x[20:], y[20:], lengths[20:])])
+    lr = 0.5
+    trained, history = fit_distributed(
+        df,
+        config,
+        {
+            "rounds": 1,
+            "local_steps": 1,
+            "batch_size": 64,
+            "optimizer": "sgd",
+            "lr": lr,
+            "small_partitions": "train",
+        },
+        progress=False,
+    )
+    assert history.rows[0]["workers"] == 2 and history.rows[0]["examples"] == 55
+    reference = SequenceModel(**config)
+    _, grads = reference.loss_and_grads(x, y, lengths)
+    for name, value in reference.params.items():
+        np.testing.assert_allclose(
+            trained.params[name], value - lr * grads[name], rtol=1e-9, atol=1e-12, err_msg=name
+        )
+
+
+def _adam_round(params, parts, config, lr, state=None):
+    """One Adam step per partition from ``params`` (and ``state``), as a worker makes it."""
+    results = []
+    optimizer = make_optimizer("adam", lr=lr)
+    for x, y, lengths in parts:
+        model = SequenceModel(**config)
+        model.load_state_dict(params)
+        _, grads = model.loss_and_grads(x, y, lengths)
+        worker_state = optimizer.init_state(model.params) if state is None else state.copy()
+        optimizer.step(model.params, grads, worker_state)
+        results.append((len(x), model.state_dict(), worker_state))
+    return results
+
+
+def _weighted(results, pick):
+    total = sum(n for n, _, _ in results)
+    return sum(n * pick(r) for n, *r in results) / total
+
+
+@pytest.mark.parametrize("policy", ["average", "reset", "local"])
+def test_adam_state_policies_behave_as_documented(spark, tmp_path, policy):
+    x, y, lengths = sines(50, seed=2, dtype=np.float64)
+    config = {**MODEL, "dtype": "float64"}
+    parts = [(x[:18], y[:18], lengths[:18]), (x[18:], y[18:], lengths[18:])]
+    lr = 0.05
+    trained, _ = fit_distributed(
+        union_of(spark, parts),
+        config,
+        {
+            "rounds": 2,
+            "local_steps": 1,
+            "batch_size": 64,
+            "lr": lr,
+            "state_policy": policy,
+            "small_partitions": "train",
+        },
+        checkpoint_dir=tmp_path,
+        progress=False,
+    )
+    theta0 = SequenceModel(**config).state_dict()
+    first = _adam_round(theta0, parts, config, lr)
+    theta1 = {n: _weighted(first, lambda r, n=n: r[0][n]) for n in theta0}
+    if policy == "average":  # moments averaged like the parameters
+        slots = {
+            slot: {n: _weighted(first, lambda r, s=slot, n=n: r[1].slots[s][n]) for n in theta0}
+            for slot in first[0][2].slots
+        }
+        shared = OptimizerState(step=1, slots=slots)
+        second = [
+            (n, *r[:1], None) for n, *r in _adam_round(theta1, parts, config, lr, state=shared)
+        ]
+    elif policy == "reset":  # every round starts from a fresh state
+        second = _adam_round(theta1, parts, config, lr)
+    else:  # each partition continues its own state
+        second = []
+        for part, (_, _, own_state) in zip(parts, first, strict=True):
+            second += _adam_round(theta1, [part], config, lr, state=own_state)
+    theta2 = {n: _weighted(second, lambda r, n=n: r[0][n]) for n in theta0}
+    for name in theta0:
+        np.testing.assert_allclose(trained.params[name], theta2[name], rtol=1e-9, atol=1e-12)
+    saved = latest_checkpoint(tmp_path)
+    assert saved.round == 2
+    if policy == "average":
+        assert saved.state is not None and int(saved.state["optim/step"]) == 2
+        assert not saved.states
+    elif policy == "reset":
+        assert saved.state is None and not saved.states
+    else:
+        assert saved.state is None and sorted(saved.states) == [0, 1]
+        assert int(saved.states[0]["optim/step"]) == 2
+        assert not np.array_equal(
+            saved.states[0]["optim/exp_avg/head.weight"],
+            saved.states[1]["optim/exp_avg/head.weight"],
+        )
+
+
+# -------------------------------------------------------------------- convergence, metrics
+def test_training_converges_with_validation_metrics_and_drift(spark, tmp_path):
+    x, y, lengths = sines(1200, seed=4, seq_len=24, min_len=12)
+    xv, yv, lv = sines(300, seed=5, seq_len=24, min_len=12)
+    metrics_path = tmp_path / "metrics.jsonl"
+    model, history = fit_distributed(
+        frame(spark, x, y, lengths, partitions=2),
+        {**MODEL, "hidden_sizes": [16]},
+        {"epochs": 4, "local_steps": 10, "batch_size": 32, "lr": 0.03, "seed": 1},
+        validation=frame(spark, xv, yv, lv),
+        metrics_path=metrics_path,
+        progress=False,
+    )
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    assert len(rows) == len(history) == 4 * history.summary["rounds_per_epoch"]
+    assert rows[-1]["val_accuracy"] > 0.9
+    assert model.evaluate(xv, yv, lv)["accuracy"] == pytest.approx(rows[-1]["val_accuracy"])
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"] * 0.5
+    for row in rows:
+        assert row["workers"] == 2
+        assert row["drift"] > 0 and row["drift_relative"] < 1
+        assert row["sequences_per_second"] > 0
+        assert row["broadcast_seconds"] >= 0 and row["compute_seconds"] > 0
+    assert sum(row["examples"] for row in rows) == 4 * 1200
+    distributed = evaluate_distributed(model, frame(spark, xv, yv, lv, partitions=2))
+    assert distributed["accuracy"] == pytest.approx(model.evaluate(xv, yv, lv)["accuracy"])
+    assert distributed["loss"] == pytest.approx(model.evaluate(xv, yv, lv)["loss"], rel=1e-5)
+
+
+def test_early_stopping_restores_the_best_validated_parameters(spark):
+    x, y, lengths = sines(200, seed=6)
+    # Validation labels that disagree with the training task: the validation loss rises as
+    # the model learns, so training stops early and ends with the best validated round.
+    xv, yv, lv = sines(100, seed=7)
+    yv = (yv + 1) % 3
+    model, history = fit_distributed(
+        frame(spark, x, y, lengths),
+        MODEL,
+        {"epochs": 30, "local_steps": 3, "batch_size": 16, "lr": 0.03, "early_stopping": 2},
+        validation=frame(spark, xv, yv, lv),
+        progress=False,
+    )
+    assert history.stopped_early and len(history) < 30 * history.summary["rounds_per_epoch"]
+    best = min(v for v in history["val_loss"] if v is not None)
+    assert model.evaluate(xv, yv, lv)["loss"] == pytest.approx(best, rel=1e-5)
+
+
+# ------------------------------------------------------------------------ faults, resume
+def test_a_task_that_fails_on_its_first_attempt_gives_the_same_result(spark):
+    x, y, lengths = sines(160, seed=8)
+    df = frame(spark, x, y, lengths, partitions=2)
+    options = {"epochs": 1, "local_steps": 2, "batch_size": 16, "seed": 2}
+    clean, _ = fit_distributed(df, MODEL, options, progress=False)
+
+    def fail_first_attempt(round_index, partition):
+        from pyspark import TaskContext
+
+        if round_index == 1 and partition == 1 and TaskContext.get().attemptNumber() == 0:
+            raise RuntimeError("injected failure of the first attempt")
+
+    retried, history = fit_distributed(
+        df, MODEL, options, progress=False, task_hook=fail_first_attempt
+    )
+    assert len(history) == history.summary["total_rounds"] >= 2
+    assert_params_equal(retried.params, clean.params)
+
+
+def test_resume_after_a_stop_gives_the_uninterrupted_result(spark, tmp_path):
+    x, y, lengths = sines(120, seed=9)
+    df = frame(spark, x, y, lengths, partitions=2)
+    options = {
+        "rounds": 5,
+        "local_steps": 2,
+        "batch_size": 16,
+        "seed": 4,
+        "outer_momentum": 0.5,
+        "optimizer": "sgd",
+        "optimizer_options": {"momentum": 0.9},
+        "lr": 0.05,
+    }
+    full, _ = fit_distributed(df, MODEL, options, progress=False)
+
+    directory, metrics = tmp_path / "ckpt", tmp_path / "metrics.jsonl"
+    fit_distributed(
+        df,
+        MODEL,
+        {**options, "rounds": 3},
+        checkpoint_dir=directory,
+        metrics_path=metrics,
+        progress=False,
+    )
+    assert checkpoint_rounds(directory) == [2, 3]  # keep_checkpoints=2
+    # A crash while writing round 4 must not matter: a half-written directory is skipped.
+    broken = directory / "round-000004"
+    broken.mkdir()
+    (broken / "arrays.npz").write_bytes(b"PK\x03\x04 truncated")
+    resumed, history = fit_distributed(
+        df,
+        MODEL,
+        options,
+        checkpoint_dir=directory,
+        resume=True,
+        metrics_path=metrics,
+        progress=False,
+    )
+    assert_params_equal(resumed.params, full.params)
+    assert [json.loads(line)["round"] for line in metrics.read_text().splitlines()] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+    assert len(history) == 5
+    with pytest.raises(ValueError, match="differ from the checkpoint"):
+        fit_distributed(
+            df, MODEL, {**options, "lr": 0.1}, checkpoint_dir=directory, resume=True, progress=False
+        )
+
+
+# ------------------------------------------------------------------------------ bad data
+def test_bad_data_is_reported_before_training_with_the_column_named(spark):
+    x, y, lengths = sines(40, seed=10)
+    x_nan = x.copy()
+    x_nan[3, 1, 0] = np.nan
+    with pytest.raises(ValueError, match=r"features.*NaN or Inf.*1 row"):
+        fit_distributed(frame(spark, x_nan, y, lengths), MODEL, {"batch_size": 8}, progress=False)
+    y_bad = y.copy()
+    y_bad[5] = 7
+    with pytest.raises(ValueError, match=r"label.*class ids in \[0, output_size=3\)"):
+        fit_distributed(frame(spark, x, y_bad, lengths), MODEL, {"batch_size": 8}, progress=False)
+    df = frame(spark, x, y, lengths)
+    with pytest.raises(ValueError, match="label column 'target' not found"):
+        fit_distributed(df, MODEL, label_col="target", progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        fit_distributed(df.limit(0), MODEL, progress=False)
+    with pytest.raises(ValueError, match="fewer rows than batch_size=64"):
+        fit_distributed(
+            frame(spark, x, y, lengths, partitions=2), MODEL, {"batch_size": 64}, progress=False
+        )
+    with pytest.raises(ValueError, match="state_policy"):
+        fit_distributed(df, MODEL, {"state_policy": "sometimes"}, progress=False)
+    with pytest.raises(TypeError, match="unknown"):
+        fit_distributed(df, MODEL, {"epoch": 3}, progress=False)
+
+
+def test_invalid_rows_can_be_skipped_and_are_counted(spark):
+    x, y, lengths = sines(60, seed=11)
+    x[[2, 9], 0, 0] = np.inf
+    y[4] = 5
+    model, history = fit_distributed(
+        frame(spark, x, y, lengths),
+        MODEL,
+        {"epochs": 1, "batch_size": 8, "invalid_rows": "skip"},
+        progress=False,
+    )
+    skipped = history.summary["skipped_rows"]
+    assert sum(skipped.values()) == 3 and history.summary["rows"] == 57
+    assert history.rows[0]["examples"] == 57
