@@ -1,0 +1,86 @@
+"""Driver program of ``test_spark_cluster.py``: trains in ``local-cluster`` mode (separate
+executor JVMs and Python workers) and prints one JSON line with what it observed."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+
+def build_zip(target: Path) -> Path:
+    """The ``--py-files`` archive: the ``sparklstm`` package only."""
+    package = Path(__file__).resolve().parents[1] / "sparklstm"
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(package.rglob("*.py")):
+            archive.write(path, path.relative_to(package.parent).as_posix())
+    return target
+
+
+def executor_facts(_: object) -> list[dict]:
+    from pyspark import SparkFiles
+
+    import sparklstm
+
+    root = SparkFiles.getRootDirectory()
+    return [
+        {
+            "pid": os.getpid(),
+            "zip_shipped": (Path(root) / "sparklstm.zip").exists(),
+            "zip_on_path": any(p.endswith("sparklstm.zip") for p in sys.path),
+            "version": sparklstm.__version__,
+        }
+    ]
+
+
+def main(workdir: str) -> None:
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    from sparklstm.data.arrow import numpy_to_arrow
+    from sparklstm.data.synthetic import noisy_sines
+    from sparklstm.spark.trainer import fit_distributed
+
+    archive = build_zip(Path(workdir) / "sparklstm.zip")
+    spark = (
+        SparkSession.builder.master("local-cluster[2,1,1024]")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.submit.pyFiles", str(archive))
+        .getOrCreate()
+    )
+    spark.sparkContext.addPyFile(str(archive))
+    spark.sparkContext.setLogLevel("ERROR")
+    x, y, lengths = noisy_sines(1600, 24, 3, np.random.default_rng(0), min_len=12)
+    xv, yv, lv = noisy_sines(400, 24, 3, np.random.default_rng(1), min_len=12)
+    train = spark.createDataFrame(numpy_to_arrow(x, y, lengths)).repartition(2)
+    validation = spark.createDataFrame(numpy_to_arrow(xv, yv, lv))
+    model, history = fit_distributed(
+        train,
+        {"hidden_sizes": [16], "seed": 0},
+        {"epochs": 3, "local_steps": 10, "batch_size": 32, "lr": 0.03, "seed": 0},
+        validation=validation,
+        progress=False,
+    )
+    facts = spark.sparkContext.parallelize(range(8), 8).flatMap(executor_facts).collect()
+    print(
+        json.dumps(
+            {
+                "driver_pid": os.getpid(),
+                "executors": sorted({f["pid"] for f in facts}),
+                "facts": facts,
+                "workers_per_round": history["workers"],
+                "val_accuracy": history.rows[-1]["val_accuracy"],
+                "local_accuracy": model.evaluate(xv, yv, lv)["accuracy"],
+            }
+        )
+    )
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
