@@ -188,6 +188,8 @@ def _round_batches(
     for order, (chunk, j) in enumerate(wanted):
         by_chunk[chunk].append((order, j))
     batches: dict[int, SequenceData] = {}
+    # The whole partition is read even when the batches are found early: a Python worker
+    # whose input is left unread cannot be reused, and starting a new one costs far more.
     for chunk_index, (inputs, lengths, targets) in enumerate(chunks):
         if chunk_index not in by_chunk:
             continue
@@ -196,8 +198,6 @@ def _round_batches(
         cut = make_batches(data, spec.batch_size, rng, spec.shuffle, spec.bucket)
         for order, j in by_chunk.pop(chunk_index):
             batches[order] = data.take(cut[j])
-        if not by_chunk:
-            break
     if by_chunk:
         raise RuntimeError(
             f"partition {partition} has fewer chunks than recorded when it was cached; the "
