@@ -348,7 +348,12 @@ class SequenceModel:
             model.load_state_dict(arrays)
         except (KeyError, TypeError, ValueError) as exc:
             raise persistence.ModelFileError(f"{path}: not a valid sparklstm model: {exc}") from exc
-        model.metadata = dict(document.get("metadata", {}))
+        metadata = document.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise persistence.ModelFileError(
+                f"{path}: not a valid sparklstm model: metadata is not a JSON object"
+            )
+        model.metadata = dict(metadata)
         return model
 
     def __repr__(self) -> str:

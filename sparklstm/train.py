@@ -215,7 +215,12 @@ def run_steps(
 
 @dataclass
 class History:
-    """Per-epoch records of :func:`fit`; ``history["val_loss"]`` gives one column."""
+    """Per-epoch records of :func:`fit`; ``history["val_loss"]`` gives one column.
+
+    Each row holds ``epoch``, ``loss`` and ``accuracy`` (classification) or ``rmse``
+    (regression) averaged over the epoch's steps, the validation metrics as ``val_*``, ``lr``
+    (the rate of the epoch's first update) and ``seconds``.
+    """
 
     rows: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int | None = None
@@ -304,7 +309,8 @@ def fit(
     epochs : int, default 10.
     batch_size : int, default 32.
     optimizer : ``"sgd" | "rmsprop" | "adadelta" | "adam"`` or an
-        :class:`~sparklstm.optim.Optimizer`.
+        :class:`~sparklstm.optim.Optimizer` (then ``lr``, ``optimizer_options`` and
+        ``weight_decay`` must not be given: set them on the instance).
     lr : learning rate (default: the optimizer's own).
     optimizer_options : dict of extra optimizer arguments (``momentum``, ``nesterov``, ...).
     schedule : a schedule from :mod:`sparklstm.optim` or its config dict (default constant).
@@ -331,8 +337,24 @@ def fit(
         patience = check_positive_int("early_stopping", patience)
     for name in ("clip_norm", "clip_value"):
         value = options.get(name)
-        if value is not None and not (np.isfinite(value) and value > 0):
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not (np.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be > 0, got {value}")
+    for name in ("shuffle", "bucket", "restore_best", "progress"):
+        if name in options and not isinstance(options[name], (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {options[name]!r}")
+    optimizer_options = options.get("optimizer_options")
+    if optimizer_options is not None and not isinstance(optimizer_options, Mapping):
+        raise TypeError(f"optimizer_options must be a dict, got {type(optimizer_options).__name__}")
+    schedule = options.get("schedule")
+    if schedule is not None and not isinstance(schedule, (Schedule, Mapping)):
+        raise TypeError(
+            "schedule must be a sparklstm.optim.Schedule or its config dict (e.g. "
+            f"{{'name': 'cosine', 'lr': 0.01, 'total_steps': 100}}), got {schedule!r}"
+        )
 
     data = prepare_data_named(model, x, y, lengths, "training data")
     validation = None
@@ -350,18 +372,29 @@ def fit(
         data, validation = data.take(train_idx), data.take(val_idx)
 
     optimizer = options.get("optimizer", "adam")
-    if not isinstance(optimizer, Optimizer):
-        kwargs = dict(options.get("optimizer_options") or {})
+    if isinstance(optimizer, Optimizer):
+        ignored = [
+            name for name in ("lr", "optimizer_options", "weight_decay") if options.get(name)
+        ]
+        if ignored:
+            raise ValueError(
+                f"{', '.join(ignored)}: set these on the Optimizer instance itself; they apply "
+                "only to an optimizer given by name"
+            )
+    else:
+        kwargs = dict(optimizer_options or {})
         if options.get("lr") is not None:
             kwargs["lr"] = options["lr"]
         if options.get("weight_decay"):
             kwargs["weight_decay"] = options["weight_decay"]
         optimizer = make_optimizer(optimizer, **kwargs)
-    schedule = options.get("schedule")
     if schedule is None:
         schedule = ConstantLR(optimizer.lr)
     elif isinstance(schedule, Mapping):
-        schedule = schedule_from_config(schedule)
+        try:
+            schedule = schedule_from_config(schedule)
+        except ValueError as exc:
+            raise ValueError(f"schedule: {exc}") from None
     state = optimizer.init_state(model.params)
 
     history = History()
@@ -369,6 +402,7 @@ def fit(
     show = bool(options.get("progress", True))
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
+        first_step = state.step
         batches = make_batches(
             data,
             batch_size,
@@ -392,7 +426,8 @@ def fit(
         row.update(_epoch_metrics(model, "", total))
         if validation is not None:
             row.update({f"val_{k}": v for k, v in model.evaluate_data(validation).items()})
-        row["lr"] = schedule.lr_at(state.step)
+        # The rate of the epoch's first update (the Spark trainer records a round the same way).
+        row["lr"] = schedule.lr_at(first_step)
         row["seconds"] = time.perf_counter() - started
         history.rows.append(row)
         logger.info(
