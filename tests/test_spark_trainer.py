@@ -338,3 +338,44 @@ def test_invalid_rows_can_be_skipped_and_are_counted(spark):
     skipped = history.summary["skipped_rows"]
     assert sum(skipped.values()) == 3 and history.summary["rows"] == 57
     assert history.rows[0]["examples"] == 57
+
+
+# ------------------------------------------------------------------ tokens, per-step labels
+def test_token_inputs_with_per_step_labels_train_through_the_same_path(spark):
+    # Many-to-many: label at each step = (running count of token 1 so far) mod 2, over tokens
+    # 0..3; variable lengths; the vocabulary and class count come from the data.
+    rng = np.random.default_rng(12)
+    n, t_max = 600, 14
+    tokens = rng.integers(0, 4, size=(n, t_max))
+    lengths = rng.integers(5, t_max + 1, size=n)
+    labels = np.cumsum(tokens == 1, axis=1) % 2
+    df = spark.createDataFrame(numpy_to_arrow(tokens, labels, lengths)).repartition(2)
+    assert df.schema["features"].dataType.simpleString() == "array<bigint>"
+    model, history = fit_distributed(
+        df,
+        {"hidden_sizes": [24], "head": "all", "embedding_dim": 8, "seed": 0},
+        {"epochs": 12, "local_steps": 5, "batch_size": 32, "lr": 0.02, "seed": 0},
+        progress=False,
+    )
+    assert model.config.vocab_size == 4 and model.config.output_size == 2
+    # Weighted by valid steps, not by sequences.
+    assert history.rows[0]["examples"] <= n
+    predicted = model.predict(tokens, lengths)
+    valid = np.arange(t_max)[None, :] < lengths[:, None]
+    assert (predicted[valid] == labels[valid]).mean() > 0.95
+    assert np.all(predicted[~valid] == -1)
+
+
+def test_each_task_limits_blas_to_its_cores(spark):
+    from sparklstm.spark.blas import blas_threads, limit_blas_threads
+
+    def observe(_):
+        from pyspark import TaskContext
+
+        limit_blas_threads(TaskContext.get().cpus())
+        return TaskContext.get().cpus(), blas_threads()
+
+    seen = spark.sparkContext.parallelize(range(2), 2).map(observe).collect()
+    assert seen == [(1, 1), (1, 1)]
+    assert limit_blas_threads(2) and blas_threads() == 2
+    assert limit_blas_threads(1) and blas_threads() == 1
