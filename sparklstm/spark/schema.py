@@ -19,8 +19,8 @@ __all__ = ["Columns", "DataProfile", "profile_data", "check_rows", "model_sizes"
 
 logger = logging.getLogger(__name__)
 
-_NUMERIC = ("byte", "short", "int", "long", "float", "double", "decimal")
-_INTEGRAL = ("byte", "short", "int", "long")
+_NUMERIC = ("byte", "short", "integer", "long", "float", "double", "decimal")
+_INTEGRAL = ("byte", "short", "integer", "long")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1159 @@
+"""Load training data into the trainer's input schema, and write NumPy datasets as Parquet.
+
+Reading (:func:`read_sequences`) runs on Spark and turns each supported format into a
+DataFrame with
+
+- a sequence column: ``array<array<float>>`` (``[time][feature]``), ``array<float>``
+  (univariate) or ``array<int>`` (token ids);
+- a label column: ``int`` (class), ``float`` (target), ``array<float>`` (vector target) or an
+  ``array`` of per-step labels;
+- optionally an ``int`` length column.
+
+Text is parsed with Spark SQL functions only (``split``, ``transform``, ``try_cast``): no
+Python UDF and no per-row Python. A value that does not parse is found by one aggregation
+job before anything trains, and reported as a ``ValueError`` naming the column, the number of
+bad rows and the first bad row's text.
+
+Writing (:func:`write_parquet_dataset`, :class:`ParquetDatasetWriter`) needs pyarrow only (no
+Spark, no JVM): padded NumPy arrays ``[n, T, F]`` or ``[n, T]`` with lengths become list
+columns built from offsets, in row groups of bounded size, so a dataset of any size streams
+through a bounded amount of memory.
+
+This module imports pyspark lazily, inside :func:`read_sequences`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import ArrayLike, DTypeLike
+
+from sparklstm.data.arrow import sequences_to_arrow
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+__all__ = [
+    "FORMATS",
+    "SEQUENCE_TYPES",
+    "LABEL_TYPES",
+    "read_sequences",
+    "ParquetDatasetWriter",
+    "write_parquet_dataset",
+]
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+FORMATS = ("parquet", "csv", "json", "text")
+SEQUENCE_TYPES = ("multivariate", "univariate", "tokens")
+LABEL_TYPES = ("int", "float", "int_array", "float_array")
+
+_INTEGRAL = ("byte", "short", "integer", "long")
+_NUMERIC = _INTEGRAL + ("float", "double", "decimal")
+_ROW = "__sparklstm_row"
+_SUCCESS = "_SUCCESS"
+_PART_PREFIX = "part-"
+_INT32_MAX = int(np.iinfo(np.int32).max)
+
+
+# --------------------------------------------------------------------------------------------
+# Reading on Spark
+# --------------------------------------------------------------------------------------------
+
+
+def _choice(name: str, value: object, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} = {value!r}: must be one of {', '.join(map(repr, choices))}")
+    return value
+
+
+def _column_name(name: str, value: object, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _separator(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} must be a non-empty str, got {value!r}")
+    return value
+
+
+def _literal_regex(separator: str) -> str:
+    """A Java regex matching ``separator`` literally (``split`` takes a regex)."""
+    return "\\Q" + separator.replace("\\E", "\\E\\\\E\\Q") + "\\E"
+
+
+def _path_string(name: str, path: object) -> str:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{name} must be a non-empty path, got {path!r}")
+    return text
+
+
+def _load(name: str, path: str, reader: Any) -> DataFrame:
+    """Call ``reader(path)``; a missing path becomes a FileNotFoundError naming the argument."""
+    from pyspark.errors import AnalysisException
+
+    try:
+        return reader(path)
+    except AnalysisException as exc:
+        if exc.getCondition() == "PATH_NOT_FOUND":
+            raise FileNotFoundError(f"{name}: no such file or directory: {path}") from None
+        raise
+
+
+def _type_name(data_type: Any) -> str:
+    return data_type.typeName()
+
+
+def _require_columns(df: DataFrame, where: str, **roles: str | None) -> None:
+    present = df.columns
+    for role, column in roles.items():
+        if column is not None and column not in present:
+            raise ValueError(
+                f"{role} column {column!r} not found in {where}; columns are {present}"
+            )
+
+
+def _bad_float(v: Column) -> Column:
+    from pyspark.sql import functions as F
+
+    return v.isNull() | F.isnan(v) | (F.abs(v) == F.lit(float("inf")))
+
+
+def _bad_int(v: Column) -> Column:
+    return v.isNull()
+
+
+def _parse_list(text: Column, separator: str, sql_type: str) -> Column:
+    from pyspark.sql import functions as F
+
+    return F.transform(F.split(text, _literal_regex(separator)), lambda v: v.try_cast(sql_type))
+
+
+def _parse_features(
+    df: DataFrame, column: str, sequence_type: str, step_sep: str, value_sep: str
+) -> tuple[Column, list[tuple[str, Column]]]:
+    """The parsed sequence column and ``(problem, bad-row condition)`` pairs."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, StringType
+
+    source = F.col(column)
+    data_type = df.schema[column].dataType
+    bad_value = _bad_int if sequence_type == "tokens" else _bad_float
+    if isinstance(data_type, StringType):
+        if sequence_type == "multivariate":
+            parsed = F.transform(
+                F.split(source, _literal_regex(step_sep)),
+                lambda step: _parse_list(step, value_sep, "float"),
+            )
+            layout = f"'v{value_sep}v{step_sep}v{value_sep}v...' (steps split by {step_sep!r})"
+        else:
+            parsed = _parse_list(source, value_sep, "int" if sequence_type == "tokens" else "float")
+            layout = f"'v{value_sep}v{value_sep}...'"
+        what = "integer token ids" if sequence_type == "tokens" else "finite numbers"
+        problem = f"features column {column!r} holds text that is not {layout} of {what}"
+    elif isinstance(data_type, ArrayType):
+        inner = data_type.elementType
+        nested = isinstance(inner, ArrayType)
+        leaf = inner.elementType if nested else inner
+        expected_nested = sequence_type == "multivariate"
+        wanted = {
+            "multivariate": "array<array<number>>",
+            "univariate": "array<number>",
+            "tokens": "array<integer>",
+        }[sequence_type]
+        leaf_ok = _type_name(leaf) in (_INTEGRAL if sequence_type == "tokens" else _NUMERIC)
+        if nested != expected_nested or not leaf_ok:
+            raise TypeError(
+                f"features column {column!r} has type {data_type.simpleString()}; "
+                f"sequence_type={sequence_type!r} needs {wanted} (or a string to parse)"
+            )
+        target = {
+            "multivariate": "array<array<float>>",
+            "univariate": "array<float>",
+            "tokens": "array<int>",
+        }[sequence_type]
+        parsed = source.try_cast(target)
+        problem = f"features column {column!r} holds null, NaN or Inf values (or out-of-range ids)"
+    else:
+        raise TypeError(
+            f"features column {column!r} has type {data_type.simpleString()}; expected a string "
+            "to parse or an array"
+        )
+    if sequence_type == "multivariate":
+        any_bad = F.exists(parsed, lambda step: step.isNull() | F.exists(step, bad_value))
+    else:
+        any_bad = F.exists(parsed, bad_value)
+    problems = [
+        (f"features column {column!r} is null", source.isNull()),
+        (problem, any_bad),
+        (f"features column {column!r} holds an empty sequence", F.size(parsed) == 0),
+    ]
+    if sequence_type == "multivariate":
+        width = F.size(F.get(parsed, 0))
+        problems.append(
+            (
+                f"features column {column!r} has steps with different numbers of features",
+                F.exists(parsed, lambda step: F.size(step) != width),
+            )
+        )
+    return parsed, problems
+
+
+def _parse_label(
+    df: DataFrame, column: str, label_type: str | None, value_sep: str
+) -> tuple[Column, list[tuple[str, Column]]]:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType, StringType
+
+    source = F.col(column)
+    data_type = df.schema[column].dataType
+    name = _type_name(data_type)
+    if label_type is None:
+        if isinstance(data_type, StringType) or name in _INTEGRAL:
+            label_type = "int"
+        elif name in _NUMERIC:
+            label_type = "float"
+        elif isinstance(data_type, ArrayType) and _type_name(data_type.elementType) in _NUMERIC:
+            integral = _type_name(data_type.elementType) in _INTEGRAL
+            label_type = "int_array" if integral else "float_array"
+        else:
+            raise TypeError(
+                f"label column {column!r} has type {data_type.simpleString()}; expected a "
+                "number, an array of numbers, or a string to parse"
+            )
+    scalar = label_type in ("int", "float")
+    sql_type = "int" if label_type.startswith("int") else "float"
+    bad_value = _bad_int if sql_type == "int" else _bad_float
+    hint = " (pass label_type='float' for real-valued targets)" if sql_type == "int" else ""
+    if isinstance(data_type, StringType):
+        parsed = source.try_cast(sql_type) if scalar else _parse_list(source, value_sep, sql_type)
+        what = "an integer" if label_type == "int" else "a finite number"
+        if not scalar:
+            what = f"a '{value_sep}'-separated list of " + (
+                "integers" if sql_type == "int" else "finite numbers"
+            )
+        problem = f"label column {column!r} holds text that is not {what}{hint}"
+        bad = bad_value(parsed) if scalar else F.exists(parsed, bad_value)
+    elif scalar and name in _NUMERIC:
+        parsed = source.try_cast(sql_type)
+        problem = f"label column {column!r} holds values that are not {label_type}s{hint}"
+        bad = bad_value(parsed) | ((parsed != source) if sql_type == "int" else F.lit(False))
+    elif not scalar and isinstance(data_type, ArrayType):
+        if _type_name(data_type.elementType) not in _NUMERIC:
+            raise TypeError(
+                f"label column {column!r} has type {data_type.simpleString()}; "
+                f"label_type={label_type!r} needs an array of numbers"
+            )
+        parsed = source.try_cast(f"array<{sql_type}>")
+        problem = f"label column {column!r} holds null, NaN or non-{sql_type} values{hint}"
+        bad = F.exists(parsed, bad_value)
+        if sql_type == "int":
+            bad = bad | F.exists(source, lambda v: v != F.floor(v))
+    else:
+        raise TypeError(
+            f"label column {column!r} has type {data_type.simpleString()}, which "
+            f"label_type={label_type!r} cannot convert"
+        )
+    return parsed, [(f"label column {column!r} is null", source.isNull()), (problem, bad)]
+
+
+def _parse_length(df: DataFrame, column: str) -> tuple[Column, list[tuple[str, Column]]]:
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import StringType
+
+    source = F.col(column)
+    data_type = df.schema[column].dataType
+    if not isinstance(data_type, StringType) and _type_name(data_type) not in _INTEGRAL:
+        raise TypeError(
+            f"length column {column!r} has type {data_type.simpleString()}; expected integers"
+        )
+    parsed = source.try_cast("int")
+    return parsed, [
+        (
+            f"length column {column!r} holds values that are not integers >= 1",
+            parsed.isNull() | (parsed < 1),
+        )
+    ]
+
+
+def _check(df: DataFrame, problems: list[tuple[str, Column]], shown: Column, where: str) -> int:
+    """Count the rows of ``df`` and the rows breaking each problem's condition (one Spark job).
+
+    A row counts for the first problem it breaks. Raises ValueError naming every problem found,
+    with its count and the text of the first bad row (in file order); returns the row count.
+    """
+    from pyspark.sql import functions as F
+
+    numbered = df.withColumn(_ROW, F.monotonically_increasing_id())
+    earlier = F.lit(False)
+    aggregates = [F.count(F.lit(1)).alias("rows")]
+    for i, (_, condition) in enumerate(problems):
+        bad = F.coalesce(condition, F.lit(True)) & ~earlier
+        earlier = earlier | F.coalesce(condition, F.lit(True))
+        aggregates.append(F.sum(F.when(bad, 1).otherwise(0)).alias(f"count{i}"))
+        aggregates.append(F.min_by(shown, F.when(bad, F.col(_ROW))).alias(f"example{i}"))
+    result = numbered.agg(*aggregates).first()
+    rows = int(result["rows"])
+    if rows == 0:
+        raise ValueError(f"{where} holds no rows")
+    found = []
+    for i, (problem, _) in enumerate(problems):
+        count = int(result[f"count{i}"] or 0)
+        if count:
+            example = result[f"example{i}"]
+            shown_text = "null" if example is None else repr(_short(str(example)))
+            found.append(f"{problem}: {count} of {rows} row(s), first {shown_text}")
+    if found:
+        raise ValueError(f"{where}: " + "; ".join(found))
+    return rows
+
+
+def _short(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _read_delimited(
+    spark: SparkSession,
+    path: str,
+    format: str,
+    features_col: str,
+    label_col: str | None,
+    length_col: str | None,
+    sequence_type: str,
+    label_type: str | None,
+    step_sep: str,
+    value_sep: str,
+    csv_sep: str,
+    header: bool,
+    validate: bool,
+) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    if format == "csv":
+        raw = _load(
+            "path",
+            path,
+            lambda p: spark.read.csv(p, header=header, sep=csv_sep, mode="PERMISSIVE"),
+        )
+    else:
+        raw = _load("path", path, lambda p: spark.read.json(p, mode="PERMISSIVE"))
+    where = f"{path} (format {format!r})"
+    _require_columns(raw, where, features=features_col, label=label_col, length=length_col)
+    features, problems = _parse_features(raw, features_col, sequence_type, step_sep, value_sep)
+    if "_corrupt_record" in raw.columns and features_col != "_corrupt_record":
+        problems.insert(
+            0, (f"{format} input holds malformed records", F.col("_corrupt_record").isNotNull())
+        )
+    replaced = {features_col: features}
+    if label_col is not None:
+        label, label_problems = _parse_label(raw, label_col, label_type, value_sep)
+        problems += label_problems
+        replaced[label_col] = label
+    if length_col is not None:
+        length, length_problems = _parse_length(raw, length_col)
+        problems += length_problems
+        replaced[length_col] = length
+    if validate:
+        shown = F.to_json(F.struct(*[F.col(c) for c in replaced]))
+        if "_corrupt_record" in raw.columns and "_corrupt_record" not in replaced:
+            shown = F.coalesce(F.col("_corrupt_record"), shown)
+        rows = _check(raw, problems, shown, where)
+        logger.info("read %d rows from %s (%s)", rows, path, format)
+    out = raw.withColumns(replaced)
+    if "_corrupt_record" in out.columns and "_corrupt_record" not in replaced:
+        out = out.drop("_corrupt_record")
+    return out
+
+
+def _split_tab(text: Column) -> tuple[Column, Column]:
+    from pyspark.sql import functions as F
+
+    parts = F.split(text, "\t", 2)
+    return F.get(parts, 0), F.get(parts, 1)
+
+
+def _read_dictionary(
+    spark: SparkSession, dictionary: str, unknown_token: str
+) -> tuple[DataFrame, list[float]]:
+    """The dictionary as ``(_word, _vector)`` rows, and the vector for unknown tokens."""
+    from pyspark.sql import functions as F
+
+    lines = _load("dictionary", dictionary, spark.read.text)
+    lines = lines.filter(F.trim(F.col("value")) != "")
+    word, values = _split_tab(F.col("value"))
+    vector = _parse_list(values, ",", "float")
+    entries = lines.select(
+        F.col("value"), word.alias("_word"), values.alias("_values"), vector.alias("_vector")
+    )
+    width = F.size(F.col("_vector"))
+    where = f"dictionary {dictionary}"
+    problems = [
+        ("lines without a tab (expected 'word<TAB>v1,v2,...')", F.col("_values").isNull()),
+        ("lines with an empty word", F.col("_word") == ""),
+        ("values that are not finite numbers", F.exists(F.col("_vector"), _bad_float)),
+    ]
+    numbered = entries.withColumn(_ROW, F.monotonically_increasing_id())
+    result = numbered.agg(
+        F.count(F.lit(1)).alias("rows"),
+        F.count_distinct(F.col("_word")).alias("words"),
+        F.min(width).alias("min_width"),
+        F.max(width).alias("max_width"),
+        F.first(F.when(F.col("_word") == unknown_token, F.col("_vector")), True).alias("unk"),
+        *[
+            F.sum(F.when(F.coalesce(c, F.lit(True)), 1).otherwise(0)).alias(f"n{i}")
+            for i, (_, c) in enumerate(problems)
+        ],
+        *[
+            F.min_by(F.col("value"), F.when(F.coalesce(c, F.lit(True)), F.col(_ROW))).alias(f"e{i}")
+            for i, (_, c) in enumerate(problems)
+        ],
+    ).first()
+    rows = int(result["rows"])
+    if rows == 0:
+        raise ValueError(f"{where} holds no word vectors (the file is empty)")
+    found = [
+        f"{rows_bad} {problem}, first {_short(str(result[f'e{i}']))!r}"
+        for i, (problem, _) in enumerate(problems)
+        if (rows_bad := int(result[f"n{i}"] or 0))
+    ]
+    if found:
+        raise ValueError(f"{where}: " + "; ".join(found))
+    if result["min_width"] != result["max_width"]:
+        raise ValueError(
+            f"{where}: vectors have between {result['min_width']} and {result['max_width']} "
+            "values; every vector must have the same dimension"
+        )
+    if int(result["words"]) != rows:
+        duplicate = (
+            entries.groupBy("_word").count().filter(F.col("count") > 1).select("_word").first()
+        )
+        raise ValueError(
+            f"{where}: {rows - int(result['words'])} duplicate word(s), e.g. {duplicate[0]!r}"
+        )
+    dim = int(result["max_width"])
+    unknown = result["unk"]
+    if unknown is None:
+        logger.info("%s has no %r row: unknown tokens get a zero vector", dictionary, unknown_token)
+        unknown = [0.0] * dim
+    logger.info("dictionary %s: %d words of dimension %d", dictionary, rows, dim)
+    return entries.select("_word", "_vector"), [float(v) for v in unknown]
+
+
+def _read_reference_text(
+    spark: SparkSession,
+    path: str,
+    dictionary: str,
+    features_col: str,
+    label_col: str | None,
+    length_col: str | None,
+    unknown_token: str,
+    broadcast_dictionary: bool,
+    validate: bool,
+) -> DataFrame:
+    from pyspark.sql import functions as F
+
+    lines = _load("path", path, spark.read.text)
+    lines = lines.filter(F.trim(F.col("value")) != "")
+    label_text, rest = _split_tab(F.col("value"))
+    tokens = F.split(rest, ",")
+    examples = lines.select(
+        F.col("value"),
+        label_text.try_cast("int").alias("_label"),
+        rest.alias("_rest"),
+        tokens.alias("_tokens"),
+    )
+    where = f"{path} (format 'text', lines 'label<TAB>tok1,tok2,...')"
+    if validate:
+        problems = [
+            ("lines without a tab", F.col("_rest").isNull()),
+            ("labels that are not integers", F.col("_label").isNull()),
+            ("empty token lists", F.trim(F.col("_rest")) == ""),
+            ("empty tokens (two commas in a row?)", F.array_contains(F.col("_tokens"), "")),
+        ]
+        rows = _check(examples, problems, F.col("value"), where)
+        logger.info("read %d examples from %s", rows, path)
+    words, unknown = _read_dictionary(spark, dictionary, unknown_token)
+    if broadcast_dictionary:
+        words = F.broadcast(words)
+    numbered = examples.select(F.monotonically_increasing_id().alias(_ROW), "_label", "_tokens")
+    exploded = numbered.select(
+        _ROW, "_label", F.posexplode(F.col("_tokens")).alias("_pos", "_token")
+    )
+    joined = exploded.join(words, exploded["_token"] == words["_word"], "left")
+    vector = F.coalesce(F.col("_vector"), F.lit(unknown).cast("array<float>"))
+    grouped = joined.groupBy(_ROW, "_label").agg(
+        F.array_sort(F.collect_list(F.struct(F.col("_pos"), vector.alias("v")))).alias("_steps")
+    )
+    columns = [F.transform(F.col("_steps"), lambda s: s["v"]).alias(features_col)]
+    if label_col is not None:
+        columns.append(F.col("_label").alias(label_col))
+    if length_col is not None:
+        columns.append(F.size(F.col("_steps")).alias(length_col))
+    return grouped.select(*columns)
+
+
+def read_sequences(
+    spark: SparkSession,
+    path: PathLike,
+    format: str = "parquet",
+    *,
+    features_col: str = "features",
+    label_col: str | None = "label",
+    length_col: str | None = None,
+    sequence_type: str = "multivariate",
+    label_type: str | None = None,
+    step_sep: str = ";",
+    value_sep: str = ",",
+    csv_sep: str = ",",
+    header: bool = True,
+    dictionary: PathLike | None = None,
+    unknown_token: str = "UNKNOWN",
+    broadcast_dictionary: bool = True,
+    validate: bool = True,
+    num_partitions: int | None = None,
+) -> DataFrame:
+    """Load sequences into a DataFrame in the trainer's input schema.
+
+    Parameters
+    ----------
+    spark : pyspark.sql.SparkSession
+    path : str or os.PathLike
+        File or directory (any path Spark reads: local, HDFS, S3, ...).
+    format : {"parquet", "csv", "json", "text"}, default "parquet"
+        - ``"parquet"``: read as is; only the named columns' presence is checked (the trainer
+          checks types and values).
+        - ``"csv"`` (all columns read as strings) and ``"json"`` (JSON lines): the sequence
+          column is text such as ``"1.0,2.0;3.0,4.0"`` (steps split by ``step_sep``, features
+          by ``value_sep``) or ``"1,2,3"``, parsed as ``sequence_type`` says; in JSON it may
+          also be an array already, which is cast. The label and length columns are parsed or
+          cast likewise. Other columns are kept unchanged.
+        - ``"text"``: the reference project's labelled token file, one ``label<TAB>tok1,tok2,...``
+          line per example. Each token is looked up in ``dictionary`` (lines
+          ``word<TAB>v1,v2,...``); tokens not in it get the ``unknown_token`` row's vector (a
+          zero vector if the dictionary has none). The result has the sequence column
+          (``array<array<float>>``) and an ``int`` label column, and row order is not kept.
+    features_col, label_col, length_col : str
+        Column names; ``label_col=None`` reads data without labels (inference), and
+        ``length_col`` (optional) names an integer column of valid lengths. For ``"text"``
+        they name the output columns (the length column then holds the token counts).
+    sequence_type : {"multivariate", "univariate", "tokens"}, default "multivariate"
+        How csv/json sequence text is parsed: ``array<array<float>>``, ``array<float>`` or
+        ``array<int>`` token ids.
+    label_type : {"int", "float", "int_array", "float_array"}, optional
+        How the csv/json label column is parsed: a class index, a real target, or a
+        ``value_sep``-separated list (per-step labels or a vector target). By default text and
+        integers become ``int``, floating numbers ``float`` and arrays keep their element kind.
+    step_sep, value_sep : str, default ";" and ","
+        Separators in sequence (and array label) text; taken literally, not as regexes.
+    csv_sep : str, default ","
+        CSV field separator (quote fields holding commas, as CSV does).
+    header : bool, default True
+        Whether CSV files start with a header line (otherwise columns are ``_c0``, ``_c1``...).
+    dictionary : str or os.PathLike, optional
+        The word-vector file, required for ``format="text"`` and used only there.
+    unknown_token : str, default "UNKNOWN"
+        Dictionary word whose vector unseen tokens get.
+    broadcast_dictionary : bool, default True
+        Broadcast the dictionary to the token join (right for dictionaries up to a few hundred
+        thousand words); ``False`` lets Spark choose a shuffle join for larger ones.
+    validate : bool, default True
+        Run the one aggregation job that finds unparseable values (csv/json/text) and raise
+        before training; ``False`` leaves bad values as nulls for the trainer's checks.
+    num_partitions : int, optional
+        Repartition the result into this many partitions.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+
+    Raises
+    ------
+    ValueError
+        Unknown ``format``/``sequence_type``/``label_type``, a missing column (the message lists
+        the columns present), unparseable values (naming the column, the number of bad rows and
+        the first bad row), a malformed dictionary, or no rows.
+    TypeError
+        A column of a type that cannot hold what was asked for.
+    FileNotFoundError
+        ``path`` or ``dictionary`` does not exist.
+
+    Examples
+    --------
+    >>> df = read_sequences(spark, "data/train.csv", "csv", label_type="float")  # doctest: +SKIP
+    >>> df.schema.simpleString()  # doctest: +SKIP
+    'struct<features:array<array<float>>,label:float>'
+    """
+    format = _choice("format", format, FORMATS)
+    sequence_type = _choice("sequence_type", sequence_type, SEQUENCE_TYPES)
+    if label_type is not None:
+        label_type = _choice("label_type", label_type, LABEL_TYPES)
+    features_col = _column_name("features_col", features_col)
+    label_col = _column_name("label_col", label_col, optional=True)
+    length_col = _column_name("length_col", length_col, optional=True)
+    named = [c for c in (features_col, label_col, length_col) if c is not None]
+    if len(set(named)) != len(named):
+        raise ValueError(f"features_col, label_col and length_col must differ, got {named}")
+    step_sep = _separator("step_sep", step_sep)
+    value_sep = _separator("value_sep", value_sep)
+    csv_sep = _separator("csv_sep", csv_sep)
+    if step_sep == value_sep:
+        raise ValueError(f"step_sep and value_sep must differ, both are {step_sep!r}")
+    if num_partitions is not None and (
+        isinstance(num_partitions, bool)
+        or not isinstance(num_partitions, (int, np.integer))
+        or num_partitions < 1
+    ):
+        raise ValueError(f"num_partitions = {num_partitions!r}: must be an integer >= 1")
+    path = _path_string("path", path)
+    if format == "text":
+        if dictionary is None:
+            raise ValueError("format='text' needs dictionary= (the word<TAB>v1,v2,... file)")
+        if sequence_type != "multivariate":
+            raise ValueError(
+                "format='text' produces word vectors (sequence_type='multivariate'), got "
+                f"sequence_type={sequence_type!r}"
+            )
+        if not isinstance(unknown_token, str) or not unknown_token:
+            raise TypeError("unknown_token must be a non-empty str")
+        df = _read_reference_text(
+            spark,
+            path,
+            _path_string("dictionary", dictionary),
+            features_col,
+            label_col,
+            length_col,
+            unknown_token,
+            bool(broadcast_dictionary),
+            bool(validate),
+        )
+    elif dictionary is not None:
+        raise ValueError(f"dictionary is only used with format='text', not format={format!r}")
+    elif format == "parquet":
+        df = _load("path", path, spark.read.parquet)
+        _require_columns(
+            df,
+            f"{path} (format 'parquet')",
+            features=features_col,
+            label=label_col,
+            length=length_col,
+        )
+    else:
+        df = _read_delimited(
+            spark,
+            path,
+            format,
+            features_col,
+            label_col,
+            length_col,
+            sequence_type,
+            label_type,
+            step_sep,
+            value_sep,
+            csv_sep,
+            bool(header),
+            bool(validate),
+        )
+    if num_partitions is not None:
+        df = df.repartition(int(num_partitions))
+    return df
+
+
+# --------------------------------------------------------------------------------------------
+# Writing with pyarrow
+# --------------------------------------------------------------------------------------------
+
+
+def _offsets_list(values: pa.Array, counts: np.ndarray) -> pa.Array:
+    """A list array of ``counts[i]`` consecutive ``values`` per row (int32 offsets)."""
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    if offsets[-1] > _INT32_MAX:
+        raise ValueError("too many values in one piece for int32 list offsets")
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), values)
+
+
+def _as_int32(name: str, array: np.ndarray) -> np.ndarray:
+    if array.size and (array.min() < np.iinfo(np.int32).min or array.max() > _INT32_MAX):
+        raise ValueError(f"{name} holds integers outside the int32 range")
+    return array.astype(np.int32, copy=False)
+
+
+def _numeric(name: str, value: ArrayLike) -> np.ndarray:
+    array = np.asarray(value)
+    if array.dtype == np.bool_:
+        return array.astype(np.int32)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise TypeError(f"{name} must hold numbers, got dtype {array.dtype}")
+    return array
+
+
+def _check_finite(name: str, column: pa.Array) -> None:
+    values = column.flatten(True) if isinstance(column, pa.ListArray) else column
+    if pa.types.is_floating(values.type):
+        flat = values.to_numpy(zero_copy_only=False)
+        if not np.isfinite(flat).all():
+            raise ValueError(f"{name} holds NaN or Inf in its valid steps")
+
+
+def _prepare_directory(path: Path, overwrite: bool) -> bool:
+    """Make ``path`` an empty directory; True if this call created it or emptied it."""
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"{path} exists and is not a directory")
+    if not path.exists():
+        path.mkdir(parents=True)
+        return True
+    entries = sorted(path.iterdir())
+    if not entries:
+        return False
+    if not overwrite:
+        raise FileExistsError(f"{path} is not empty; pass overwrite=True to replace the dataset")
+    ours = [p for p in entries if p.name == _SUCCESS or _is_part(p.name)]
+    others = [p.name for p in entries if p not in ours]
+    if others:
+        raise FileExistsError(
+            f"{path} holds files this writer did not write ({', '.join(others[:3])}); "
+            "refusing to overwrite it"
+        )
+    for p in ours:
+        p.unlink()
+    return True
+
+
+def _is_part(name: str) -> bool:
+    return name.startswith(_PART_PREFIX) and name.endswith(".parquet")
+
+
+class ParquetDatasetWriter:
+    """Append chunks of sequences to a directory of Parquet files in the input schema.
+
+    Chunks go to an in-memory buffer of Arrow tables, which is written as one row group
+    whenever it holds ``row_group_bytes`` or fills the current file; files hold
+    ``rows_per_file`` rows (the last one fewer) and are named ``part-00000.parquet``, ... A
+    ``_SUCCESS`` file marks a dataset closed without error; Spark and pyarrow ignore it. A
+    writer that received no rows leaves no files (and removes the directory if it made or
+    emptied it).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output directory; created if missing, and must be empty unless ``overwrite``.
+    rows_per_file : int, default 100_000
+        Rows per Parquet file, >= 1.
+    features_col, label_col : str, default "features" and "label"
+    length_col : str, optional
+        Also write the lengths as an ``int32`` column of this name (the sequence arrays hold
+        only valid steps, so their sizes are the lengths already).
+    per_step_labels : bool, optional
+        Whether ``[n, T]``/``[n, T, O]`` labels are per-step labels (trimmed to each row's
+        length) rather than vector targets. By default they are per-step when their second
+        axis has the inputs' length ``T``.
+    float_dtype : {float32, float64}, default float32
+        Floating values are written in this dtype; integer token ids and class labels are
+        written as ``int32``.
+    row_group_bytes : int, default 64 MiB
+        Target size of a row group; bounds the memory the writer holds.
+    compression : str, default "snappy"
+    overwrite : bool, default False
+        Delete an existing dataset (``part-*.parquet`` and ``_SUCCESS`` files only) at
+        ``path``; a directory holding other files is never touched.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> out = tempfile.mkdtemp() + "/data"
+    >>> with ParquetDatasetWriter(out, rows_per_file=2) as writer:
+    ...     writer.write(np.ones((3, 4, 2), np.float32), np.array([0, 1, 0]), np.array([4, 2, 1]))
+    >>> len(writer.files), writer.rows
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        path: PathLike,
+        *,
+        rows_per_file: int = 100_000,
+        features_col: str = "features",
+        label_col: str = "label",
+        length_col: str | None = None,
+        per_step_labels: bool | None = None,
+        float_dtype: DTypeLike = np.float32,
+        row_group_bytes: int = 64 * 2**20,
+        compression: str = "snappy",
+        overwrite: bool = False,
+    ) -> None:
+        for name, value in (("rows_per_file", rows_per_file), ("row_group_bytes", row_group_bytes)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} = {value!r}: must be an integer >= 1")
+        self.features_col = _column_name("features_col", features_col)
+        self.label_col = _column_name("label_col", label_col)
+        self.length_col = _column_name("length_col", length_col, optional=True)
+        named = [c for c in (self.features_col, self.label_col, self.length_col) if c]
+        if len(set(named)) != len(named):
+            raise ValueError(f"features_col, label_col and length_col must differ, got {named}")
+        if per_step_labels is not None and not isinstance(per_step_labels, bool):
+            raise TypeError(f"per_step_labels must be a bool or None, got {per_step_labels!r}")
+        self.float_dtype = np.dtype(float_dtype)
+        if self.float_dtype not in (np.float32, np.float64):
+            raise TypeError(f"float_dtype must be float32 or float64, got {self.float_dtype}")
+        self.per_step_labels = per_step_labels
+        self.rows_per_file = int(rows_per_file)
+        self.row_group_bytes = int(row_group_bytes)
+        self.compression = compression
+        self.path = Path(_path_string("path", path))
+        self._owned = _prepare_directory(self.path, bool(overwrite))
+        self._schema: pa.Schema | None = None
+        self._writer: pq.ParquetWriter | None = None
+        self._file_rows = 0
+        self._buffer: list[pa.Table] = []
+        self._buffered_rows = 0
+        self._buffered_bytes = 0
+        self._files: list[str] = []
+        self._rows = 0
+        self._closed = False
+
+    @property
+    def rows(self) -> int:
+        """Rows written to files so far (buffered rows count once flushed)."""
+        return self._rows
+
+    @property
+    def files(self) -> list[str]:
+        """Paths of the Parquet files started so far."""
+        return list(self._files)
+
+    # -- conversions -------------------------------------------------------------------------
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim == 2 and np.issubdtype(x.dtype, np.integer):
+            return _as_int32("features", x)  # token ids
+        return x.astype(self.float_dtype, copy=False)
+
+    def _labels_array(
+        self, y: np.ndarray, lengths: np.ndarray, steps: int, per_step: bool
+    ) -> pa.Array:
+        y = (
+            _as_int32("labels", y)
+            if np.issubdtype(y.dtype, np.integer)
+            else y.astype(self.float_dtype, copy=False)
+        )
+        if y.ndim == 1:
+            column = pa.array(y)
+        elif per_step:
+            if y.ndim not in (2, 3) or y.shape[1] != steps:
+                raise ValueError(
+                    f"per-step labels must be [n, T] or [n, T, O] with T = {steps}, got shape "
+                    f"{y.shape}"
+                )
+            column = sequences_to_arrow(y, lengths)
+        elif y.ndim == 2:
+            column = _offsets_list(pa.array(y.reshape(-1)), np.full(len(y), y.shape[1]))
+        else:
+            raise ValueError(
+                f"labels of shape {y.shape}: expected [n], [n, K] (vector targets) or per-step "
+                "[n, T] / [n, T, O]"
+            )
+        _check_finite("labels", column)
+        return column
+
+    def _table(self, features: pa.Array, labels: pa.Array | None, lengths: np.ndarray) -> pa.Table:
+        columns = {self.features_col: features}
+        if labels is not None:
+            columns[self.label_col] = labels
+        if self.length_col is not None:
+            columns[self.length_col] = pa.array(lengths.astype(np.int32))
+        return pa.table(columns)
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def write(
+        self,
+        features: ArrayLike,
+        labels: ArrayLike | None = None,
+        lengths: ArrayLike | None = None,
+    ) -> None:
+        """Append padded sequences.
+
+        Parameters
+        ----------
+        features : array_like
+            ``[n, T, F]`` numbers (``array<array<float>>``), ``[n, T]`` floats
+            (``array<float>``) or ``[n, T]`` integers (token ids, ``array<int>``).
+        labels : array_like, optional
+            ``[n]`` (int class or float target), ``[n, K]`` (vector target) or per-step
+            ``[n, T]`` / ``[n, T, O]`` (see ``per_step_labels``).
+        lengths : array_like, optional
+            ``[n]`` valid lengths in ``[1, T]``; only those steps are written. Default: ``T``.
+        """
+        x = _numeric("features", features)
+        if x.ndim not in (2, 3):
+            raise ValueError(
+                f"features must be [n, T] (univariate or token ids) or [n, T, F], got shape "
+                f"{x.shape}"
+            )
+        n, steps = x.shape[:2]
+        if steps == 0 or (x.ndim == 3 and x.shape[2] == 0):
+            raise ValueError(f"features of shape {x.shape} have no steps or no features")
+        if lengths is None:
+            lengths = np.full(n, steps, dtype=np.int64)
+        lengths = np.asarray(lengths)
+        if not np.issubdtype(lengths.dtype, np.integer) or lengths.shape != (n,):
+            raise ValueError(
+                f"lengths must be [n] = [{n}] integers, got {lengths.dtype} {lengths.shape}"
+            )
+        if n and (lengths.min() < 1 or lengths.max() > steps):
+            bad = int(np.flatnonzero((lengths < 1) | (lengths > steps))[0])
+            raise ValueError(f"lengths[{bad}] = {int(lengths[bad])}: must be in [1, T = {steps}]")
+        y = None
+        if labels is not None:
+            y = _numeric("labels", labels)
+            if y.ndim == 0 or y.shape[0] != n:
+                raise ValueError(f"labels have shape {y.shape}; features have {n} rows")
+        if n == 0:
+            return
+        per_step = self.per_step_labels
+        if per_step is None:
+            per_step = y is not None and y.ndim in (2, 3) and y.shape[1] == steps
+        x = self._features(x)
+        row_bytes = x[0].nbytes + (y[0].nbytes if y is not None else 0)
+        values_per_row = int(np.prod(x.shape[1:]))
+        piece = max(1, min(self.row_group_bytes // max(row_bytes, 1), _INT32_MAX // values_per_row))
+        for start in range(0, n, piece):
+            stop = min(n, start + piece)
+            column = sequences_to_arrow(x[start:stop], lengths[start:stop])
+            _check_finite("features", column)
+            label_column = None
+            if y is not None:
+                label_column = self._labels_array(
+                    y[start:stop], lengths[start:stop], steps, per_step
+                )
+            self.write_table(self._table(column, label_column, lengths[start:stop]))
+
+    def write_ragged(
+        self,
+        values: ArrayLike,
+        sizes: ArrayLike,
+        labels: ArrayLike | None = None,
+    ) -> None:
+        """Append unpadded sequences given as their steps back to back.
+
+        Parameters
+        ----------
+        values : array_like
+            ``[S, F]`` numbers (``array<array<float>>``), ``[S]`` floats (``array<float>``)
+            or ``[S]`` integers (token ids), where ``S = sizes.sum()``.
+        sizes : array_like
+            ``[n]`` integers >= 1: the steps of each sequence, in order.
+        labels : array_like, optional
+            ``[n]`` or ``[n, K]`` (vector targets).
+        """
+        v = _numeric("values", values)
+        sizes = np.asarray(sizes)
+        if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer):
+            raise ValueError(f"sizes must be a 1-D integer array, got {sizes.dtype} {sizes.shape}")
+        if v.ndim not in (1, 2) or (v.ndim == 2 and v.shape[1] == 0):
+            raise ValueError(f"values must be [S] or [S, F] with F >= 1, got shape {v.shape}")
+        if sizes.size and sizes.min() < 1:
+            raise ValueError(f"sizes[{int(np.argmin(sizes))}] < 1: every sequence needs a step")
+        if int(sizes.sum()) != len(v):
+            raise ValueError(f"sizes add up to {int(sizes.sum())} steps; values hold {len(v)}")
+        y = None
+        if labels is not None:
+            y = _numeric("labels", labels)
+            if y.ndim not in (1, 2) or y.shape[0] != len(sizes):
+                raise ValueError(f"labels have shape {y.shape}; expected [{len(sizes)}] or [n, K]")
+        if not sizes.size:
+            return
+        if v.ndim == 1 and np.issubdtype(v.dtype, np.integer):
+            v = _as_int32("values", v)
+        else:
+            v = v.astype(self.float_dtype, copy=False)
+        step_bytes = v[0].nbytes if v.ndim == 2 else v.itemsize
+        budget = max(1, min(self.row_group_bytes // step_bytes, _INT32_MAX // max(1, v[0].size)))
+        ends = np.cumsum(sizes)
+        start_row = 0
+        while start_row < len(sizes):
+            first_step = int(ends[start_row] - sizes[start_row])
+            stop_row = int(np.searchsorted(ends, first_step + budget, side="right"))
+            stop_row = max(stop_row, start_row + 1)
+            counts = sizes[start_row:stop_row]
+            block = v[first_step : int(ends[stop_row - 1])]
+            if block.ndim == 2:
+                inner = _offsets_list(pa.array(block.reshape(-1)), np.full(len(block), v.shape[1]))
+            else:
+                inner = pa.array(block)
+            column = _offsets_list(inner, counts)
+            _check_finite("values", column)
+            label_column = None
+            if y is not None:
+                label_column = self._labels_array(y[start_row:stop_row], counts, 0, False)
+            self.write_table(self._table(column, label_column, counts))
+            start_row = stop_row
+
+    def write_table(self, table: pa.Table) -> None:
+        """Append an Arrow table; every table of a dataset must have the same schema."""
+        if self._closed:
+            raise ValueError(f"the writer for {self.path} is closed")
+        if not isinstance(table, pa.Table):
+            raise TypeError(f"table must be a pyarrow.Table, got {type(table).__name__}")
+        if table.num_rows == 0:
+            return
+        if self._schema is None:
+            self._schema = table.schema
+        elif not table.schema.equals(self._schema):
+            got = table.schema.to_string(show_schema_metadata=False).replace("\n", ", ")
+            want = self._schema.to_string(show_schema_metadata=False).replace("\n", ", ")
+            raise ValueError(
+                f"a chunk for {self.path} has schema ({got}); the dataset's is ({want})"
+            )
+        self._buffer.append(table)
+        self._buffered_rows += table.num_rows
+        self._buffered_bytes += table.nbytes
+        self._drain(final=False)
+
+    def _room(self) -> int:
+        return self.rows_per_file - self._file_rows
+
+    def _drain(self, final: bool) -> None:
+        while self._buffered_rows and (
+            final
+            or self._buffered_rows >= self._room()
+            or self._buffered_bytes >= self.row_group_bytes
+        ):
+            data = pa.concat_tables(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+            take = min(self._room(), data.num_rows)
+            self._write_group(data.slice(0, take))
+            rest = data.slice(take)
+            self._buffer = [rest] if rest.num_rows else []
+            self._buffered_rows = rest.num_rows
+            self._buffered_bytes = rest.nbytes if rest.num_rows else 0
+
+    def _write_group(self, group: pa.Table) -> None:
+        if self._writer is None:
+            name = self.path / f"{_PART_PREFIX}{len(self._files):05d}.parquet"
+            self._writer = pq.ParquetWriter(name, self._schema, compression=self.compression)
+            self._files.append(str(name))
+            self._file_rows = 0
+        self._writer.write_table(group, row_group_size=group.num_rows)
+        self._file_rows += group.num_rows
+        self._rows += group.num_rows
+        if self._file_rows >= self.rows_per_file:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> list[str]:
+        """Flush, close the last file and mark the dataset complete; returns the file paths."""
+        if self._closed:
+            return self.files
+        self._drain(final=True)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._closed = True
+        if self._rows:
+            (self.path / _SUCCESS).touch()
+            logger.info(
+                "wrote %d rows in %d file(s) to %s", self._rows, len(self._files), self.path
+            )
+        elif self._owned and not any(self.path.iterdir()):
+            self.path.rmdir()
+        return self.files
+
+    def abort(self) -> None:
+        """Close the open file without flushing or marking the dataset complete."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._buffer = []
+        self._closed = True
+
+    def __enter__(self) -> ParquetDatasetWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_parquet_dataset(
+    path: PathLike,
+    features: ArrayLike,
+    labels: ArrayLike | None = None,
+    lengths: ArrayLike | None = None,
+    *,
+    rows_per_file: int = 100_000,
+    features_col: str = "features",
+    label_col: str = "label",
+    length_col: str | None = None,
+    per_step_labels: bool | None = None,
+    float_dtype: DTypeLike = np.float32,
+    overwrite: bool = False,
+) -> list[str]:
+    """Write padded NumPy sequences to a Parquet directory in the trainer's input schema.
+
+    Uses pyarrow only; the arrays are converted and written in pieces of bounded size (see
+    :class:`ParquetDatasetWriter`, which also appends chunks one at a time).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Output directory (created; must be empty unless ``overwrite``).
+    features : array_like
+        ``[n, T, F]`` numbers, ``[n, T]`` floats (univariate) or ``[n, T]`` integer token ids.
+    labels : array_like, optional
+        ``[n]`` class ids or targets, ``[n, K]`` vector targets, or per-step ``[n, T]`` /
+        ``[n, T, O]``.
+    lengths : array_like, optional
+        ``[n]`` valid lengths in ``[1, T]``; default ``T`` for every row.
+    rows_per_file, features_col, label_col, length_col, per_step_labels, float_dtype, overwrite
+        As for :class:`ParquetDatasetWriter`.
+
+    Returns
+    -------
+    list of str
+        The Parquet files written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pyarrow.parquet as pq
+    >>> out = tempfile.mkdtemp() + "/tokens"
+    >>> files = write_parquet_dataset(out, np.array([[3, 1, 0], [2, 2, 2]]), np.array([1, 0]),
+    ...                               np.array([2, 3]))
+    >>> pq.read_table(out).to_pylist()
+    [{'features': [3, 1], 'label': 1}, {'features': [2, 2, 2], 'label': 0}]
+    """
+    with ParquetDatasetWriter(
+        path,
+        rows_per_file=rows_per_file,
+        features_col=features_col,
+        label_col=label_col,
+        length_col=length_col,
+        per_step_labels=per_step_labels,
+        float_dtype=float_dtype,
+        overwrite=overwrite,
+    ) as writer:
+        writer.write(features, labels, lengths)
+    return writer.files
