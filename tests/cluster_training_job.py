@@ -6,19 +6,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
-
-
-def build_zip(target: Path) -> Path:
-    """The ``--py-files`` archive: the ``sparklstm`` package only."""
-    package = Path(__file__).resolve().parents[1] / "sparklstm"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(package.rglob("*.py")):
-            archive.write(path, path.relative_to(package.parent).as_posix())
-    return target
 
 
 def executor_facts(_: object) -> list[dict]:
@@ -43,6 +33,7 @@ def main(workdir: str) -> None:
 
     from sparklstm.data.arrow import numpy_to_arrow
     from sparklstm.data.synthetic import noisy_sines
+    from sparklstm.packaging import build_zip
     from sparklstm.spark.trainer import fit_distributed
 
     archive = build_zip(Path(workdir) / "sparklstm.zip")

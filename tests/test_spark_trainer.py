@@ -297,6 +297,12 @@ def test_resume_after_a_stop_gives_the_uninterrupted_result(spark, tmp_path):
         fit_distributed(
             df, MODEL, {**options, "lr": 0.1}, checkpoint_dir=directory, resume=True, progress=False
         )
+    # A fresh run into a directory of an earlier run's checkpoints is refused before it starts,
+    # and leaves them intact.
+    kept = checkpoint_rounds(directory)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        fit_distributed(df, MODEL, options, checkpoint_dir=directory, progress=False)
+    assert checkpoint_rounds(directory) == kept
 
 
 # ------------------------------------------------------------------------------ bad data

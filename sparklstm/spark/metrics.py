@@ -106,8 +106,9 @@ class RoundPrinter:
 
     def __call__(self, row: dict[str, Any]) -> None:
         line = format_round(row, self.total_rounds)
-        logger.info("%s", line)
-        if self.enabled:
+        if not self.enabled:
+            logger.debug("%s", line)
+        else:
             stream = self.stream or sys.stderr
             stream.write(line + "\n")
             stream.flush()

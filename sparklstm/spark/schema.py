@@ -15,7 +15,7 @@ from typing import Any
 
 from sparklstm.config import ModelConfig
 
-__all__ = ["Columns", "DataProfile", "profile_data", "check_rows", "model_sizes"]
+__all__ = ["Columns", "DataProfile", "profile_data", "check_rows", "model_sizes", "default_task"]
 
 logger = logging.getLogger(__name__)
 
@@ -314,3 +314,13 @@ def check_rows(
 def _short(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def default_task(schema: Any, label_col: str) -> str:
+    """``"classification"`` for integer labels (or arrays of them), else ``"regression"``."""
+    from pyspark.sql.types import ArrayType
+
+    data_type = _field(schema, label_col, "label").dataType
+    while isinstance(data_type, ArrayType):
+        data_type = data_type.elementType
+    return "classification" if _type_name(data_type) in _INTEGRAL else "regression"

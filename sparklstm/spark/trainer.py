@@ -30,7 +30,12 @@ import numpy as np
 
 from sparklstm.config import ModelConfig
 from sparklstm.model import SequenceModel, metrics_from_totals
-from sparklstm.spark.checkpoint import Checkpoint, latest_checkpoint, save_checkpoint
+from sparklstm.spark.checkpoint import (
+    Checkpoint,
+    checkpoint_rounds,
+    latest_checkpoint,
+    save_checkpoint,
+)
 from sparklstm.spark.config import RESUMABLE_CHANGES, DistributedConfig
 from sparklstm.spark.metrics import MetricsFile, RoundHistory, RoundPrinter
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
@@ -167,6 +172,14 @@ def fit_distributed(
     columns = Columns(features_col, label_col, length_col)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
+    if not resume and checkpoint_dir is not None and checkpoint_rounds(checkpoint_dir):
+        # A fresh run must not mix its checkpoints with an earlier run's (the newer-numbered
+        # old ones would win a later resume) nor delete them: the user chooses.
+        raise ValueError(
+            f"checkpoint_dir {str(checkpoint_dir)!r} already holds checkpoints (rounds "
+            f"{checkpoint_rounds(checkpoint_dir)}); pass resume=True to continue that run, or "
+            "use an empty directory"
+        )
     started_run = time.perf_counter()
     checkpoint = latest_checkpoint(checkpoint_dir) if (resume and checkpoint_dir) else None
     if resume and checkpoint is None:
@@ -185,6 +198,14 @@ def fit_distributed(
     checked, skipped = check_rows(data, columns, profile, model_config, cfg.invalid_rows)
     if cfg.num_partitions is not None and checked.rdd.getNumPartitions() != cfg.num_partitions:
         checked = checked.repartition(cfg.num_partitions)
+    parallelism = checked.sparkSession.sparkContext.defaultParallelism
+    if cfg.num_partitions is None and checked.rdd.getNumPartitions() < parallelism:
+        logger.warning(
+            "training on the data's %d partition(s) while Spark offers %d task slots; set "
+            "num_partitions to use them",
+            checked.rdd.getNumPartitions(),
+            parallelism,
+        )
     cached = cache_chunks(checked, _encoding(model_config, columns, cfg))
     val_cached = None
     try:

@@ -1,0 +1,288 @@
+"""Train an LSTM/GRU on Spark by parameter averaging and save the model.
+
+    spark-submit jobs/train.py --data data/sines/train --validation data/sines/test \\
+        --hidden-sizes 64 --epochs 8 --local-steps 8 --output runs/sines-model
+
+Options may also come from a JSON (or YAML) file given with --config, whose sections "data",
+"model", "training" and "output" hold the library's option names (hidden_sizes, local_steps,
+...); options given on the command line override the file. The master is spark-submit's
+(--master), or local[*] when run as `python jobs/train.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sparklstm.cli import (
+    DATA_READ_KEYS,
+    JobArgumentParser,
+    add_data_options,
+    check_input_path,
+    load_config_file,
+    merge_sections,
+    read_data,
+    run_job,
+    write_json,
+)
+from sparklstm.spark.config import DistributedConfig
+from sparklstm.spark.schema import default_task
+from sparklstm.spark.session import get_session
+from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
+
+PROG = "train.py"
+S = argparse.SUPPRESS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = JobArgumentParser(
+        prog=PROG,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+    )
+    parser.add_argument("--config", help="JSON/YAML file of options (see above)")
+    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+
+    data = add_data_options(parser, "training data path (required)")
+    data.add_argument(
+        "--validation",
+        dest="data.validation",
+        default=S,
+        help="held-out data path (same format and columns)",
+    )
+    data.add_argument(
+        "--validation-fraction",
+        dest="data.validation_fraction",
+        type=float,
+        default=S,
+        help="hold out this fraction of --data instead",
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--cell", dest="model.cell", choices=("lstm", "peephole", "gru"), default=S)
+    model.add_argument(
+        "--hidden-sizes",
+        dest="model.hidden_sizes",
+        type=int,
+        nargs="+",
+        default=S,
+        help="hidden size of each layer (default: 64)",
+    )
+    model.add_argument(
+        "--bidirectional", dest="model.bidirectional", action="store_true", default=S
+    )
+    model.add_argument("--dropout", dest="model.dropout", type=float, default=S)
+    model.add_argument(
+        "--head",
+        dest="model.head",
+        choices=("last", "all"),
+        default=S,
+        help="one output per sequence (last) or per step (all)",
+    )
+    model.add_argument(
+        "--task",
+        dest="model.task",
+        choices=("classification", "regression"),
+        default=S,
+        help="default: classification for integer labels, else regression",
+    )
+    model.add_argument(
+        "--embedding-dim",
+        dest="model.embedding_dim",
+        type=int,
+        default=S,
+        help="embedding width for token inputs",
+    )
+    model.add_argument("--dtype", dest="model.dtype", choices=("float32", "float64"), default=S)
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", dest="training.epochs", type=int, default=S)
+    train.add_argument(
+        "--rounds", dest="training.rounds", type=int, default=S, help="stop after this many rounds"
+    )
+    train.add_argument(
+        "--local-steps",
+        dest="training.local_steps",
+        type=int,
+        default=S,
+        help="minibatch steps per worker between averages (default: one round per epoch)",
+    )
+    train.add_argument("--batch-size", dest="training.batch_size", type=int, default=S)
+    train.add_argument(
+        "--partitions",
+        dest="training.num_partitions",
+        type=int,
+        default=S,
+        help="workers (default: Spark's default parallelism)",
+    )
+    train.add_argument(
+        "--optimizer",
+        dest="training.optimizer",
+        default=S,
+        help="sgd, momentum, nesterov, rmsprop, adadelta, adam, adamw",
+    )
+    train.add_argument("--lr", dest="training.lr", type=float, default=S)
+    train.add_argument(
+        "--lr-scaling",
+        dest="training.lr_scaling",
+        choices=("none", "linear", "sqrt"),
+        default=S,
+        help="scale the learning rate with the number of workers",
+    )
+    train.add_argument("--warmup-rounds", dest="training.warmup_rounds", type=int, default=S)
+    train.add_argument(
+        "--state-policy",
+        dest="training.state_policy",
+        choices=("average", "reset", "local"),
+        default=S,
+        help="what happens to optimizer state at each average",
+    )
+    train.add_argument("--outer-momentum", dest="training.outer_momentum", type=float, default=S)
+    train.add_argument("--clip-norm", dest="training.clip_norm", type=float, default=S)
+    train.add_argument("--weight-decay", dest="training.weight_decay", type=float, default=S)
+    train.add_argument("--seed", dest="training.seed", type=int, default=S)
+    train.add_argument("--validate-every", dest="training.validate_every", type=int, default=S)
+    train.add_argument(
+        "--early-stopping",
+        dest="training.early_stopping",
+        type=int,
+        default=S,
+        help="stop after this many validations without improvement",
+    )
+    train.add_argument("--checkpoint-every", dest="training.checkpoint_every", type=int, default=S)
+    train.add_argument(
+        "--invalid-rows",
+        dest="training.invalid_rows",
+        choices=("error", "skip"),
+        default=S,
+        help="fail on invalid rows (default) or skip and count them",
+    )
+
+    out = parser.add_argument_group("output")
+    out.add_argument(
+        "--output", dest="output.model", default=S, help="model directory to write (required)"
+    )
+    out.add_argument(
+        "--metrics", dest="output.metrics", default=S, help="JSON-lines file, one object per round"
+    )
+    out.add_argument("--checkpoint-dir", dest="output.checkpoint_dir", default=S)
+    out.add_argument(
+        "--resume",
+        dest="output.resume",
+        action="store_true",
+        default=S,
+        help="continue from the newest checkpoint in --checkpoint-dir",
+    )
+    out.add_argument(
+        "--summary", dest="output.summary", default=S, help="also write the final summary JSON here"
+    )
+    out.add_argument(
+        "--quiet",
+        dest="output.quiet",
+        action="store_true",
+        default=S,
+        help="no per-round progress lines",
+    )
+    return parser
+
+
+_DATA_KEYS = DATA_READ_KEYS | {"path", "validation", "validation_fraction"}
+_OUTPUT_KEYS = {"model", "metrics", "checkpoint_dir", "resume", "summary", "quiet"}
+
+
+def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, dict[str, Any]]]:
+    args = _parser().parse_args(argv)
+    config = load_config_file(args.config) if args.config else {}
+    options = merge_sections(config, args)
+    for section, known in (("data", _DATA_KEYS), ("output", _OUTPUT_KEYS)):
+        unknown = sorted(set(options[section]) - known)
+        if unknown:
+            raise ValueError(f"unknown {section} option(s) {unknown}; known: {sorted(known)}")
+    for section, key, flag in (("data", "path", "--data"), ("output", "model", "--output")):
+        if not options[section].get(key):
+            raise ValueError(f"{flag} is required (or {section}.{key} in --config)")
+    check_input_path("--data", options["data"]["path"])
+    if options["data"].get("validation"):
+        check_input_path("--validation", options["data"]["validation"])
+    if options["data"].get("dictionary"):
+        check_input_path("--dictionary", options["data"]["dictionary"])
+    fraction = options["data"].get("validation_fraction")
+    if fraction is not None:
+        if options["data"].get("validation"):
+            raise ValueError("give --validation or --validation-fraction, not both")
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"--validation-fraction must be in (0, 1), got {fraction}")
+    output = options["output"]
+    if output.get("resume") and not output.get("checkpoint_dir"):
+        raise ValueError("--resume needs --checkpoint-dir")
+    # Fail on bad training options now, before Spark starts.
+    DistributedConfig.coerce(options["training"])
+    return args, options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args, options = _options(argv)
+    data, output = options["data"], options["output"]
+    spark = get_session("sparklstm-train", master=args.master)
+    started = time.perf_counter()
+    frame = read_data(spark, data, data["path"])
+    validation = read_data(spark, data, data["validation"]) if data.get("validation") else None
+    seed = options["training"].get("seed", 0)
+    if data.get("validation_fraction"):
+        fraction = data["validation_fraction"]
+        frame, validation = frame.randomSplit([1.0 - fraction, fraction], seed=seed or 0)
+    columns = {
+        "features_col": data.get("features_col", "features"),
+        "label_col": data.get("label_col", "label"),
+        "length_col": data.get("length_col"),
+    }
+    training = dict(options["training"])
+    # One worker per task slot unless told otherwise (a single Parquet file is one partition).
+    training.setdefault("num_partitions", spark.sparkContext.defaultParallelism)
+    model_options = dict(options["model"])
+    model_options.setdefault("task", default_task(frame.schema, columns["label_col"]))
+    model, history = fit_distributed(
+        frame,
+        model_options,
+        training,
+        **columns,
+        validation=validation,
+        checkpoint_dir=output.get("checkpoint_dir"),
+        resume=bool(output.get("resume")),
+        metrics_path=output.get("metrics"),
+        progress=not output.get("quiet"),
+    )
+    path = model.save(
+        output["model"],
+        metadata={"columns": columns, "data": data, "training": training},
+    )
+    last = history.rows[-1] if history.rows else {}
+    examples = sum(row.get("examples", 0) for row in history.rows)
+    compute = sum(row.get("seconds", 0.0) for row in history.rows)
+    summary: dict[str, Any] = {
+        "model": str(path),
+        "rows": history.summary.get("rows"),
+        "partitions": history.summary.get("training_partitions"),
+        "rounds": len(history),
+        "epochs": last.get("epoch"),
+        "stopped_early": history.stopped_early,
+        "best_round": history.best_round,
+        "job_seconds": round(time.perf_counter() - started, 2),
+        "sequences_per_second": round(examples / compute, 1) if compute else None,
+        "train": {k: last[k] for k in ("train_loss", "train_accuracy") if k in last},
+        "skipped_rows": history.summary.get("skipped_rows"),
+    }
+    if validation is not None:
+        summary["validation"] = evaluate_distributed(model, validation, **columns)
+    summary["parameters"] = model.num_parameters()
+    if output.get("summary"):
+        write_json(output["summary"], summary)
+    print("summary: " + json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    run_job(main, PROG)

@@ -1,0 +1,250 @@
+"""What the spark-submit jobs in ``jobs/`` share: config files, option merging, one-line errors.
+
+The jobs themselves are thin (argparse -> library calls -> files). They are run as scripts by
+``spark-submit jobs/NAME.py``, where only the installed (or ``--py-files``-shipped) ``sparklstm``
+package is importable, so their shared code lives here rather than in ``jobs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+__all__ = [
+    "DATA_READ_KEYS",
+    "JobArgumentParser",
+    "add_data_options",
+    "check_input_path",
+    "read_data",
+    "load_config_file",
+    "merge_sections",
+    "run_job",
+    "write_json",
+]
+
+logger = logging.getLogger(__name__)
+
+CONFIG_SECTIONS = ("data", "model", "training", "output")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the docstring's layout; metavars without the ``section.`` prefix of the dest."""
+
+    def _get_default_metavar_for_optional(self, action: argparse.Action) -> str:
+        return action.dest.rpartition(".")[2].upper()
+
+
+class JobArgumentParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a job config: a JSON (or, with PyYAML installed, YAML) object whose keys are some of
+    ``data``, ``model``, ``training`` and ``output``, each an object of options named as the
+    library names them (snake_case: ``hidden_sizes``, ``local_steps``, ...).
+
+    YAML is read with ``yaml.safe_load`` (no object construction); nothing in a config file is
+    ever executed.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--config: no such file: {path}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(
+                f"--config {path}: YAML needs PyYAML (pip install 'sparklstm[yaml]'); "
+                "or write the config as JSON"
+            ) from None
+        try:
+            document = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"--config {path}: not valid YAML: {exc}") from None
+    else:
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"--config {path}: not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise ValueError(f"--config {path}: expected an object with sections {CONFIG_SECTIONS}")
+    unknown = sorted(set(document) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise ValueError(
+            f"--config {path}: unknown section(s) {unknown}; sections are {list(CONFIG_SECTIONS)}"
+        )
+    for name, section in document.items():
+        if not isinstance(section, dict):
+            raise ValueError(f"--config {path}: section {name!r} must be an object")
+    return {name: dict(document.get(name, {})) for name in CONFIG_SECTIONS}
+
+
+def merge_sections(
+    config: Mapping[str, Mapping[str, Any]], args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """The config file's sections, overridden by the options given on the command line.
+
+    Command-line options are declared with ``dest="SECTION.key"`` and
+    ``default=argparse.SUPPRESS``, so only the options actually given appear in ``args``.
+    """
+    merged = {name: dict(config.get(name, {})) for name in CONFIG_SECTIONS}
+    for dest, value in vars(args).items():
+        section, dot, key = dest.partition(".")
+        if dot and section in merged:
+            merged[section][key] = value
+    return merged
+
+
+# Options of sparklstm.spark.sources.read_sequences that the jobs expose (section "data").
+DATA_READ_KEYS = frozenset(
+    {
+        "format",
+        "features_col",
+        "label_col",
+        "length_col",
+        "sequence_type",
+        "label_type",
+        "dictionary",
+    }
+)
+
+
+def add_data_options(parser: argparse.ArgumentParser, path_help: str) -> Any:
+    """The ``data`` option group shared by the jobs (dests ``data.KEY``, absent unless given)."""
+    from sparklstm.spark.sources import FORMATS, LABEL_TYPES, SEQUENCE_TYPES
+
+    unset = argparse.SUPPRESS
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", dest="data.path", metavar="PATH", default=unset, help=path_help)
+    group.add_argument(
+        "--format",
+        dest="data.format",
+        choices=FORMATS,
+        default=unset,
+        help="parquet (default), csv, json, or text (label<TAB>tok1,tok2,... + --dictionary)",
+    )
+    for flag, default, text in (
+        ("features", "features", "sequence column"),
+        ("label", "label", "label column"),
+        ("length", None, "integer column of valid lengths (optional)"),
+    ):
+        group.add_argument(
+            f"--{flag}-col",
+            dest=f"data.{flag}_col",
+            metavar="NAME",
+            default=unset,
+            help=text + (f" (default: {default})" if default else ""),
+        )
+    group.add_argument(
+        "--sequence-type",
+        dest="data.sequence_type",
+        choices=SEQUENCE_TYPES,
+        default=unset,
+        help="how csv/json sequence text is parsed (default: multivariate)",
+    )
+    group.add_argument(
+        "--label-type",
+        dest="data.label_type",
+        choices=LABEL_TYPES,
+        default=unset,
+        help="how csv/json label text is parsed",
+    )
+    group.add_argument(
+        "--dictionary",
+        dest="data.dictionary",
+        metavar="PATH",
+        default=unset,
+        help="word<TAB>v1,v2,... vectors for --format text",
+    )
+    return group
+
+
+def check_input_path(flag: str, path: str) -> None:
+    """A local input path (no URI scheme, or ``file:``) that does not exist is an error before
+    Spark starts; remote URIs (hdfs://, s3a://, ...) and glob patterns are left to Spark."""
+    text = str(path)
+    if any(c in text for c in "*?[{"):
+        return
+    if text.startswith("file:"):
+        text = text[len("file:") :].lstrip("/")
+        text = "/" + text
+    elif "://" in text:
+        return
+    if not Path(text).exists():
+        raise FileNotFoundError(f"{flag}: no such file or directory: {path}")
+
+
+def read_data(spark: Any, data: Mapping[str, Any], path: str, labelled: bool = True) -> Any:
+    """``read_sequences`` with the ``data`` section's reader options."""
+    from sparklstm.spark.sources import read_sequences
+
+    options = {k: v for k, v in data.items() if k in DATA_READ_KEYS}
+    if not labelled:
+        options["label_col"] = None
+    return read_sequences(spark, path, **options)
+
+
+def write_json(path: str | Path, document: Any) -> Path:
+    """Write ``document`` as indented JSON, atomically (temporary name, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [ValueError, TypeError, FileNotFoundError, KeyError]
+    try:
+        from pyspark.errors import AnalysisException
+
+        errors.append(AnalysisException)
+    except ImportError:  # pragma: no cover - pyspark is a dependency
+        pass
+    return tuple(errors)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, KeyError) and exc.args:
+        text = str(exc.args[0])
+    return " ".join(text.splitlines()[:1]) if type(exc).__name__ == "AnalysisException" else text
+
+
+def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
+    """Run ``main(sys.argv[1:])`` and exit with its status; a user mistake (bad option, missing
+    column or file, invalid data) ends the job with one ``PROG: error: ...`` line on stderr and
+    status 1 instead of a traceback. ``SPARKLSTM_DEBUG=1`` shows the traceback."""
+    import os
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        status = main(sys.argv[1:])
+    except _user_errors() as exc:
+        if os.environ.get("SPARKLSTM_DEBUG"):
+            raise
+        sys.stderr.write(f"{prog}: error: {_one_line(exc)}\n")
+        status = 1
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        status = 130
+    sys.exit(status)

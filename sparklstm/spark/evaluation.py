@@ -1,0 +1,185 @@
+"""Metrics of predictions against labels, computed by Spark SQL aggregations.
+
+Each function runs one aggregation job over a DataFrame holding a label column and a prediction
+column (as :func:`sparklstm.spark.inference.predict_dataframe` writes it) and returns plain
+Python numbers; only the aggregates (a ``k x k`` confusion matrix, a handful of sums) reach the
+driver. Per-step models are scored over every valid step: when both columns are arrays, their
+elements are paired position by position, and positions without a prediction (padding past the
+sequence's length) are left out.
+
+Classification (``k`` classes, confusion matrix ``C[true][predicted]``)::
+
+    accuracy     = trace(C) / sum(C)
+    precision_c  = C[c][c] / sum_t C[t][c]        recall_c = C[c][c] / sum_p C[c][p]
+    f1_c         = 2 precision_c recall_c / (precision_c + recall_c)   (0 where undefined)
+
+Regression (``e = prediction - label`` over all values)::
+
+    rmse = sqrt(mean(e^2))    mae = mean(|e|)    r2 = 1 - sum(e^2) / sum((label - mean(label))^2)
+    mape = 100 * mean(|e| / |label|)   over values whose label is not 0 (a percentage)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["classification_metrics", "regression_metrics", "evaluate_predictions"]
+
+_LABEL = "__label"
+_PREDICTION = "__prediction"
+
+
+def _require(df: Any, **columns: str) -> None:
+    for role, name in columns.items():
+        if name not in df.columns:
+            raise ValueError(f"{role} column {name!r} not found; columns are {df.columns}")
+
+
+def _pairs(df: Any, label_col: str, prediction_col: str) -> Any:
+    """``(label, prediction)`` rows as doubles: one per row, or one per valid step."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import ArrayType
+
+    _require(df, label=label_col, prediction=prediction_col)
+    label_array = isinstance(df.schema[label_col].dataType, ArrayType)
+    prediction_array = isinstance(df.schema[prediction_col].dataType, ArrayType)
+    if label_array != prediction_array:
+        raise TypeError(
+            f"label column {label_col!r} ({df.schema[label_col].dataType.simpleString()}) and "
+            f"prediction column {prediction_col!r} "
+            f"({df.schema[prediction_col].dataType.simpleString()}) must both be scalars or both "
+            "be arrays"
+        )
+    label, prediction = F.col(label_col), F.col(prediction_col)
+    if not label_array:
+        return df.select(
+            label.cast("double").alias(_LABEL), prediction.cast("double").alias(_PREDICTION)
+        ).where(F.col(_PREDICTION).isNotNull())
+    pairs = F.zip_with(
+        label,
+        prediction,
+        lambda lab, pred: F.struct(
+            lab.cast("double").alias(_LABEL), pred.cast("double").alias(_PREDICTION)
+        ),
+    )
+    return (
+        df.select(F.explode(pairs).alias("pair"))
+        .select("pair.*")
+        .where(F.col(_PREDICTION).isNotNull())
+    )
+
+
+def _check_labels(count_null: int, label_col: str) -> None:
+    if count_null:
+        raise ValueError(f"label column {label_col!r} has {count_null} null value(s)")
+
+
+def classification_metrics(
+    df: Any,
+    label_col: str = "label",
+    prediction_col: str = "prediction",
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1/support, macro and weighted F1, and the
+    confusion matrix (``matrix[true][predicted]``) of class predictions.
+
+    Raises ``ValueError`` for a missing column, null or negative/non-integral labels, or no rows.
+    """
+    from pyspark.sql import functions as F
+
+    pairs = _pairs(df, label_col, prediction_col)
+    counts = (
+        pairs.groupBy(_LABEL, _PREDICTION).agg(F.count(F.lit(1)).alias("n")).collect()
+    )  # at most k*k (+ nulls) rows
+    null_labels = sum(r["n"] for r in counts if r[_LABEL] is None)
+    _check_labels(null_labels, label_col)
+    if not counts:
+        raise ValueError(f"no rows with a prediction in column {prediction_col!r} to evaluate")
+    for role, column, key in (
+        ("label", label_col, _LABEL),
+        ("prediction", prediction_col, _PREDICTION),
+    ):
+        bad = [r[key] for r in counts if r[key] < 0 or r[key] != math.floor(r[key])]
+        if bad:
+            raise ValueError(f"{role} column {column!r} holds {bad[0]!r}, not a class index")
+    k = int(max(max(r[_LABEL] for r in counts), max(r[_PREDICTION] for r in counts))) + 1
+    if num_classes is not None:
+        if k > num_classes:
+            raise ValueError(f"class index {k - 1} is out of range for num_classes={num_classes}")
+        k = num_classes
+    matrix = [[0] * k for _ in range(k)]
+    for r in counts:
+        matrix[int(r[_LABEL])][int(r[_PREDICTION])] += int(r["n"])
+    total = sum(map(sum, matrix))
+    per_class = []
+    for c in range(k):
+        true_positive = matrix[c][c]
+        predicted = sum(matrix[t][c] for t in range(k))
+        support = sum(matrix[c])
+        precision = true_positive / predicted if predicted else 0.0
+        recall = true_positive / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class.append(
+            {"class": c, "precision": precision, "recall": recall, "f1": f1, "support": support}
+        )
+    present = [m for m in per_class if m["support"]]
+    return {
+        "count": total,
+        "accuracy": sum(matrix[c][c] for c in range(k)) / total,
+        "macro_f1": sum(m["f1"] for m in present) / len(present),
+        "weighted_f1": sum(m["f1"] * m["support"] for m in present) / total,
+        "per_class": per_class,
+        "confusion_matrix": matrix,
+    }
+
+
+def regression_metrics(
+    df: Any, label_col: str = "label", prediction_col: str = "prediction"
+) -> dict[str, Any]:
+    """RMSE, MAE, MAPE (percent, over non-zero labels), R² and counts of real-valued
+    predictions (vector and per-step outputs are scored element by element)."""
+    from pyspark.sql import functions as F
+
+    pairs = _pairs(df, label_col, prediction_col)
+    label, error = F.col(_LABEL), F.col(_PREDICTION) - F.col(_LABEL)
+    nonzero = label.isNotNull() & (label != 0)
+    row = pairs.agg(
+        F.count(F.lit(1)).alias("n"),
+        F.count(label).alias("n_label"),
+        F.sum(error * error).alias("sse"),
+        F.sum(F.abs(error)).alias("sae"),
+        F.sum(label).alias("sum_label"),
+        F.sum(label * label).alias("sum_label_sq"),
+        F.sum(F.when(nonzero, F.abs(error) / F.abs(label))).alias("sape"),
+        F.count(F.when(nonzero, F.lit(1))).alias("n_nonzero"),
+    ).first()
+    _check_labels(row["n"] - row["n_label"], label_col)
+    n = row["n"]
+    if not n:
+        raise ValueError(f"no rows with a prediction in column {prediction_col!r} to evaluate")
+    mean_label = row["sum_label"] / n
+    total_ss = row["sum_label_sq"] - n * mean_label * mean_label
+    return {
+        "count": n,
+        "rmse": math.sqrt(row["sse"] / n),
+        "mae": row["sae"] / n,
+        "mape": 100.0 * row["sape"] / row["n_nonzero"] if row["n_nonzero"] else None,
+        "mape_count": row["n_nonzero"],
+        "r2": 1.0 - row["sse"] / total_ss if total_ss > 0 else None,
+    }
+
+
+def evaluate_predictions(
+    df: Any,
+    task: str,
+    label_col: str = "label",
+    prediction_col: str = "prediction",
+    num_classes: int | None = None,
+) -> dict[str, Any]:
+    """:func:`classification_metrics` or :func:`regression_metrics` by ``task``."""
+    if task == "classification":
+        return classification_metrics(df, label_col, prediction_col, num_classes)
+    if task == "regression":
+        return regression_metrics(df, label_col, prediction_col)
+    raise ValueError(f"task = {task!r}: must be 'classification' or 'regression'")
