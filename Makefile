@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint format bench clean check-python check-java
+.PHONY: demo demo-local test lint format bench bench-spark dist clean check-python check-java
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python >= 3.10 (with pip and venv)"; exit 1; }
@@ -23,8 +23,28 @@ $(STAMP): pyproject.toml | check-python
 	$(PY) -m pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# The main job: generate a dataset as Parquet, train on Spark (local mode, all cores) by
+# parameter averaging, then predict and evaluate with the saved model.
+DEMO := runs/demo
+SUBMIT := PYSPARK_PYTHON=$(CURDIR)/$(PY) $(VENV)/bin/spark-submit --master 'local[*]'
 demo: $(STAMP) check-java
+	$(PY) -m jobs.make_data sines --rows 12000 --seq-len 60 --min-len 20 --test-fraction 0.2 --seed 0 --out $(DEMO)/data --overwrite
+	rm -rf $(DEMO)/checkpoints
+	$(SUBMIT) jobs/train.py --data $(DEMO)/data/train --validation $(DEMO)/data/test \
+		--hidden-sizes 64 --epochs 6 --local-steps 10 --batch-size 64 --lr 0.005 --clip-norm 5 \
+		--output $(DEMO)/model --metrics $(DEMO)/metrics.jsonl --checkpoint-dir $(DEMO)/checkpoints --checkpoint-every 10 \
+		--summary $(DEMO)/train-summary.json
+	$(SUBMIT) jobs/predict.py --model $(DEMO)/model --data $(DEMO)/data/test --output $(DEMO)/predictions --mode overwrite --drop-features
+	$(SUBMIT) jobs/evaluate.py --model $(DEMO)/model --data $(DEMO)/data/test --output $(DEMO)/test-metrics.json
+
+# The one-process trainer on the same kind of data (no Spark).
+demo-local: $(STAMP)
 	$(PY) -m jobs.train_local
+
+# dist/sparklstm.zip for spark-submit --py-files, and a wheel for pip-installing executors.
+dist: $(STAMP)
+	$(PY) -m sparklstm.packaging dist/sparklstm.zip
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
 test: $(STAMP) check-java
 	$(PY) -m ruff check sparklstm jobs tests
@@ -38,5 +58,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m jobs.bench_kernels
 
+bench-spark: $(STAMP) check-java
+	$(PY) -m jobs.bench_spark --rows 100000
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist runs *.egg-info .pytest_cache .ruff_cache

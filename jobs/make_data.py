@@ -9,9 +9,10 @@ Generated tasks (``adding``, ``sines``, ``copy``, ``parity``) are made in blocks
 block ``b`` drawing from ``numpy.random.default_rng([seed, b])``, so memory stays bounded for
 any ``--rows`` and the rows written depend only on the task options, ``--rows`` and ``--seed``
 (not on ``--rows-per-file``). Row ``i`` goes to the test split when ``floor((i + 1) * f) >
-floor(i * f)`` for ``f = --test-fraction``: exactly ``floor(rows * f)`` test rows, spread
-evenly. Splits are written to ``OUT/train`` and ``OUT/test``, and one line per split is
-printed: ``<split>: <rows> rows -> <path> (<files> files)``.
+floor(i * f)`` for ``f = --test-fraction`` (taken as the exact decimal given): exactly
+``floor(rows * f)`` test rows, spread evenly. Splits are written to ``OUT/train`` and
+``OUT/test``, and one line per split that has rows is printed: ``<split>: <rows> rows ->
+<path> (<files> files)``. If anything fails, no partial dataset is left behind.
 
 ``reference-text`` converts the reference project's files: examples ``label<TAB>tok1,tok2,...``
 and a dictionary ``word<TAB>v1,v2,...`` (with an ``UNKNOWN`` row for unseen tokens) into
@@ -24,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import NoReturn
 
@@ -69,12 +72,20 @@ def _seed(text: str) -> int:
     return value
 
 
-def _fraction(text: str) -> float:
+def _classes(text: str) -> int:
+    value = _positive(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"{text} must be >= 2")
+    return value
+
+
+def _fraction(text: str) -> Fraction:
+    """The exact decimal written (``0.29`` is 29/100, not the nearest binary float)."""
     try:
-        value = float(text)
-    except ValueError:
+        value = Fraction(text.strip())
+    except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value < 1.0:
+    if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be in [0, 1)")
     return value
 
@@ -100,7 +111,7 @@ def _parser() -> argparse.ArgumentParser:
     generated.add_argument("--seq-len", type=_positive, default=50, help="(longest) length")
     generated.add_argument("--seed", type=_seed, default=0)
     generated.add_argument(
-        "--test-fraction", type=_fraction, default=0.2, metavar="F", help="default 0.2"
+        "--test-fraction", type=_fraction, default="0.2", metavar="F", help="default 0.2"
     )
 
     variable = _Parser(add_help=False)
@@ -118,7 +129,7 @@ def _parser() -> argparse.ArgumentParser:
         parents=[generated, variable, output],
         help="noisy sine classification: [T, 1] inputs, int class",
     )
-    sines.add_argument("--classes", type=_positive, default=4)
+    sines.add_argument("--classes", type=_classes, default=4, help=">= 2 (default 4)")
     sines.add_argument("--noise", type=float, default=0.3)
     sub.add_parser(
         "parity", parents=[generated, variable, output], help="bit parity: [T, 1] bits, int 0/1"
@@ -141,14 +152,24 @@ def _parser() -> argparse.ArgumentParser:
     text.add_argument(
         "--token-ids", action="store_true", help="write token ids (array<int>) instead of vectors"
     )
-    text.add_argument("--test-fraction", type=_fraction, default=0.0, metavar="F", help="default 0")
+    text.add_argument("--test-fraction", type=_fraction, default="0", metavar="F", help="default 0")
     return parser
 
 
-def held_out(start: int, n: int, fraction: float) -> np.ndarray:
-    """``bool [n]``: which of the rows ``start .. start + n - 1`` belong to the test split."""
-    i = np.arange(start, start + n, dtype=np.float64)
-    return np.floor((i + 1) * fraction) > np.floor(i * fraction)
+def held_out(start: int, n: int, fraction: float | Fraction) -> np.ndarray:
+    """``bool [n]``: which of the rows ``start .. start + n - 1`` belong to the test split.
+
+    Row ``i`` is a test row when ``floor((i + 1) * f) > floor(i * f)``, computed exactly
+    (integers, no rounding), so rows ``0 .. N - 1`` hold exactly ``floor(N * f)`` test rows.
+    """
+    f = Fraction(fraction)
+    p, q = f.numerator, f.denominator
+    if (start + n) * p < 2**62:
+        k = np.arange(start, start + n + 1, dtype=np.int64)
+        below = k * p // q  # floor(k * f) for k = start .. start + n
+    else:  # huge numerators (e.g. a binary float's exact value): Python integers
+        below = np.array([k * p // q for k in range(start, start + n + 1)], dtype=object)
+    return np.asarray(below[1:] > below[:-1], dtype=bool)
 
 
 def _generate(args: argparse.Namespace, block: int, n: int) -> tuple[np.ndarray, ...]:
@@ -173,18 +194,33 @@ def _writers(args: argparse.Namespace) -> dict[str, ParquetDatasetWriter]:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
-    return {
-        split: ParquetDatasetWriter(
-            out / split, rows_per_file=args.rows_per_file, overwrite=args.overwrite
-        )
-        for split in ("train", "test")
-    }
+    if not args.overwrite:
+        for split in ("train", "test"):
+            if (out / split).is_dir() and any((out / split).iterdir()):
+                raise FileExistsError(f"{out / split} is not empty; pass --overwrite to replace it")
+    writers: dict[str, ParquetDatasetWriter] = {}
+    try:
+        for split in ("train", "test"):
+            writers[split] = ParquetDatasetWriter(
+                out / split, rows_per_file=args.rows_per_file, overwrite=args.overwrite
+            )
+    except BaseException:
+        _abort(writers.values())  # e.g. OUT/test is not empty: leave no OUT/train behind
+        raise
+    return writers
 
 
-def _check_split(rows: int, fraction: float) -> None:
-    test = int(np.floor(rows * fraction))
+def _abort(writers: Iterable[ParquetDatasetWriter]) -> None:
+    for writer in writers:
+        writer.abort()
+
+
+def _check_split(rows: int, fraction: float | Fraction) -> None:
+    test = math.floor(rows * Fraction(fraction))
     if rows - test < 1:
-        raise ValueError(f"--test-fraction {fraction} leaves no training rows out of {rows}")
+        raise ValueError(
+            f"--test-fraction {float(fraction):g} leaves no training rows out of {rows}"
+        )
 
 
 def _write(
@@ -193,14 +229,13 @@ def _write(
     writers = _writers(args)
     try:
         fill(writers)
+        done = {split: writer.close() for split, writer in writers.items()}
     except BaseException:
-        for writer in writers.values():
-            writer.abort()
+        _abort(writers.values())  # a writer already closed keeps its dataset
         raise
     for split, writer in writers.items():
-        files = writer.close()
         if writer.rows:
-            print(f"{split}: {writer.rows} rows -> {writer.path} ({len(files)} files)")
+            print(f"{split}: {writer.rows} rows -> {writer.path} ({len(done[split])} files)")
 
 
 def _make_generated(args: argparse.Namespace) -> None:

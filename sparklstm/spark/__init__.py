@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DistributedConfig", "fit_distributed", "evaluate_distributed"]
+__all__ = [
+    "DistributedConfig",
+    "fit_distributed",
+    "evaluate_distributed",
+    "predict_dataframe",
+    "LSTMClassifier",
+    "LSTMRegressor",
+    "LSTMClassificationModel",
+    "LSTMRegressionModel",
+]
+
+_ML_NAMES = ("LSTMClassifier", "LSTMRegressor", "LSTMClassificationModel", "LSTMRegressionModel")
 
 
 def __getattr__(name: str) -> Any:
@@ -16,4 +27,12 @@ def __getattr__(name: str) -> Any:
         from sparklstm.spark import trainer
 
         return getattr(trainer, name)
+    if name == "predict_dataframe":
+        from sparklstm.spark.inference import predict_dataframe
+
+        return predict_dataframe
+    if name in _ML_NAMES:
+        from sparklstm.spark import ml
+
+        return getattr(ml, name)
     raise AttributeError(f"module 'sparklstm.spark' has no attribute {name!r}")

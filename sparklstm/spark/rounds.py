@@ -164,7 +164,8 @@ class RoundSpec:
     task_hook: Callable[[int, int], None] | None = None
 
 
-def _task_cpus() -> int:
+def task_cpus() -> int:
+    """Cores the running Spark task holds (``spark.task.cpus``); 1 outside a task."""
     try:
         from pyspark import TaskContext
 
@@ -220,7 +221,7 @@ def train_partition(
 
     if spec.task_hook is not None:
         spec.task_hook(round_index, partition)
-    limit_blas_threads(_task_cpus())
+    limit_blas_threads(task_cpus())
     started = time.perf_counter()
     batches = _round_batches(spec, round_index, partition, chunks)
     if not batches:
@@ -289,7 +290,7 @@ def evaluate_partition(
     """Summed evaluation totals of one partition (see ``SequenceModel.evaluation_totals``)."""
     from sparklstm.model import SequenceModel
 
-    limit_blas_threads(_task_cpus())
+    limit_blas_threads(task_cpus())
     model = SequenceModel.from_config(model_config)
     model.load_state_dict(payload.value["params"])
     totals: dict[str, float] = defaultdict(float)

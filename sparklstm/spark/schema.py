@@ -113,7 +113,7 @@ def profile_data(df: Any, columns: Columns) -> DataProfile:
     f = _q(columns.features)
     aggregates = [F.count(F.lit(1)).alias("rows")]
     if kind == "multivariate":
-        aggregates.append(F.expr(f"first(size(element_at({f}, 1)), true)").alias("width"))
+        aggregates.append(F.expr(f"first(size(try_element_at({f}, 1)), true)").alias("width"))
     if kind == "tokens":
         aggregates.append(F.expr(f"max(array_max({f}))").alias("max_token"))
     if label_kind in ("int", "float"):

@@ -382,6 +382,12 @@ def _read_delimited(
     return out
 
 
+def _blank(text: Column) -> Column:
+    """True for text holding only whitespace (tabs too, as ``str.strip`` sees it; Spark's
+    ``trim`` removes spaces only)."""
+    return ~text.rlike("(?U)\\S")
+
+
 def _split_tab(text: Column) -> tuple[Column, Column]:
     from pyspark.sql import functions as F
 
@@ -396,7 +402,7 @@ def _read_dictionary(
     from pyspark.sql import functions as F
 
     lines = _load("dictionary", dictionary, spark.read.text)
-    lines = lines.filter(F.trim(F.col("value")) != "")
+    lines = lines.filter(~_blank(F.col("value")))
     word, values = _split_tab(F.col("value"))
     vector = _parse_list(values, ",", "float")
     entries = lines.select(
@@ -407,8 +413,14 @@ def _read_dictionary(
     problems = [
         ("lines without a tab (expected 'word<TAB>v1,v2,...')", F.col("_values").isNull()),
         ("lines with an empty word", F.col("_word") == ""),
-        ("values that are not finite numbers", F.exists(F.col("_vector"), _bad_float)),
+        ("lines with values that are not finite numbers", F.exists(F.col("_vector"), _bad_float)),
     ]
+    # A line counts for the first problem it has, as in _check.
+    conditions, earlier = [], F.lit(False)
+    for _, condition in problems:
+        condition = F.coalesce(condition, F.lit(True))
+        conditions.append(condition & ~earlier)
+        earlier = earlier | condition
     numbered = entries.withColumn(_ROW, F.monotonically_increasing_id())
     result = numbered.agg(
         F.count(F.lit(1)).alias("rows"),
@@ -416,20 +428,17 @@ def _read_dictionary(
         F.min(width).alias("min_width"),
         F.max(width).alias("max_width"),
         F.first(F.when(F.col("_word") == unknown_token, F.col("_vector")), True).alias("unk"),
+        *[F.sum(F.when(c, 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(conditions)],
         *[
-            F.sum(F.when(F.coalesce(c, F.lit(True)), 1).otherwise(0)).alias(f"n{i}")
-            for i, (_, c) in enumerate(problems)
-        ],
-        *[
-            F.min_by(F.col("value"), F.when(F.coalesce(c, F.lit(True)), F.col(_ROW))).alias(f"e{i}")
-            for i, (_, c) in enumerate(problems)
+            F.min_by(F.col("value"), F.when(c, F.col(_ROW))).alias(f"e{i}")
+            for i, c in enumerate(conditions)
         ],
     ).first()
     rows = int(result["rows"])
     if rows == 0:
         raise ValueError(f"{where} holds no word vectors (the file is empty)")
     found = [
-        f"{rows_bad} {problem}, first {_short(str(result[f'e{i}']))!r}"
+        f"{problem}: {rows_bad} of {rows} line(s), first {_short(str(result[f'e{i}']))!r}"
         for i, (problem, _) in enumerate(problems)
         if (rows_bad := int(result[f"n{i}"] or 0))
     ]
@@ -470,7 +479,7 @@ def _read_reference_text(
     from pyspark.sql import functions as F
 
     lines = _load("path", path, spark.read.text)
-    lines = lines.filter(F.trim(F.col("value")) != "")
+    lines = lines.filter(~_blank(F.col("value")))
     label_text, rest = _split_tab(F.col("value"))
     tokens = F.split(rest, ",")
     examples = lines.select(
@@ -484,7 +493,7 @@ def _read_reference_text(
         problems = [
             ("lines without a tab", F.col("_rest").isNull()),
             ("labels that are not integers", F.col("_label").isNull()),
-            ("empty token lists", F.trim(F.col("_rest")) == ""),
+            ("empty token lists", _blank(F.col("_rest"))),
             ("empty tokens (two commas in a row?)", F.array_contains(F.col("_tokens"), "")),
         ]
         rows = _check(examples, problems, F.col("value"), where)
@@ -562,6 +571,8 @@ def read_sequences(
         integers become ``int``, floating numbers ``float`` and arrays keep their element kind.
     step_sep, value_sep : str, default ";" and ","
         Separators in sequence (and array label) text; taken literally, not as regexes.
+        ``step_sep`` is used only for multivariate sequences, and must then differ from
+        ``value_sep``.
     csv_sep : str, default ","
         CSV field separator (quote fields holding commas, as CSV does).
     header : bool, default True
@@ -613,8 +624,11 @@ def read_sequences(
     step_sep = _separator("step_sep", step_sep)
     value_sep = _separator("value_sep", value_sep)
     csv_sep = _separator("csv_sep", csv_sep)
-    if step_sep == value_sep:
-        raise ValueError(f"step_sep and value_sep must differ, both are {step_sep!r}")
+    if step_sep == value_sep and format in ("csv", "json") and sequence_type == "multivariate":
+        raise ValueError(
+            f"step_sep and value_sep must differ to parse multivariate sequences, both are "
+            f"{step_sep!r}"
+        )
     if num_partitions is not None and (
         isinstance(num_partitions, bool)
         or not isinstance(num_partitions, (int, np.integer))
@@ -748,7 +762,8 @@ class ParquetDatasetWriter:
     ``rows_per_file`` rows (the last one fewer) and are named ``part-00000.parquet``, ... A
     ``_SUCCESS`` file marks a dataset closed without error; Spark and pyarrow ignore it. A
     writer that received no rows leaves no files (and removes the directory if it made or
-    emptied it).
+    emptied it). :meth:`abort` (called when the ``with`` block raises) deletes the files
+    written so far, so a failed write leaves no partial dataset for Spark to read.
 
     Parameters
     ----------
@@ -853,6 +868,10 @@ class ParquetDatasetWriter:
             if np.issubdtype(y.dtype, np.integer)
             else y.astype(self.float_dtype, copy=False)
         )
+        if per_step and self.per_step_labels and y.ndim == 1:
+            raise ValueError(
+                f"per_step_labels=True needs labels [n, T] or [n, T, O], got shape {y.shape}"
+            )
         if y.ndim == 1:
             column = pa.array(y)
         elif per_step:
@@ -1056,15 +1075,23 @@ class ParquetDatasetWriter:
         if self._file_rows >= self.rows_per_file:
             self._writer.close()
             self._writer = None
+            self._file_rows = 0
 
     def close(self) -> list[str]:
-        """Flush, close the last file and mark the dataset complete; returns the file paths."""
+        """Flush, close the last file and mark the dataset complete; returns the file paths.
+
+        If flushing fails (a full disk, say), the dataset is aborted before the error is raised.
+        """
         if self._closed:
             return self.files
-        self._drain(final=True)
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        try:
+            self._drain(final=True)
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+        except BaseException:
+            self.abort()
+            raise
         self._closed = True
         if self._rows:
             (self.path / _SUCCESS).touch()
@@ -1076,12 +1103,30 @@ class ParquetDatasetWriter:
         return self.files
 
     def abort(self) -> None:
-        """Close the open file without flushing or marking the dataset complete."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-        self._buffer = []
+        """Discard the dataset: close the open file and delete the files written so far.
+
+        The directory is removed too if this writer made or emptied it and it is now empty.
+        Does nothing after :meth:`close` (a completed dataset is kept).
+        """
+        if self._closed:
+            return
         self._closed = True
+        self._buffer = []
+        self._buffered_rows = self._buffered_bytes = 0
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            self._writer = None
+            for name in self._files:
+                Path(name).unlink(missing_ok=True)
+            if self._owned and self.path.is_dir() and not any(self.path.iterdir()):
+                self.path.rmdir()
+            logger.info(
+                "aborted the dataset at %s (%d file(s) removed)", self.path, len(self._files)
+            )
+            self._files = []
+            self._rows = 0
 
     def __enter__(self) -> ParquetDatasetWriter:
         return self

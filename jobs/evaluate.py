@@ -1,0 +1,104 @@
+"""Score a trained model on labelled data and write the metrics as JSON.
+
+    spark-submit jobs/evaluate.py --model runs/sines-model --data data/sines/test \\
+        --output runs/sines-metrics.json
+
+Classification: accuracy, per-class precision/recall/F1 and support, macro and weighted F1,
+and the confusion matrix (rows: true class, columns: predicted). Regression: RMSE, MAE, MAPE
+(percent, over non-zero labels) and R^2. Per-step models are scored over every valid step. The
+model's mean loss on the data is included. The columns the model was trained with are the
+defaults for the column options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+
+from sparklstm import SequenceModel
+from sparklstm.cli import (
+    JobArgumentParser,
+    add_data_options,
+    check_input_path,
+    load_config_file,
+    merge_sections,
+    read_data,
+    run_job,
+    write_json,
+)
+from sparklstm.spark.evaluation import evaluate_predictions
+from sparklstm.spark.inference import predict_dataframe
+from sparklstm.spark.session import get_session
+from sparklstm.spark.trainer import evaluate_distributed
+
+PROG = "evaluate.py"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = JobArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2]
+    )
+    parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
+    parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
+    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    add_data_options(parser, "labelled data (required)")
+    parser.add_argument("--output", help="metrics JSON file to write (also printed)")
+    parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    options = merge_sections(load_config_file(args.config) if args.config else {}, args)
+    data = options["data"]
+    if not data.get("path"):
+        raise ValueError("--data is required (or data.path in --config)")
+    check_input_path("--data", data["path"])
+    model = SequenceModel.load(args.model)
+    for key, value in model.metadata.get("columns", {}).items():
+        if value and key not in data:
+            data[key] = value
+    columns = {
+        "features_col": data.get("features_col", "features"),
+        "label_col": data.get("label_col", "label"),
+        "length_col": data.get("length_col"),
+    }
+
+    spark = get_session("sparklstm-evaluate", master=args.master)
+    started = time.perf_counter()
+    frame = read_data(spark, data, data["path"])
+    predicted = predict_dataframe(
+        model,
+        frame,
+        features_col=columns["features_col"],
+        length_col=columns["length_col"],
+        prediction_col="__prediction",
+        probability_col=None,
+        batch_size=args.batch_size,
+    )
+    metrics = evaluate_predictions(
+        predicted,
+        model.config.task,
+        label_col=columns["label_col"],
+        prediction_col="__prediction",
+        num_classes=model.config.output_size if model.config.task == "classification" else None,
+    )
+    loss = evaluate_distributed(model, frame, batch_size=args.batch_size, **columns)
+    report = {
+        "model": args.model,
+        "data": data["path"],
+        "task": model.config.task,
+        "loss": loss["loss"],
+        **metrics,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if args.output:
+        write_json(args.output, report)
+    print("metrics: " + json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    run_job(main, PROG)

@@ -1,0 +1,113 @@
+"""Add a trained model's predictions to a dataset and write it as Parquet.
+
+    spark-submit jobs/predict.py --model runs/sines-model --data data/sines/test \\
+        --output runs/sines-predictions
+
+Every input row is written once, with its columns unchanged and the new columns appended:
+"prediction" (class index as a double, a regression value, or an array per step for per-step
+models) and, for classifiers, "probability" (array<double>). The columns the model was trained
+with (recorded in the model file by jobs/train.py) are the defaults for --features-col and
+--length-col.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+
+from sparklstm import SequenceModel
+from sparklstm.cli import (
+    JobArgumentParser,
+    add_data_options,
+    check_input_path,
+    load_config_file,
+    merge_sections,
+    read_data,
+    run_job,
+)
+from sparklstm.spark.inference import predict_dataframe
+from sparklstm.spark.session import get_session
+
+PROG = "predict.py"
+S = argparse.SUPPRESS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = JobArgumentParser(
+        prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2]
+    )
+    parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
+    parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
+    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    add_data_options(parser, "data to predict (required)")
+    out = parser.add_argument_group("output")
+    out.add_argument("--output", required=True, help="Parquet directory to write")
+    out.add_argument(
+        "--mode",
+        choices=("error", "overwrite"),
+        default="error",
+        help="what to do if --output exists (default: error)",
+    )
+    out.add_argument("--prediction-col", default="prediction")
+    out.add_argument(
+        "--probability-col",
+        default="probability",
+        help="class probabilities (classifiers); 'none' leaves it out",
+    )
+    out.add_argument(
+        "--drop-features", action="store_true", help="leave the sequence column out of the output"
+    )
+    out.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    options = merge_sections(load_config_file(args.config) if args.config else {}, args)
+    data = options["data"]
+    if not data.get("path"):
+        raise ValueError("--data is required (or data.path in --config)")
+    check_input_path("--data", data["path"])
+    model = SequenceModel.load(args.model)
+    trained_columns = model.metadata.get("columns", {})
+    for key in ("features_col", "length_col"):
+        if key not in data and trained_columns.get(key):
+            data[key] = trained_columns[key]
+    features_col = data.get("features_col", "features")
+    probability_col = None if args.probability_col.lower() == "none" else args.probability_col
+    if model.config.task != "classification":
+        probability_col = None
+
+    spark = get_session("sparklstm-predict", master=args.master)
+    started = time.perf_counter()
+    frame = read_data(spark, data, data["path"], labelled=False)
+    predicted = predict_dataframe(
+        model,
+        frame,
+        features_col=features_col,
+        length_col=data.get("length_col"),
+        prediction_col=args.prediction_col,
+        probability_col=probability_col,
+        batch_size=args.batch_size,
+    )
+    if args.drop_features:
+        predicted = predicted.drop(features_col)
+    predicted.write.mode("errorifexists" if args.mode == "error" else "overwrite").parquet(
+        args.output
+    )
+    written = spark.read.parquet(args.output).count()
+    summary = {
+        "model": args.model,
+        "output": args.output,
+        "rows": written,
+        "columns": predicted.columns,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    print("summary: " + json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    run_job(main, PROG)

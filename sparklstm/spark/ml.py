@@ -1,0 +1,1216 @@
+"""The ``pyspark.ml`` face of sparklstm: Estimators, Models and their persistence.
+
+``LSTMClassifier`` and ``LSTMRegressor`` are Estimators; ``fit`` maps their Params to a model
+configuration and a :class:`~sparklstm.spark.config.DistributedConfig` and calls
+:func:`~sparklstm.spark.trainer.fit_distributed`. The fitted ``LSTMClassificationModel`` /
+``LSTMRegressionModel`` hold the :class:`~sparklstm.model.SequenceModel` and the round history,
+and transform with :func:`~sparklstm.spark.inference.predict_dataframe`. Sizes the data
+determines (``input_size`` or ``vocab_size``, the number of classes or regression targets) are
+not Params: training reads them from the data.
+
+Persistence follows Spark ML: a model directory holds ``metadata/`` (Spark's Params JSON,
+written by ``DefaultParamsWriter.saveMetadata``, plus the round history) and ``model/`` (the
+core model in :meth:`SequenceModel.save`'s format, so ``SequenceModel.load(path + "/model")``
+works without Spark). Models reload inside a saved ``PipelineModel``. Paths on the local file
+system (plain or ``file://``) are written directly; other Hadoop URIs (``hdfs://``, ``s3a://``)
+go through a local temporary directory and the Hadoop ``FileSystem`` API.
+
+Examples
+--------
+>>> clf = LSTMClassifier(hiddenSizes=[32], epochs=5, batchSize=32)  # doctest: +SKIP
+>>> model = clf.fit(train_df)  # doctest: +SKIP
+>>> model.transform(test_df).select("prediction", "probability").show()  # doctest: +SKIP
+>>> model.write().overwrite().save("/tmp/lstm")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import zlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from pyspark import keyword_only
+from pyspark.ml.base import Estimator, Model
+from pyspark.ml.param import Param, Params, TypeConverters
+from pyspark.ml.param.shared import (
+    HasFeaturesCol,
+    HasLabelCol,
+    HasPredictionCol,
+    HasProbabilityCol,
+    HasRawPredictionCol,
+    HasSeed,
+    HasValidationIndicatorCol,
+)
+from pyspark.ml.util import (
+    DefaultParamsReadable,
+    DefaultParamsReader,
+    DefaultParamsWritable,
+    DefaultParamsWriter,
+    MLReadable,
+    MLReader,
+    MLWritable,
+    MLWriter,
+)
+
+from sparklstm.config import CELLS, HEADS, ModelConfig
+from sparklstm.model import SequenceModel
+from sparklstm.spark.config import (
+    INVALID_ROW_POLICIES,
+    LR_SCALINGS,
+    SMALL_PARTITION_POLICIES,
+    STATE_POLICIES,
+    DistributedConfig,
+)
+from sparklstm.spark.metrics import RoundHistory
+from sparklstm.validation import check_choice, check_positive_int
+
+__all__ = [
+    "LSTMClassifier",
+    "LSTMRegressor",
+    "LSTMClassificationModel",
+    "LSTMRegressionModel",
+]
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("sgd", "rmsprop", "adadelta", "adam")
+MODEL_DIR = "model"
+METADATA_VERSION = 1
+
+
+# ------------------------------------------------------------------------ type converters
+# Each converts like Spark's TypeConverters, then checks the range, so that a bad value fails
+# when it is set (in the constructor or a setter), naming the Param, long before any training.
+def _one_of(name: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        return check_choice(name, TypeConverters.toString(value), choices)
+
+    return convert
+
+
+def _int_at_least(name: str, minimum: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        return check_positive_int(name, TypeConverters.toInt(value), minimum)
+
+    return convert
+
+
+def _float_in(name: str, low: float, high: float = math.inf, *, open_low: bool = False):
+    def convert(value: Any) -> float:
+        number = TypeConverters.toFloat(value)
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        if number < low or (open_low and number == low) or number >= high:
+            bound = f"{'(' if open_low else '['}{low}, {high})"
+            raise ValueError(f"{name} must be in {bound}, got {value!r}")
+        return number
+
+    return convert
+
+
+def _positive_ints(name: str) -> Callable[[Any], list[int]]:
+    def convert(value: Any) -> list[int]:
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = [value]
+        values = TypeConverters.toListInt(value)
+        if not values:
+            raise ValueError(f"{name} must be a non-empty list of ints")
+        return [check_positive_int(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+    return convert
+
+
+def _column_name(name: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        text = TypeConverters.toString(value)
+        if not text:
+            raise ValueError(f"{name} must be a non-empty column name")
+        return text
+
+    return convert
+
+
+def _stable_seed(name: str) -> int:
+    """A default seed that is the same in every process (``hash(str)`` is salted per process)."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def _p(name: str, doc: str, converter: Callable[[Any], Any]) -> Param:
+    """A Param whose converter lets None through (``_set`` skips converters for None, but
+    ``set`` -- used when loading saved Params -- does not)."""
+
+    def convert(value: Any) -> Any:
+        return None if value is None else converter(value)
+
+    return Param(Params._dummy(), name, doc, typeConverter=convert)
+
+
+# ------------------------------------------------------------------------------ the Params
+class _LSTMParams(
+    HasFeaturesCol,
+    HasLabelCol,
+    HasPredictionCol,
+    HasSeed,
+    HasValidationIndicatorCol,
+):
+    """Params of the LSTM estimators and models (the models keep the values they were fit
+    with). Optional Params default to ``None``: the data or the library decides."""
+
+    lengthCol: Param[str] = _p(
+        "lengthCol",
+        "integer column of sequence lengths, each in [1, array length]; None uses the arrays' "
+        "own lengths",
+        _column_name("lengthCol"),
+    )
+    # ---- the network
+    cellType: Param[str] = _p(
+        "cellType",
+        "recurrent cell: lstm, peephole (LSTM with peephole connections) or gru",
+        _one_of("cellType", CELLS),
+    )
+    hiddenSizes: Param[list[int]] = _p(
+        "hiddenSizes",
+        "hidden size of each stacked recurrent layer (a list of ints >= 1)",
+        _positive_ints("hiddenSizes"),
+    )
+    bidirectional: Param[bool] = _p(
+        "bidirectional", "every recurrent layer runs in both directions", TypeConverters.toBoolean
+    )
+    dropout: Param[float] = _p(
+        "dropout",
+        "dropout rate in [0, 1) between stacked recurrent layers (training only)",
+        _float_in("dropout", 0.0, 1.0),
+    )
+    head: Param[str] = _p(
+        "head",
+        "last: one output per sequence; all: one output per valid step (per-step labels)",
+        _one_of("head", HEADS),
+    )
+    vocabSize: Param[int] = _p(
+        "vocabSize",
+        "number of token ids for array<int> token inputs; None takes max id + 1 from the data",
+        _int_at_least("vocabSize", 1),
+    )
+    embeddingDim: Param[int] = _p(
+        "embeddingDim",
+        "embedding width for token inputs (None: 32); float inputs have no embedding",
+        _int_at_least("embeddingDim", 1),
+    )
+    # ---- training
+    epochs: Param[int] = _p(
+        "epochs", "passes over the data (ignored when rounds is set)", _int_at_least("epochs", 1)
+    )
+    rounds: Param[int] = _p(
+        "rounds",
+        "total averaging rounds instead of epochs; None uses epochs",
+        _int_at_least("rounds", 1),
+    )
+    localSteps: Param[int] = _p(
+        "localSteps",
+        "minibatch updates each worker makes between two parameter averages; None means one "
+        "average per epoch",
+        _int_at_least("localSteps", 1),
+    )
+    batchSize: Param[int] = _p(
+        "batchSize", "sequences per minibatch on each worker (>= 1)", _int_at_least("batchSize", 1)
+    )
+    numPartitions: Param[int] = _p(
+        "numPartitions",
+        "repartition the training data into this many partitions (= workers per round); None "
+        "keeps the DataFrame's partitioning",
+        _int_at_least("numPartitions", 1),
+    )
+    optimizer: Param[str] = _p(
+        "optimizer",
+        "the workers' optimizer: sgd, rmsprop, adadelta or adam",
+        _one_of("optimizer", OPTIMIZERS),
+    )
+    learningRate: Param[float] = _p(
+        "learningRate",
+        "learning rate (> 0); None uses the optimizer's default",
+        _float_in("learningRate", 0.0, open_low=True),
+    )
+    lrScaling: Param[str] = _p(
+        "lrScaling",
+        "scale the rate with the number of workers: none, linear or sqrt",
+        _one_of("lrScaling", LR_SCALINGS),
+    )
+    warmupRounds: Param[int] = _p(
+        "warmupRounds",
+        "linear learning-rate warm-up over this many rounds (>= 0)",
+        _int_at_least("warmupRounds", 0),
+    )
+    statePolicy: Param[str] = _p(
+        "statePolicy",
+        "optimizer state at each average: average, reset or local",
+        _one_of("statePolicy", STATE_POLICIES),
+    )
+    outerMomentum: Param[float] = _p(
+        "outerMomentum",
+        "block momentum on the averaged update, in [0, 1) (0: plain averaging)",
+        _float_in("outerMomentum", 0.0, 1.0),
+    )
+    clipNorm: Param[float] = _p(
+        "clipNorm",
+        "clip each step's gradient to this global L2 norm (> 0); None: no clipping",
+        _float_in("clipNorm", 0.0, open_low=True),
+    )
+    weightDecay: Param[float] = _p(
+        "weightDecay", "L2 weight decay (>= 0)", _float_in("weightDecay", 0.0)
+    )
+    validateEvery: Param[int] = _p(
+        "validateEvery",
+        "rounds between two validations (with validation rows)",
+        _int_at_least("validateEvery", 1),
+    )
+    earlyStopping: Param[int] = _p(
+        "earlyStopping",
+        "stop after this many validations without a better validation loss, and keep the best "
+        "parameters; None disables",
+        _int_at_least("earlyStopping", 1),
+    )
+    checkpointDir: Param[str] = _p(
+        "checkpointDir",
+        "directory for training checkpoints (driver-local); None: none",
+        TypeConverters.toString,
+    )
+    checkpointEvery: Param[int] = _p(
+        "checkpointEvery", "rounds between two checkpoints", _int_at_least("checkpointEvery", 1)
+    )
+    metricsPath: Param[str] = _p(
+        "metricsPath",
+        "JSON-lines file with one object per round (driver-local); None: none",
+        TypeConverters.toString,
+    )
+    progress: Param[bool] = _p(
+        "progress", "print one line per round to stderr", TypeConverters.toBoolean
+    )
+    smallPartitions: Param[str] = _p(
+        "smallPartitions",
+        "a partition with fewer rows than batchSize: error, train (anyway) or skip",
+        _one_of("smallPartitions", SMALL_PARTITION_POLICIES),
+    )
+    invalidRows: Param[str] = _p(
+        "invalidRows",
+        "rows with nulls, NaN/Inf, bad lengths or labels: error or skip (counted in the summary)",
+        _one_of("invalidRows", INVALID_ROW_POLICIES),
+    )
+    inferenceBatchSize: Param[int] = _p(
+        "inferenceBatchSize",
+        "rows per forward pass when transforming (bounds the executors' memory)",
+        _int_at_least("inferenceBatchSize", 1),
+    )
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(
+            seed=_stable_seed(type(self).__name__),
+            lengthCol=None,
+            cellType="lstm",
+            hiddenSizes=[64],
+            bidirectional=False,
+            dropout=0.0,
+            head="last",
+            vocabSize=None,
+            embeddingDim=None,
+            epochs=10,
+            rounds=None,
+            localSteps=None,
+            batchSize=32,
+            numPartitions=None,
+            optimizer="adam",
+            learningRate=None,
+            lrScaling="none",
+            warmupRounds=0,
+            statePolicy="average",
+            outerMomentum=0.0,
+            clipNorm=None,
+            weightDecay=0.0,
+            validateEvery=1,
+            earlyStopping=None,
+            checkpointDir=None,
+            checkpointEvery=1,
+            metricsPath=None,
+            progress=False,
+            smallPartitions="error",
+            invalidRows="error",
+            inferenceBatchSize=512,
+        )
+
+    def getLengthCol(self) -> str | None:
+        """Gets the value of :py:attr:`lengthCol` or its default value."""
+        return self.getOrDefault(self.lengthCol)
+
+    def getCellType(self) -> str:
+        """Gets the value of :py:attr:`cellType` or its default value."""
+        return self.getOrDefault(self.cellType)
+
+    def getHiddenSizes(self) -> list[int]:
+        """Gets the value of :py:attr:`hiddenSizes` or its default value."""
+        return self.getOrDefault(self.hiddenSizes)
+
+    def getBidirectional(self) -> bool:
+        """Gets the value of :py:attr:`bidirectional` or its default value."""
+        return self.getOrDefault(self.bidirectional)
+
+    def getDropout(self) -> float:
+        """Gets the value of :py:attr:`dropout` or its default value."""
+        return self.getOrDefault(self.dropout)
+
+    def getHead(self) -> str:
+        """Gets the value of :py:attr:`head` or its default value."""
+        return self.getOrDefault(self.head)
+
+    def getVocabSize(self) -> int | None:
+        """Gets the value of :py:attr:`vocabSize` or its default value."""
+        return self.getOrDefault(self.vocabSize)
+
+    def getEmbeddingDim(self) -> int | None:
+        """Gets the value of :py:attr:`embeddingDim` or its default value."""
+        return self.getOrDefault(self.embeddingDim)
+
+    def getEpochs(self) -> int:
+        """Gets the value of :py:attr:`epochs` or its default value."""
+        return self.getOrDefault(self.epochs)
+
+    def getRounds(self) -> int | None:
+        """Gets the value of :py:attr:`rounds` or its default value."""
+        return self.getOrDefault(self.rounds)
+
+    def getLocalSteps(self) -> int | None:
+        """Gets the value of :py:attr:`localSteps` or its default value."""
+        return self.getOrDefault(self.localSteps)
+
+    def getBatchSize(self) -> int:
+        """Gets the value of :py:attr:`batchSize` or its default value."""
+        return self.getOrDefault(self.batchSize)
+
+    def getNumPartitions(self) -> int | None:
+        """Gets the value of :py:attr:`numPartitions` or its default value."""
+        return self.getOrDefault(self.numPartitions)
+
+    def getOptimizer(self) -> str:
+        """Gets the value of :py:attr:`optimizer` or its default value."""
+        return self.getOrDefault(self.optimizer)
+
+    def getLearningRate(self) -> float | None:
+        """Gets the value of :py:attr:`learningRate` or its default value."""
+        return self.getOrDefault(self.learningRate)
+
+    def getLrScaling(self) -> str:
+        """Gets the value of :py:attr:`lrScaling` or its default value."""
+        return self.getOrDefault(self.lrScaling)
+
+    def getWarmupRounds(self) -> int:
+        """Gets the value of :py:attr:`warmupRounds` or its default value."""
+        return self.getOrDefault(self.warmupRounds)
+
+    def getStatePolicy(self) -> str:
+        """Gets the value of :py:attr:`statePolicy` or its default value."""
+        return self.getOrDefault(self.statePolicy)
+
+    def getOuterMomentum(self) -> float:
+        """Gets the value of :py:attr:`outerMomentum` or its default value."""
+        return self.getOrDefault(self.outerMomentum)
+
+    def getClipNorm(self) -> float | None:
+        """Gets the value of :py:attr:`clipNorm` or its default value."""
+        return self.getOrDefault(self.clipNorm)
+
+    def getWeightDecay(self) -> float:
+        """Gets the value of :py:attr:`weightDecay` or its default value."""
+        return self.getOrDefault(self.weightDecay)
+
+    def getValidateEvery(self) -> int:
+        """Gets the value of :py:attr:`validateEvery` or its default value."""
+        return self.getOrDefault(self.validateEvery)
+
+    def getEarlyStopping(self) -> int | None:
+        """Gets the value of :py:attr:`earlyStopping` or its default value."""
+        return self.getOrDefault(self.earlyStopping)
+
+    def getCheckpointDir(self) -> str | None:
+        """Gets the value of :py:attr:`checkpointDir` or its default value."""
+        return self.getOrDefault(self.checkpointDir)
+
+    def getCheckpointEvery(self) -> int:
+        """Gets the value of :py:attr:`checkpointEvery` or its default value."""
+        return self.getOrDefault(self.checkpointEvery)
+
+    def getMetricsPath(self) -> str | None:
+        """Gets the value of :py:attr:`metricsPath` or its default value."""
+        return self.getOrDefault(self.metricsPath)
+
+    def getProgress(self) -> bool:
+        """Gets the value of :py:attr:`progress` or its default value."""
+        return self.getOrDefault(self.progress)
+
+    def getSmallPartitions(self) -> str:
+        """Gets the value of :py:attr:`smallPartitions` or its default value."""
+        return self.getOrDefault(self.smallPartitions)
+
+    def getInvalidRows(self) -> str:
+        """Gets the value of :py:attr:`invalidRows` or its default value."""
+        return self.getOrDefault(self.invalidRows)
+
+    def getInferenceBatchSize(self) -> int:
+        """Gets the value of :py:attr:`inferenceBatchSize` or its default value."""
+        return self.getOrDefault(self.inferenceBatchSize)
+
+    def _validation_col(self) -> str | None:
+        """The validation indicator column, or None when it is not set (it has no default)."""
+        if self.isDefined(self.validationIndicatorCol):
+            return self.getValidationIndicatorCol() or None
+        return None
+
+    # ------------------------------------------------------------ mapping to the library
+    def _model_options(self, task: str) -> dict[str, Any]:
+        """The model configuration dict for :func:`fit_distributed` (sizes left to the data)."""
+        options: dict[str, Any] = {
+            "cell": self.getCellType(),
+            "hidden_sizes": list(self.getHiddenSizes()),
+            "bidirectional": self.getBidirectional(),
+            "dropout": self.getDropout(),
+            "head": self.getHead(),
+            "task": task,
+            "seed": self.getSeed() % 2**63,
+        }
+        if self.getVocabSize() is not None:
+            options["vocab_size"] = self.getVocabSize()
+        if self.getEmbeddingDim() is not None:
+            options["embedding_dim"] = self.getEmbeddingDim()
+        # Build once with stand-in sizes, so that a bad combination fails before any job.
+        stand_in = dict(options, output_size=2 if task == "classification" else 1)
+        if "vocab_size" not in options:
+            stand_in["vocab_size" if "embedding_dim" in options else "input_size"] = 2
+        ModelConfig.from_dict(stand_in)
+        return options
+
+    def _training_config(self) -> DistributedConfig:
+        """The validated :class:`DistributedConfig` these Params describe."""
+        return DistributedConfig(
+            epochs=self.getEpochs(),
+            rounds=self.getRounds(),
+            local_steps=self.getLocalSteps(),
+            batch_size=self.getBatchSize(),
+            num_partitions=self.getNumPartitions(),
+            optimizer=self.getOptimizer(),
+            lr=self.getLearningRate(),
+            weight_decay=self.getWeightDecay(),
+            lr_scaling=self.getLrScaling(),
+            warmup_rounds=self.getWarmupRounds(),
+            state_policy=self.getStatePolicy(),
+            outer_momentum=self.getOuterMomentum(),
+            clip_norm=self.getClipNorm(),
+            seed=self.getSeed() % 2**63,
+            validate_every=self.getValidateEvery(),
+            early_stopping=self.getEarlyStopping(),
+            checkpoint_every=self.getCheckpointEvery(),
+            small_partitions=self.getSmallPartitions(),
+            invalid_rows=self.getInvalidRows(),
+        )
+
+
+class _LSTMClassifierParams(_LSTMParams, HasProbabilityCol, HasRawPredictionCol):
+    """Params of :class:`LSTMClassifier` and :class:`LSTMClassificationModel`."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+
+
+# ------------------------------------------------------------------------------ estimators
+class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParamsReadable):
+    """Setters and ``_fit`` shared by :class:`LSTMClassifier` and :class:`LSTMRegressor`."""
+
+    _task = "classification"
+
+    def _create_model(self, model: SequenceModel, history: RoundHistory) -> _LSTMModel:
+        raise NotImplementedError
+
+    def _split(self, dataset: Any) -> tuple[Any, Any]:
+        """``(training rows, validation rows or None)`` by ``validationIndicatorCol``; a null
+        indicator counts as false (training)."""
+        from pyspark.sql import functions as F
+        from pyspark.sql.types import BooleanType
+
+        column = self._validation_col()
+        if column is None:
+            return dataset, None
+        if column not in dataset.columns:
+            raise ValueError(
+                f"validationIndicatorCol {column!r} not found; columns are {dataset.columns}"
+            )
+        data_type = dataset.schema[column].dataType
+        if not isinstance(data_type, BooleanType):
+            raise TypeError(
+                f"validationIndicatorCol {column!r} must be boolean, got {data_type.simpleString()}"
+            )
+        flag = F.coalesce(F.col(column), F.lit(False))
+        return dataset.where(~flag), dataset.where(flag)
+
+    def _fit(self, dataset: Any) -> _LSTMModel:
+        from sparklstm.spark.trainer import fit_distributed
+
+        # Everything is validated here, before any Spark job.
+        model_options = self._model_options(self._task)
+        config = self._training_config()
+        train, validation = self._split(dataset)
+        logger.info("%s: fitting with %s and %s", self.uid, model_options, config)
+        model, history = fit_distributed(
+            train,
+            model_options,
+            config,
+            features_col=self.getFeaturesCol(),
+            label_col=self.getLabelCol(),
+            length_col=self.getLengthCol(),
+            validation=validation,
+            checkpoint_dir=self.getCheckpointDir(),
+            metrics_path=self.getMetricsPath(),
+            progress=self.getProgress(),
+        )
+        return self._copyValues(self._create_model(model, history))
+
+    # ------------------------------------------------------------------------- setters
+    def setFeaturesCol(self, value: str):
+        """Sets the value of :py:attr:`featuresCol`."""
+        return self._set(featuresCol=value)
+
+    def setLabelCol(self, value: str):
+        """Sets the value of :py:attr:`labelCol`."""
+        return self._set(labelCol=value)
+
+    def setPredictionCol(self, value: str):
+        """Sets the value of :py:attr:`predictionCol`."""
+        return self._set(predictionCol=value)
+
+    def setLengthCol(self, value: str | None):
+        """Sets the value of :py:attr:`lengthCol`."""
+        return self._set(lengthCol=value)
+
+    def setValidationIndicatorCol(self, value: str | None):
+        """Sets the value of :py:attr:`validationIndicatorCol` (None: no validation rows)."""
+        return _set_given(self, {"validationIndicatorCol": value})
+
+    def setSeed(self, value: int):
+        """Sets the value of :py:attr:`seed`."""
+        return self._set(seed=value)
+
+    def setCellType(self, value: str):
+        """Sets the value of :py:attr:`cellType`."""
+        return self._set(cellType=value)
+
+    def setHiddenSizes(self, value: list[int]):
+        """Sets the value of :py:attr:`hiddenSizes`."""
+        return self._set(hiddenSizes=value)
+
+    def setBidirectional(self, value: bool):
+        """Sets the value of :py:attr:`bidirectional`."""
+        return self._set(bidirectional=value)
+
+    def setDropout(self, value: float):
+        """Sets the value of :py:attr:`dropout`."""
+        return self._set(dropout=value)
+
+    def setHead(self, value: str):
+        """Sets the value of :py:attr:`head`."""
+        return self._set(head=value)
+
+    def setVocabSize(self, value: int | None):
+        """Sets the value of :py:attr:`vocabSize`."""
+        return self._set(vocabSize=value)
+
+    def setEmbeddingDim(self, value: int | None):
+        """Sets the value of :py:attr:`embeddingDim`."""
+        return self._set(embeddingDim=value)
+
+    def setEpochs(self, value: int):
+        """Sets the value of :py:attr:`epochs`."""
+        return self._set(epochs=value)
+
+    def setRounds(self, value: int | None):
+        """Sets the value of :py:attr:`rounds`."""
+        return self._set(rounds=value)
+
+    def setLocalSteps(self, value: int | None):
+        """Sets the value of :py:attr:`localSteps`."""
+        return self._set(localSteps=value)
+
+    def setBatchSize(self, value: int):
+        """Sets the value of :py:attr:`batchSize`."""
+        return self._set(batchSize=value)
+
+    def setNumPartitions(self, value: int | None):
+        """Sets the value of :py:attr:`numPartitions`."""
+        return self._set(numPartitions=value)
+
+    def setOptimizer(self, value: str):
+        """Sets the value of :py:attr:`optimizer`."""
+        return self._set(optimizer=value)
+
+    def setLearningRate(self, value: float | None):
+        """Sets the value of :py:attr:`learningRate`."""
+        return self._set(learningRate=value)
+
+    def setLrScaling(self, value: str):
+        """Sets the value of :py:attr:`lrScaling`."""
+        return self._set(lrScaling=value)
+
+    def setWarmupRounds(self, value: int):
+        """Sets the value of :py:attr:`warmupRounds`."""
+        return self._set(warmupRounds=value)
+
+    def setStatePolicy(self, value: str):
+        """Sets the value of :py:attr:`statePolicy`."""
+        return self._set(statePolicy=value)
+
+    def setOuterMomentum(self, value: float):
+        """Sets the value of :py:attr:`outerMomentum`."""
+        return self._set(outerMomentum=value)
+
+    def setClipNorm(self, value: float | None):
+        """Sets the value of :py:attr:`clipNorm`."""
+        return self._set(clipNorm=value)
+
+    def setWeightDecay(self, value: float):
+        """Sets the value of :py:attr:`weightDecay`."""
+        return self._set(weightDecay=value)
+
+    def setValidateEvery(self, value: int):
+        """Sets the value of :py:attr:`validateEvery`."""
+        return self._set(validateEvery=value)
+
+    def setEarlyStopping(self, value: int | None):
+        """Sets the value of :py:attr:`earlyStopping`."""
+        return self._set(earlyStopping=value)
+
+    def setCheckpointDir(self, value: str | None):
+        """Sets the value of :py:attr:`checkpointDir`."""
+        return self._set(checkpointDir=value)
+
+    def setCheckpointEvery(self, value: int):
+        """Sets the value of :py:attr:`checkpointEvery`."""
+        return self._set(checkpointEvery=value)
+
+    def setMetricsPath(self, value: str | None):
+        """Sets the value of :py:attr:`metricsPath`."""
+        return self._set(metricsPath=value)
+
+    def setProgress(self, value: bool):
+        """Sets the value of :py:attr:`progress`."""
+        return self._set(progress=value)
+
+    def setSmallPartitions(self, value: str):
+        """Sets the value of :py:attr:`smallPartitions`."""
+        return self._set(smallPartitions=value)
+
+    def setInvalidRows(self, value: str):
+        """Sets the value of :py:attr:`invalidRows`."""
+        return self._set(invalidRows=value)
+
+    def setInferenceBatchSize(self, value: int):
+        """Sets the value of :py:attr:`inferenceBatchSize`."""
+        return self._set(inferenceBatchSize=value)
+
+
+class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
+    """Sequence classification with an LSTM/GRU network, trained on Spark by parameter
+    averaging (see :func:`~sparklstm.spark.trainer.fit_distributed`).
+
+    ``featuresCol`` holds ``array<array<float>>`` (``[time][feature]``), ``array<float>``
+    (univariate) or ``array<int>`` (token ids; an embedding comes first); ``labelCol`` holds
+    class indices ``0..k-1`` (int or whole doubles), or with ``head="all"`` an array of one
+    class per step. The number of features (or the vocabulary) and of classes come from the
+    data. Rows whose ``validationIndicatorCol`` is true are validation data, evaluated every
+    ``validateEvery`` rounds (``earlyStopping`` watches their loss).
+
+    Examples
+    --------
+    >>> clf = LSTMClassifier(hiddenSizes=[16], epochs=3, batchSize=16, seed=0)
+    >>> clf.getCellType(), clf.getHiddenSizes(), clf.getBatchSize()
+    ('lstm', [16], 16)
+    >>> model = clf.fit(df)  # doctest: +SKIP
+    >>> model.transform(df).select("prediction", "probability")  # doctest: +SKIP
+    """
+
+    _task = "classification"
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        probabilityCol: str = "probability",
+        rawPredictionCol: str = "rawPrediction",
+        lengthCol: str | None = None,
+        validationIndicatorCol: str | None = None,
+        seed: int | None = None,
+        cellType: str = "lstm",
+        hiddenSizes: list[int] | None = None,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+        vocabSize: int | None = None,
+        embeddingDim: int | None = None,
+        epochs: int = 10,
+        rounds: int | None = None,
+        localSteps: int | None = None,
+        batchSize: int = 32,
+        numPartitions: int | None = None,
+        optimizer: str = "adam",
+        learningRate: float | None = None,
+        lrScaling: str = "none",
+        warmupRounds: int = 0,
+        statePolicy: str = "average",
+        outerMomentum: float = 0.0,
+        clipNorm: float | None = None,
+        weightDecay: float = 0.0,
+        validateEvery: int = 1,
+        earlyStopping: int | None = None,
+        checkpointDir: str | None = None,
+        checkpointEvery: int = 1,
+        metricsPath: str | None = None,
+        progress: bool = False,
+        smallPartitions: str = "error",
+        invalidRows: str = "error",
+        inferenceBatchSize: int = 512,
+    ) -> None:
+        """Any Param given as ``None`` keeps its default."""
+        super().__init__()
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        probabilityCol: str = "probability",
+        rawPredictionCol: str = "rawPrediction",
+        lengthCol: str | None = None,
+        validationIndicatorCol: str | None = None,
+        seed: int | None = None,
+        cellType: str = "lstm",
+        hiddenSizes: list[int] | None = None,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+        vocabSize: int | None = None,
+        embeddingDim: int | None = None,
+        epochs: int = 10,
+        rounds: int | None = None,
+        localSteps: int | None = None,
+        batchSize: int = 32,
+        numPartitions: int | None = None,
+        optimizer: str = "adam",
+        learningRate: float | None = None,
+        lrScaling: str = "none",
+        warmupRounds: int = 0,
+        statePolicy: str = "average",
+        outerMomentum: float = 0.0,
+        clipNorm: float | None = None,
+        weightDecay: float = 0.0,
+        validateEvery: int = 1,
+        earlyStopping: int | None = None,
+        checkpointDir: str | None = None,
+        checkpointEvery: int = 1,
+        metricsPath: str | None = None,
+        progress: bool = False,
+        smallPartitions: str = "error",
+        invalidRows: str = "error",
+        inferenceBatchSize: int = 512,
+    ) -> LSTMClassifier:
+        """Sets the Params given (only those given)."""
+        return _set_given(self, self._input_kwargs)
+
+    def setProbabilityCol(self, value: str) -> LSTMClassifier:
+        """Sets the value of :py:attr:`probabilityCol` ("" leaves the column out)."""
+        return self._set(probabilityCol=value)
+
+    def setRawPredictionCol(self, value: str) -> LSTMClassifier:
+        """Sets the value of :py:attr:`rawPredictionCol` ("" leaves the column out)."""
+        return self._set(rawPredictionCol=value)
+
+    def _create_model(self, model: SequenceModel, history: RoundHistory) -> LSTMClassificationModel:
+        return LSTMClassificationModel(model, history)
+
+
+class LSTMRegressor(_LSTMEstimator):
+    """Sequence regression with an LSTM/GRU network, trained on Spark by parameter averaging.
+
+    ``labelCol`` holds a number per row, a fixed-size ``array<double>`` per row (several
+    targets), or with ``head="all"`` an array of one target per step. Otherwise as
+    :class:`LSTMClassifier`; the loss is the mean squared error.
+
+    Examples
+    --------
+    >>> reg = LSTMRegressor(cellType="gru", hiddenSizes=[16], epochs=3)
+    >>> reg.getCellType(), reg.getEpochs()
+    ('gru', 3)
+    """
+
+    _task = "regression"
+
+    @keyword_only
+    def __init__(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        lengthCol: str | None = None,
+        validationIndicatorCol: str | None = None,
+        seed: int | None = None,
+        cellType: str = "lstm",
+        hiddenSizes: list[int] | None = None,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+        vocabSize: int | None = None,
+        embeddingDim: int | None = None,
+        epochs: int = 10,
+        rounds: int | None = None,
+        localSteps: int | None = None,
+        batchSize: int = 32,
+        numPartitions: int | None = None,
+        optimizer: str = "adam",
+        learningRate: float | None = None,
+        lrScaling: str = "none",
+        warmupRounds: int = 0,
+        statePolicy: str = "average",
+        outerMomentum: float = 0.0,
+        clipNorm: float | None = None,
+        weightDecay: float = 0.0,
+        validateEvery: int = 1,
+        earlyStopping: int | None = None,
+        checkpointDir: str | None = None,
+        checkpointEvery: int = 1,
+        metricsPath: str | None = None,
+        progress: bool = False,
+        smallPartitions: str = "error",
+        invalidRows: str = "error",
+        inferenceBatchSize: int = 512,
+    ) -> None:
+        """Any Param given as ``None`` keeps its default."""
+        super().__init__()
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(
+        self,
+        *,
+        featuresCol: str = "features",
+        labelCol: str = "label",
+        predictionCol: str = "prediction",
+        lengthCol: str | None = None,
+        validationIndicatorCol: str | None = None,
+        seed: int | None = None,
+        cellType: str = "lstm",
+        hiddenSizes: list[int] | None = None,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        head: str = "last",
+        vocabSize: int | None = None,
+        embeddingDim: int | None = None,
+        epochs: int = 10,
+        rounds: int | None = None,
+        localSteps: int | None = None,
+        batchSize: int = 32,
+        numPartitions: int | None = None,
+        optimizer: str = "adam",
+        learningRate: float | None = None,
+        lrScaling: str = "none",
+        warmupRounds: int = 0,
+        statePolicy: str = "average",
+        outerMomentum: float = 0.0,
+        clipNorm: float | None = None,
+        weightDecay: float = 0.0,
+        validateEvery: int = 1,
+        earlyStopping: int | None = None,
+        checkpointDir: str | None = None,
+        checkpointEvery: int = 1,
+        metricsPath: str | None = None,
+        progress: bool = False,
+        smallPartitions: str = "error",
+        invalidRows: str = "error",
+        inferenceBatchSize: int = 512,
+    ) -> LSTMRegressor:
+        """Sets the Params given (only those given)."""
+        return _set_given(self, self._input_kwargs)
+
+    def _create_model(self, model: SequenceModel, history: RoundHistory) -> LSTMRegressionModel:
+        return LSTMRegressionModel(model, history)
+
+
+def _set_given(instance: Params, kwargs: Mapping[str, Any]) -> Any:
+    """``setParams``: set the Params the caller passed; ``None`` means the default (it clears
+    the Param: optional Params default to None, ``validationIndicatorCol`` has no default)."""
+    for name, value in kwargs.items():
+        if value is None:
+            instance.clear(instance.getParam(name))
+    return instance._set(**{name: value for name, value in kwargs.items() if value is not None})
+
+
+# ------------------------------------------------------------------------------ the models
+class _LSTMModel(Model, _LSTMParams, MLWritable):
+    """A fitted model: the :class:`SequenceModel` and the round history of its training."""
+
+    def __init__(
+        self, sequenceModel: SequenceModel | None = None, history: RoundHistory | None = None
+    ) -> None:
+        super().__init__()
+        if sequenceModel is not None and not isinstance(sequenceModel, SequenceModel):
+            raise TypeError(
+                f"sequenceModel must be a SequenceModel, got {type(sequenceModel).__name__}"
+            )
+        self._sequence_model = sequenceModel
+        self._history = history
+
+    @property
+    def sequenceModel(self) -> SequenceModel:
+        """The trained :class:`~sparklstm.model.SequenceModel` (NumPy; usable without Spark).
+        Copies of this Model share it."""
+        if self._sequence_model is None:
+            raise RuntimeError(f"{self.uid} holds no trained model")
+        return self._sequence_model
+
+    @property
+    def hasSummary(self) -> bool:
+        """Whether the round history of the training is available."""
+        return self._history is not None
+
+    @property
+    def summary(self) -> RoundHistory:
+        """The training's :class:`~sparklstm.spark.metrics.RoundHistory`: ``rows`` (one dict
+        per round: losses, metrics, ``val_*`` with validation data, timings), ``best_round``,
+        ``stopped_early`` and the run ``summary``."""
+        if self._history is None:
+            raise RuntimeError(f"no training summary available for {self.uid}")
+        return self._history
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """One dict per training round (``summary.rows``); empty if there is no summary."""
+        return [] if self._history is None else list(self._history.rows)
+
+    def setFeaturesCol(self, value: str):
+        """Sets the value of :py:attr:`featuresCol`."""
+        return self._set(featuresCol=value)
+
+    def setLengthCol(self, value: str | None):
+        """Sets the value of :py:attr:`lengthCol`."""
+        return self._set(lengthCol=value)
+
+    def setPredictionCol(self, value: str):
+        """Sets the value of :py:attr:`predictionCol` ("" leaves the column out)."""
+        return self._set(predictionCol=value)
+
+    def setInferenceBatchSize(self, value: int):
+        """Sets the value of :py:attr:`inferenceBatchSize`."""
+        return self._set(inferenceBatchSize=value)
+
+    def _output_columns(self) -> dict[str, str | None]:
+        return {
+            "prediction_col": self.getPredictionCol() or None,
+            "probability_col": None,
+            "raw_col": None,
+        }
+
+    def _transform(self, dataset: Any) -> Any:
+        from sparklstm.spark.inference import predict_dataframe
+
+        return predict_dataframe(
+            self.sequenceModel,
+            dataset,
+            features_col=self.getFeaturesCol(),
+            length_col=self.getLengthCol(),
+            batch_size=self.getInferenceBatchSize(),
+            **self._output_columns(),
+        )
+
+    def write(self) -> MLWriter:
+        """An :class:`MLWriter` for this model (``.overwrite()``, ``.save(path)``)."""
+        return _LSTMModelWriter(self)
+
+    def __repr__(self) -> str:
+        inner = repr(self._sequence_model) if self._sequence_model is not None else "untrained"
+        return f"{type(self).__name__}(uid={self.uid}, {inner})"
+
+
+class LSTMClassificationModel(
+    _LSTMModel, _LSTMClassifierParams, MLReadable["LSTMClassificationModel"]
+):
+    """Model fitted by :class:`LSTMClassifier`.
+
+    ``transform`` appends ``predictionCol`` (double class index; per step: array<double>),
+    ``probabilityCol`` (array<double> of class probabilities; per step: array<array<double>>)
+    and ``rawPredictionCol`` (logits, same shapes as the probabilities). Set a column name to
+    ``""`` to leave it out.
+    """
+
+    @property
+    def numClasses(self) -> int:
+        """Number of classes the model predicts."""
+        return self.sequenceModel.config.output_size
+
+    def setProbabilityCol(self, value: str) -> LSTMClassificationModel:
+        """Sets the value of :py:attr:`probabilityCol` ("" leaves the column out)."""
+        return self._set(probabilityCol=value)
+
+    def setRawPredictionCol(self, value: str) -> LSTMClassificationModel:
+        """Sets the value of :py:attr:`rawPredictionCol` ("" leaves the column out)."""
+        return self._set(rawPredictionCol=value)
+
+    def _output_columns(self) -> dict[str, str | None]:
+        return {
+            "prediction_col": self.getPredictionCol() or None,
+            "probability_col": self.getProbabilityCol() or None,
+            "raw_col": self.getRawPredictionCol() or None,
+        }
+
+    @classmethod
+    def read(cls) -> MLReader[LSTMClassificationModel]:
+        """An :class:`MLReader` for this class."""
+        return _LSTMModelReader(cls)
+
+
+class LSTMRegressionModel(_LSTMModel, MLReadable["LSTMRegressionModel"]):
+    """Model fitted by :class:`LSTMRegressor`.
+
+    ``transform`` appends ``predictionCol``: a double per row (one target), an array<double>
+    (several targets, or one per step), or an array<array<double>> (several targets per step).
+    """
+
+    @classmethod
+    def read(cls) -> MLReader[LSTMRegressionModel]:
+        """An :class:`MLReader` for this class."""
+        return _LSTMModelReader(cls)
+
+
+# ------------------------------------------------------------------------------ persistence
+def _hadoop_path(spark: Any, path: str) -> tuple[Any, Any, str | None]:
+    """``(FileSystem, qualified Path, local path or None)`` of ``path``, resolved as Spark
+    resolves it (relative paths and paths without a scheme against the default file system).
+    The local path is set when the file system is the local one (``file:``)."""
+    sc = spark.sparkContext
+    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(sc._jsc.hadoopConfiguration())
+    qualified = fs.makeQualified(hadoop_path)
+    uri = qualified.toUri()
+    local = uri.getPath() if (uri.getScheme() or "file") == "file" else None
+    return fs, qualified, local
+
+
+def save_sequence_model(spark: Any, model: SequenceModel, path: str) -> None:
+    """``model.save`` at a local path, a ``file://`` URI or any Hadoop URI (written to a local
+    temporary directory, then copied with ``FileSystem.copyFromLocalFile``)."""
+    fs, target, local = _hadoop_path(spark, path)
+    if local is not None:
+        model.save(local)
+        return
+    jvm = spark.sparkContext._jvm
+    scratch = tempfile.mkdtemp(prefix="sparklstm-save-")
+    try:
+        staged = model.save(os.path.join(scratch, MODEL_DIR))
+        source = jvm.org.apache.hadoop.fs.Path(staged.resolve().as_uri())
+        fs.copyFromLocalFile(False, True, source, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def load_sequence_model(spark: Any, path: str) -> SequenceModel:
+    """Inverse of :func:`save_sequence_model`."""
+    fs, source, local = _hadoop_path(spark, path)
+    if local is not None:
+        return SequenceModel.load(local)
+    jvm = spark.sparkContext._jvm
+    scratch = tempfile.mkdtemp(prefix="sparklstm-load-")
+    try:
+        staged = os.path.join(scratch, MODEL_DIR)
+        fs.copyToLocalFile(False, source, jvm.org.apache.hadoop.fs.Path("file://" + staged), True)
+        return SequenceModel.load(staged)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays turned into JSON-ready Python values."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _plain(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+class _LSTMModelWriter(MLWriter):
+    """Writes ``<path>/metadata`` (Spark's Params JSON and the round history) and
+    ``<path>/model`` (the core model files)."""
+
+    def __init__(self, instance: _LSTMModel) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        spark = self.sparkSession
+        fs, qualified, _ = _hadoop_path(spark, path)
+        if not self.shouldOverwrite and fs.exists(qualified):
+            raise FileExistsError(
+                f"path {path!r} already exists; use model.write().overwrite().save(path)"
+            )
+        model = self.instance.sequenceModel
+        history = self.instance._history
+        extra = {
+            "sparklstm": {
+                "metadataVersion": METADATA_VERSION,
+                "task": model.config.task,
+                "history": None if history is None else _plain(history.to_dict()),
+            }
+        }
+        DefaultParamsWriter.saveMetadata(self.instance, path, spark, extraMetadata=extra)
+        save_sequence_model(spark, model, os.path.join(path, MODEL_DIR))
+        logger.info("saved %s to %s", self.instance.uid, path)
+
+
+class _LSTMModelReader(MLReader):
+    """Reads what :class:`_LSTMModelWriter` wrote, into ``cls``."""
+
+    def __init__(self, cls: type[_LSTMModel]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> _LSTMModel:
+        spark = self.sparkSession
+        expected = f"{self.cls.__module__}.{self.cls.__name__}"
+        metadata = DefaultParamsReader.loadMetadata(path, spark)
+        if metadata.get("class") != expected:
+            raise ValueError(
+                f"{path}: holds a {metadata.get('class')}, not a {expected}; load it with its "
+                "own class (or PipelineModel.load)"
+            )
+        extra = metadata.get("sparklstm") or {}
+        model = load_sequence_model(spark, os.path.join(path, MODEL_DIR))
+        history = None
+        if extra.get("history") is not None:
+            saved = extra["history"]
+            history = RoundHistory(
+                rows=list(saved.get("rows", [])),
+                best_round=saved.get("best_round"),
+                stopped_early=bool(saved.get("stopped_early", False)),
+                summary=dict(saved.get("summary", {})),
+            )
+        instance = self.cls(model, history)
+        instance._resetUid(metadata["uid"])
+        DefaultParamsReader.getAndSetParams(instance, metadata)
+        return instance
