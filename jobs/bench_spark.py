@@ -4,6 +4,9 @@ For the same generated dataset and the same total work (one pass over N sequence
 model and batch size), it measures:
 
 * the one-process trainer (``SequenceModel.fit``) with 1 BLAS thread, and with 2;
+* two one-process trainers, each on half the data, run at the same time: the most that two
+  cores of this machine give to this work, i.e. the ceiling for ``local[2] / local[1]``
+  (shared or virtual machines often give much less than 2x);
 * the Spark trainer on ``local[1]`` (1 partition) and ``local[2]`` (2 partitions), each with
   its default of one averaging round per epoch and with ``--local-steps`` steps per round;
 
@@ -101,7 +104,7 @@ def run_spark(args: argparse.Namespace) -> dict:
     }
 
 
-def _child(args: argparse.Namespace, mode: str, **extra: object) -> dict:
+def _child_command(args: argparse.Namespace, mode: str, **extra: object):
     command = [sys.executable, "-m", "jobs.bench_spark", "--child", mode]
     for key in ("rows", "seq_len", "hidden", "batch_size"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
@@ -110,10 +113,34 @@ def _child(args: argparse.Namespace, mode: str, **extra: object) -> dict:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     if "threads" in extra:
         env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(extra["threads"])
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"error: benchmark child {mode} {extra} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return command, env
+
+
+def _result(process: subprocess.Popen, what: str) -> dict:
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"error: benchmark child {what} failed:\n{stderr[-2000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def _start(args: argparse.Namespace, mode: str, **extra: object) -> subprocess.Popen:
+    command, env = _child_command(args, mode, **extra)
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+
+
+def _child(args: argparse.Namespace, mode: str, **extra: object) -> dict:
+    return _result(_start(args, mode, **extra), f"{mode} {extra}")
+
+
+def _concurrent_pair(args: argparse.Namespace) -> dict:
+    """Two one-process trainers on half the rows each, started together (1 BLAS thread)."""
+    half = argparse.Namespace(**{**vars(args), "rows": args.rows // 2})
+    processes = [_start(half, "local", threads=1) for _ in range(2)]
+    results = [_result(p, "local pair") for p in processes]
+    seconds = max(r["seconds"] for r in results)
+    return {"seconds": seconds, "sequences_per_second": 2 * half.rows / seconds}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -148,6 +175,18 @@ def main(argv: list[str] | None = None) -> None:
         name = f"one-process, {threads} BLAS thread(s)"
         results[name] = _child(args, "local", threads=threads)
         print(f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s", flush=True)
+    name = "two one-process trainers at once"
+    results[name] = _concurrent_pair(args)
+    ceiling = (
+        results[name]["sequences_per_second"]
+        / results["one-process, 1 BLAS thread(s)"]["sequences_per_second"]
+    )
+    results[name]["ceiling"] = ceiling
+    print(
+        f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s "
+        f"(this machine's 2-core ceiling: {ceiling:.2f}x)",
+        flush=True,
+    )
     for local_steps in (0, args.local_steps):
         for workers in (1, 2):
             label = "1 round/epoch" if not local_steps else f"{local_steps} steps/round"
@@ -165,7 +204,10 @@ def main(argv: list[str] | None = None) -> None:
             )
         one = results[f"spark local[1], {label}"]["sequences_per_second"]
         two = results[f"spark local[2], {label}"]["sequences_per_second"]
-        print(f"  local[2] / local[1] ({label}): {two / one:.2f}x")
+        print(
+            f"  local[2] / local[1] ({label}): {two / one:.2f}x "
+            f"({100 * (two / one) / ceiling:.0f}% of the machine's {ceiling:.2f}x ceiling)"
+        )
     base = results["one-process, 1 BLAS thread(s)"]["sequences_per_second"]
     spark_one = results["spark local[1], 1 round/epoch"]["sequences_per_second"]
     print(f"spark local[1] / one-process (1 thread): {spark_one / base:.2f}")

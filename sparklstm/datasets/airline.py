@@ -1,0 +1,376 @@
+"""The Airline passengers series (Box & Jenkins), as shipped inside aeon's wheel.
+
+Monthly totals of international airline passengers, January 1949 to December 1960 (144
+values, thousands), read from ``aeon/datasets/data/Airline/Airline.csv`` without importing
+aeon (the ``datasets`` extra); nothing is downloaded.
+
+The usual forecasting protocol: the last 36 months (1958-1960) are held out. A model sees
+windows of ``input_len`` scaled months and predicts the next ``horizon`` months
+(``SequenceModel(input_size=1, head="last", task="regression", output_size=horizon)``). The
+scaler (log, then standardise) is fit on the training months only and undone by
+:func:`forecast`, which works in passenger units. Training windows have every target month
+before the held-out part; test windows have their targets in it, ``horizon`` months at a
+time, and their inputs are the months just before (which may be observed test months).
+
+Notation: ``N`` months in the series, ``L = input_len``, ``H = horizon``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from numpy.typing import ArrayLike
+
+from sparklstm.data.padding import _check_int
+from sparklstm.datasets.extra import package_dir
+
+if TYPE_CHECKING:
+    from sparklstm.model import SequenceModel
+
+__all__ = [
+    "TEST_MONTHS",
+    "SEASON",
+    "load_airline",
+    "LogStandardScaler",
+    "forecast_windows",
+    "ForecastSplit",
+    "holdout_windows",
+    "airline_windows",
+    "forecast",
+    "seasonal_naive",
+    "mape",
+]
+
+logger = logging.getLogger(__name__)
+
+TEST_MONTHS = 36
+SEASON = 12
+_CONFIG_TYPE = "LogStandardScaler"
+_NEEDED_FOR = "sparklstm.datasets.airline (the Airline.csv shipped in aeon's wheel)"
+
+
+def load_airline() -> tuple[np.ndarray, np.ndarray]:
+    """The Airline passengers series.
+
+    Returns
+    -------
+    months : np.ndarray
+        ``datetime64[M] [144]``, 1949-01 to 1960-12.
+    passengers : np.ndarray
+        ``float64 [144]``, thousands of passengers per month.
+
+    Raises
+    ------
+    ImportError
+        aeon is not installed (``pip install 'sparklstm[datasets]'``).
+    """
+    path = (
+        package_dir("aeon", "aeon", _NEEDED_FOR) / "datasets" / "data" / "Airline" / "Airline.csv"
+    )
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or [c.strip() for c in rows[0]] != ["Date", "Passengers"]:
+        raise ValueError(f"{path}: expected the header 'Date,Passengers'")
+    body = [r for r in rows[1:] if r]
+    months = np.array([r[0].strip() for r in body], dtype="datetime64[M]")
+    passengers = np.array([float(r[1]) for r in body], dtype=np.float64)
+    if len(months) > 1 and not np.all(np.diff(months) == np.timedelta64(1, "M")):
+        raise ValueError(f"{path}: months are not consecutive")
+    return months, passengers
+
+
+# --------------------------------------------------------------------------------------------
+# Scaling
+# --------------------------------------------------------------------------------------------
+
+
+def _finite_array(name: str, values: ArrayLike) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or Inf")
+    return arr
+
+
+@dataclass(frozen=True)
+class LogStandardScaler:
+    """``z = (log(x) - mean) / std``, and back: ``x = exp(z * std + mean)``.
+
+    Fit it with :meth:`fit` on the training values only. ``mean`` and ``std`` are those of
+    ``log(x)`` (``std`` with ``ddof=0``); :meth:`to_config` / :meth:`from_config` store them
+    in JSON exactly (floats round-trip through ``repr``).
+    """
+
+    mean: float
+    std: float
+
+    def __post_init__(self) -> None:
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not math.isfinite(value):
+                raise ValueError(f"{name} = {value}: must be finite")
+            object.__setattr__(self, name, float(value))
+        if self.std <= 0:
+            raise ValueError(f"std = {self.std}: must be > 0")
+
+    @classmethod
+    def fit(cls, values: ArrayLike) -> LogStandardScaler:
+        """Fit on positive values (e.g. the training months)."""
+        arr = _finite_array("values", values)
+        if arr.size < 2:
+            raise ValueError(f"values has {arr.size} element(s): need at least 2 to fit a scale")
+        if (arr <= 0).any():
+            raise ValueError("values must be > 0 (the scaler takes their logarithm)")
+        logs = np.log(arr)
+        std = float(logs.std())
+        if std == 0:
+            raise ValueError("values are all equal: cannot standardise")
+        return cls(float(logs.mean()), std)
+
+    def transform(self, values: ArrayLike) -> np.ndarray:
+        """Scaled values, ``float64``, same shape; ``values`` must be > 0."""
+        arr = _finite_array("values", values)
+        if (arr <= 0).any():
+            raise ValueError("values must be > 0 (the scaler takes their logarithm)")
+        return (np.log(arr) - self.mean) / self.std
+
+    def inverse_transform(self, scaled: ArrayLike) -> np.ndarray:
+        """Original units, ``float64``, same shape."""
+        arr = _finite_array("scaled", scaled)
+        return np.exp(arr * self.std + self.mean)
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-safe description; :meth:`from_config` rebuilds an equal scaler."""
+        return {"type": _CONFIG_TYPE, "mean": self.mean, "std": self.std}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> LogStandardScaler:
+        """Inverse of :meth:`to_config`."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping, got {type(config).__name__}")
+        expected = {"type", "mean", "std"}
+        if set(config) != expected:
+            raise ValueError(
+                f"config must have exactly the keys {sorted(expected)}, got {sorted(config)}"
+            )
+        if config["type"] != _CONFIG_TYPE:
+            raise ValueError(f"config['type'] = {config['type']!r}: expected {_CONFIG_TYPE!r}")
+        return cls(config["mean"], config["std"])
+
+
+# --------------------------------------------------------------------------------------------
+# Windows
+# --------------------------------------------------------------------------------------------
+
+
+def _series(values: ArrayLike) -> np.ndarray:
+    arr = _finite_array("series", values)
+    if arr.ndim != 1:
+        raise ValueError(f"series must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def forecast_windows(
+    series: ArrayLike, input_len: int, horizon: int, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input/target windows over one series.
+
+    Window ``i`` starts at ``s = i * stride``: ``inputs[i] = series[s : s + L]`` and
+    ``targets[i] = series[s + L : s + L + H]``.
+
+    Parameters
+    ----------
+    series : array_like, shape [N]
+    input_len, horizon, stride : int
+        ``L >= 1``, ``H >= 1``, ``stride >= 1``; ``N >= L + H``.
+
+    Returns
+    -------
+    inputs : np.ndarray
+        ``float64 [n, L]``.
+    targets : np.ndarray
+        ``float64 [n, H]``, with ``n = (N - L - H) // stride + 1``.
+    """
+    arr = _series(series)
+    input_len = _check_int("input_len", input_len, 1)
+    horizon = _check_int("horizon", horizon, 1)
+    stride = _check_int("stride", stride, 1)
+    if arr.shape[0] < input_len + horizon:
+        raise ValueError(
+            f"series has {arr.shape[0]} values: need at least input_len + horizon = "
+            f"{input_len + horizon}"
+        )
+    windows = sliding_window_view(arr, input_len + horizon)[::stride]
+    return np.ascontiguousarray(windows[:, :input_len]), np.ascontiguousarray(
+        windows[:, input_len:]
+    )
+
+
+@dataclass(frozen=True)
+class ForecastSplit:
+    """Scaled training and test windows, and the scaler fit on the training months.
+
+    ``x_*`` are ``float64 [n, L, 1]`` (one feature per step) and ``y_*`` are
+    ``float64 [n, H]``, all scaled. ``*_target_start[i]`` is the index in the series of
+    window ``i``'s first target month (its inputs are the ``L`` months before).
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    scaler: LogStandardScaler
+    train_target_start: np.ndarray
+    test_target_start: np.ndarray
+
+
+def holdout_windows(
+    series: ArrayLike, input_len: int, horizon: int, test_months: int = TEST_MONTHS
+) -> ForecastSplit:
+    """Scaled windows with the last ``test_months`` values held out as test targets.
+
+    The scaler is fit on ``series[:N - test_months]``. Training windows (stride 1) are all
+    windows whose targets end by ``N - test_months``. Test windows tile the held-out part:
+    targets ``series[c + k H : c + (k + 1) H]`` for ``c = N - test_months`` and
+    ``k = 0 .. test_months / H - 1``, each with the ``L`` values before it as inputs.
+
+    Parameters
+    ----------
+    series : array_like, shape [N]
+        Positive values.
+    input_len, horizon : int
+        ``L >= 1``, ``H >= 1``; ``H`` must divide ``test_months``.
+    test_months : int, default 36
+        Held-out values, ``>= 1``; ``N - test_months >= L + H`` (at least one training
+        window).
+
+    Returns
+    -------
+    ForecastSplit
+    """
+    arr = _series(series)
+    input_len = _check_int("input_len", input_len, 1)
+    horizon = _check_int("horizon", horizon, 1)
+    test_months = _check_int("test_months", test_months, 1)
+    cut = arr.shape[0] - test_months
+    if test_months % horizon:
+        raise ValueError(
+            f"horizon = {horizon} must divide test_months = {test_months} (test windows tile "
+            "the held-out months)"
+        )
+    if cut < input_len + horizon:
+        raise ValueError(
+            f"series has {arr.shape[0]} values: {cut} before the {test_months} held-out ones, "
+            f"need at least input_len + horizon = {input_len + horizon}"
+        )
+    scaler = LogStandardScaler.fit(arr[:cut])
+    scaled = scaler.transform(arr)
+    x_train, y_train = forecast_windows(scaled[:cut], input_len, horizon)
+    x_test, y_test = forecast_windows(scaled[cut - input_len :], input_len, horizon, horizon)
+    train_start = np.arange(len(x_train), dtype=np.int64) + input_len
+    test_start = cut + horizon * np.arange(len(x_test), dtype=np.int64)
+    logger.debug(
+        "%d training and %d test windows (L=%d, H=%d, %d held-out values)",
+        len(x_train),
+        len(x_test),
+        input_len,
+        horizon,
+        test_months,
+    )
+    return ForecastSplit(
+        x_train[..., None], y_train, x_test[..., None], y_test, scaler, train_start, test_start
+    )
+
+
+def airline_windows(
+    input_len: int = 24, horizon: int = 12, test_months: int = TEST_MONTHS
+) -> ForecastSplit:
+    """:func:`holdout_windows` over the Airline series (last 36 months held out)."""
+    return holdout_windows(load_airline()[1], input_len, horizon, test_months)
+
+
+# --------------------------------------------------------------------------------------------
+# Forecasts and their error
+# --------------------------------------------------------------------------------------------
+
+
+def forecast(
+    model: SequenceModel, scaler: LogStandardScaler, history: ArrayLike, batch_size: int = 512
+) -> np.ndarray:
+    """Forecast in original units from the months before, with a fitted model.
+
+    Parameters
+    ----------
+    model : SequenceModel
+        ``input_size=1``, ``head="last"``, ``task="regression"``, ``output_size=H``, trained
+        on scaled windows (e.g. :func:`holdout_windows`).
+    scaler : LogStandardScaler
+        The scaler the training windows were made with.
+    history : array_like
+        ``[L]`` or ``[n, L]`` values in original units (passengers), oldest first.
+    batch_size : int, default 512
+
+    Returns
+    -------
+    np.ndarray
+        ``float64 [H]`` or ``[n, H]``: the next ``H`` values in original units.
+    """
+    cfg = model.config
+    if cfg.uses_tokens or cfg.input_size != 1 or cfg.head != "last" or cfg.task != "regression":
+        raise ValueError("forecast needs a model with input_size=1, head='last', task='regression'")
+    arr = np.asarray(history, dtype=np.float64)
+    single = arr.ndim == 1
+    if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
+        raise ValueError(f"history must be [L] or [n, L] with L >= 1, got shape {arr.shape}")
+    scaled = scaler.transform(arr[None] if single else arr)
+    outputs = model.forward(scaled[..., None], batch_size=batch_size)  # (n, H)
+    result = scaler.inverse_transform(np.asarray(outputs, dtype=np.float64))
+    return result[0] if single else result
+
+
+def seasonal_naive(history: ArrayLike, horizon: int, season: int = SEASON) -> np.ndarray:
+    """Repeat the last ``season`` values for ``horizon`` steps.
+
+    Parameters
+    ----------
+    history : array_like
+        ``[N]`` or ``[n, N]`` values with ``N >= season``.
+    horizon : int
+        Steps to forecast, >= 1.
+    season : int, default 12
+
+    Returns
+    -------
+    np.ndarray
+        ``[horizon]`` or ``[n, horizon]``: ``forecast[j] = history[N - season + j % season]``.
+    """
+    arr = np.asarray(history, dtype=np.float64)
+    horizon = _check_int("horizon", horizon, 1)
+    season = _check_int("season", season, 1)
+    if arr.ndim not in (1, 2) or arr.shape[-1] < season:
+        raise ValueError(
+            f"history must be [N] or [n, N] with N >= season = {season}, got shape {arr.shape}"
+        )
+    n = arr.shape[-1]
+    return arr[..., n - season + np.arange(horizon) % season]
+
+
+def mape(actual: ArrayLike, predicted: ArrayLike) -> float:
+    """Mean absolute percentage error, in percent: ``100 * mean(|a - p| / |a|)``."""
+    a = _finite_array("actual", actual)
+    p = _finite_array("predicted", predicted)
+    if a.shape != p.shape:
+        raise ValueError(f"actual has shape {a.shape}, predicted {p.shape}: they must match")
+    if a.size == 0:
+        raise ValueError("actual is empty")
+    if (a == 0).any():
+        raise ValueError("actual holds zeros: MAPE is undefined")
+    return float(100.0 * np.mean(np.abs(a - p) / np.abs(a)))
