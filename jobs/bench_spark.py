@@ -3,7 +3,7 @@
 For the same generated dataset and the same total work (one pass over N sequences, same
 model and batch size), it measures:
 
-* the one-process trainer (``SequenceModel.fit``) with 1 BLAS thread, and with 2;
+* the one-process trainer (``SequenceModel.fit``) with 1 BLAS thread (and others on request);
 * two one-process trainers, each on half the data, run at the same time: the most that two
   cores of this machine give to this work, i.e. the ceiling for ``local[2] / local[1]``
   (shared or virtual machines often give much less than 2x);
@@ -155,6 +155,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("local", "spark"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one-process-threads",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="BLAS thread counts of extra one-process runs (1 always runs; more threads are "
+        "often slower at these matrix sizes: OpenBLAS threads spin)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.child == "local":
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.batch_size}, float32, one epoch"
     )
     results: dict[str, dict] = {}
-    for threads in (1, 2):
+    for threads in sorted({1, *args.one_process_threads}):
         name = f"one-process, {threads} BLAS thread(s)"
         results[name] = _child(args, "local", threads=threads)
         print(f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s", flush=True)
