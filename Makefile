@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-local test lint format bench bench-spark dist clean check-python check-java
+.PHONY: demo demo-local test lint format bench bench-quick bench-spark dist clean check-python check-java
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python >= 3.10 (with pip and venv)"; exit 1; }
@@ -55,8 +55,12 @@ lint: $(STAMP)
 	$(PY) -m ruff check --fix sparklstm jobs tests
 	$(PY) -m ruff format sparklstm jobs tests
 
-bench: $(STAMP)
-	$(PY) -m jobs.bench_kernels
+# bench/report.md + PNG plots: kernels, Spark vs one process, scaling, convergence, accuracy.
+bench: $(STAMP) check-java
+	$(PY) -m jobs.bench_report --out bench
+
+bench-quick: $(STAMP) check-java
+	$(PY) -m jobs.bench_report --out bench --quick
 
 bench-spark: $(STAMP) check-java
 	$(PY) -m jobs.bench_spark --rows 100000

