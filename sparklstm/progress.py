@@ -6,7 +6,15 @@ import sys
 import time
 from typing import Any
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "interactive_stderr"]
+
+
+def interactive_stderr() -> bool:
+    """True when someone watches stderr: a terminal, or a Jupyter kernel's output area."""
+    if "ipykernel" in sys.modules:
+        return True
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
 
 
 class Progress:

@@ -28,7 +28,7 @@ from sparklstm.optim import (
     make_optimizer,
     schedule_from_config,
 )
-from sparklstm.progress import Progress
+from sparklstm.progress import Progress, interactive_stderr
 from sparklstm.validation import check_no_unknown_keys, check_positive_int, check_probability
 
 __all__ = [
@@ -321,7 +321,8 @@ def fit(
     early_stopping : patience in epochs on the validation loss (training loss without
         validation data), or None.
     restore_best : with early stopping, end with the parameters of the best epoch.
-    progress : show a progress bar (stderr).
+    progress : show a progress bar (stderr). Default: only when stderr is a terminal or the
+        code runs in a Jupyter kernel, so logs redirected to a file get no bar lines.
 
     Returns
     -------
@@ -399,7 +400,7 @@ def fit(
 
     history = History()
     best_loss, best_params, bad_epochs = np.inf, None, 0
-    show = bool(options.get("progress", True))
+    show = bool(options.get("progress", interactive_stderr()))
     for epoch in range(1, epochs + 1):
         started = time.perf_counter()
         first_step = state.step

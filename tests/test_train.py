@@ -4,6 +4,7 @@ reproducibility, validation split, early stopping, optimizers and their options,
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -528,3 +529,12 @@ def test_bad_training_data_is_named():
     with pytest.raises(ValueError, match="training data: .*class 2, outside"):
         model.fit(x, np.full(8, 2), lengths, **QUIET)
     assert _same_params(before, model.params)
+
+
+def test_progress_bar_defaults_to_off_when_stderr_is_not_watched(capsys, monkeypatch):
+    x, y, lengths = _sines(n=32)
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    _classifier().fit(x, y, lengths, epochs=1, batch_size=16)
+    assert capsys.readouterr().err == ""  # pytest's captured stderr is not a terminal
+    _classifier().fit(x, y, lengths, epochs=1, batch_size=16, progress=True)
+    assert "epoch 1" in capsys.readouterr().err.lower()
