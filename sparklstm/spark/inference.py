@@ -41,6 +41,7 @@ from sparklstm.data.arrow import batch_to_numpy
 from sparklstm.model import SequenceModel
 from sparklstm.nn.losses import softmax
 from sparklstm.spark.blas import limit_blas_threads
+from sparklstm.spark.memory import keep_large_allocations_on_heap
 from sparklstm.spark.rounds import task_cpus
 from sparklstm.spark.schema import sequence_kind_of
 
@@ -359,6 +360,7 @@ def predict_partition(
             continue
         if model is None:
             limit_blas_threads(task_cpus())
+            keep_large_allocations_on_heap()
             model = _model_for(spec, payload)
         for start in range(0, batch.num_rows, spec.batch_size):
             yield _predict_slice(model, batch.slice(start, spec.batch_size), spec)

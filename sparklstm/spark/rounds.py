@@ -24,6 +24,7 @@ import numpy as np
 from sparklstm.dataset import SequenceData
 from sparklstm.optim import OptimizerState, optimizer_from_config, schedule_from_config
 from sparklstm.spark.blas import limit_blas_threads
+from sparklstm.spark.memory import keep_large_allocations_on_heap
 from sparklstm.train import (
     batch_order_rng,
     epoch_plan,
@@ -222,6 +223,7 @@ def train_partition(
     if spec.task_hook is not None:
         spec.task_hook(round_index, partition)
     limit_blas_threads(task_cpus())
+    keep_large_allocations_on_heap()
     started = time.perf_counter()
     batches = _round_batches(spec, round_index, partition, chunks)
     if not batches:
@@ -291,6 +293,7 @@ def evaluate_partition(
     from sparklstm.model import SequenceModel
 
     limit_blas_threads(task_cpus())
+    keep_large_allocations_on_heap()
     model = SequenceModel.from_config(model_config)
     model.load_state_dict(payload.value["params"])
     totals: dict[str, float] = defaultdict(float)

@@ -1,0 +1,52 @@
+"""Keep the kernels' large temporaries on the heap in Spark's Python workers.
+
+Every minibatch step allocates and frees the same large arrays (gate buffers, caches,
+gradients: megabytes each). glibc serves blocks above ``M_MMAP_THRESHOLD`` (128 KiB at
+start) with a fresh ``mmap`` and returns them with ``munmap`` on free, so each step pays for
+page faults on all its temporaries. In an ordinary process glibc raises the threshold after
+the first such free (its "dynamic mmap threshold") and later steps reuse heap pages. Measured
+in Spark's Python workers, this adaptation does not happen: the same training steps run at
+about half the speed of a one-process run; a one-process run started with
+``MALLOC_MMAP_THRESHOLD_=131072`` (threshold pinned at the default) is slowed by the same
+factor, and pinning it high instead restores the speed (see ``jobs/bench_spark.py``).
+
+So a training, evaluation or inference task sets both thresholds itself, once per worker
+process: blocks up to :data:`MMAP_THRESHOLD` come from the heap, and the heap keeps up to
+:data:`TRIM_THRESHOLD` of free memory at its top instead of giving it back after every step.
+The cost is that a worker may hold that much freed memory between steps.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import sys
+from functools import cache
+
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_large_allocations_on_heap"]
+
+logger = logging.getLogger(__name__)
+
+# mallopt parameters from glibc's <malloc.h>.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 32 * 2**20  # glibc's ceiling for M_MMAP_THRESHOLD on 64-bit systems
+TRIM_THRESHOLD = 256 * 2**20
+
+
+@cache
+def keep_large_allocations_on_heap() -> bool:
+    """Set glibc's mmap and trim thresholds for this process (once); False where that is not
+    possible (not Linux, or a C library without a working ``mallopt``, e.g. musl)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    done = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+    done = mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1 and done
+    if not done:
+        logger.debug("mallopt refused the thresholds; large temporaries stay on mmap")
+    return done
