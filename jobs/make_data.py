@@ -28,11 +28,18 @@ is downloaded) keep their official splits; see :mod:`sparklstm.datasets`:
 
 - ``ucr NAME``: a UCR/UEA classification problem shipped with aeon (GunPoint, BasicMotions,
   JapaneseVowels, ...): ``features: array<array<float>>`` ``[time][channel]``, ``label: int``
-  and ``length: int``; the class names, in id order, go to ``OUT/classes.json``.
+  and ``length: int``; the class names, in id order, go to ``OUT/classes.json``. With
+  ``--standardize`` every channel becomes ``(x - mean) / std``, the mean and standard deviation
+  (``ddof=0``) taken over the valid steps of the training split only and applied to both
+  splits; they go to ``OUT/standardize.json``.
 - ``airline``: the Airline passengers series, last ``--test-months`` held out; windows of
   ``--input-len`` scaled months (``array<array<float>>``, one feature) with the next
   ``--horizon`` months as ``label: array<float>``. The scaler (log, standardise; fit on the
-  training months) goes to ``OUT/scaler.json`` (``LogStandardScaler.from_config``).
+  training months) goes to ``OUT/scaler.json`` (``LogStandardScaler.from_config``). With
+  ``--level input-mean`` each window's level, the mean of its scaled inputs, is subtracted
+  from its inputs and targets (a model then predicts the months ahead relative to the recent
+  level; add it back to forecast, see :func:`window_levels`); the window options go to
+  ``OUT/windows.json``.
 - ``kjv``: the King James Bible, first 90% of the characters train, last 10% test; windows of
   ``--seq-len`` character ids (``array<int>``) with the next character at each step as
   ``label: array<int>``. Training windows start every ``--stride`` characters, test windows
@@ -45,6 +52,7 @@ A missing optional package is reported like any other error, in one line naming 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -65,6 +73,7 @@ from sparklstm.spark.sources import ParquetDatasetWriter
 BLOCK_ROWS = 4096
 TOKEN_BLOCK_BYTES = 32 * 2**20
 TASKS = ("adding", "sines", "copy", "parity")
+LEVELS = ("none", "input-mean")
 PROG = "make_data"
 
 
@@ -183,6 +192,11 @@ def _parser() -> argparse.ArgumentParser:
         help="UCR/UEA classification problem shipped with aeon: [T, C] floats, int class, length",
     )
     ucr.add_argument("name", metavar="NAME", help="e.g. GunPoint, BasicMotions, JapaneseVowels")
+    ucr.add_argument(
+        "--standardize",
+        action="store_true",
+        help="scale each channel by the training split's mean and std (-> OUT/standardize.json)",
+    )
 
     airline = sub.add_parser(
         "airline",
@@ -193,6 +207,12 @@ def _parser() -> argparse.ArgumentParser:
     airline.add_argument("--horizon", type=_positive, default=12, metavar="H", help="default 12")
     airline.add_argument(
         "--test-months", type=_positive, default=36, metavar="N", help="held out (default 36)"
+    )
+    airline.add_argument(
+        "--level",
+        choices=LEVELS,
+        default="none",
+        help="subtract each window's mean scaled input from its inputs and targets (input-mean)",
     )
 
     kjv = sub.add_parser(
@@ -377,10 +397,45 @@ def _make_reference_text(args: argparse.Namespace) -> None:
     _write(args, fill)
 
 
-def _make_ucr(args: argparse.Namespace) -> None:
+def channel_stats(features: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(mean, std)`` (``ddof=0``) over the valid steps of ``[n, T, C]`` series.
+
+    A channel that is constant gets ``std = 1`` (it is only centred)."""
+    valid = np.arange(features.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    values = features[valid]  # (valid steps, C)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    return mean, np.where(std > 0, std, 1.0)
+
+
+def standardize(
+    features: np.ndarray, lengths: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> np.ndarray:
+    """``(x - mean) / std`` at the valid steps; padded steps stay zero."""
+    valid = np.arange(features.shape[1])[None, :] < np.asarray(lengths)[:, None]
+    return np.where(valid[..., None], (features - mean) / std, 0.0)
+
+
+def ucr_splits(name: str, standardize_channels: bool = False) -> tuple[dict[str, Any], Any]:
+    """``({"train": LabelledSequences, "test": ...}, stats)`` as ``make_data ucr`` writes them:
+    with ``standardize_channels`` the features are scaled by the training split's per-channel
+    mean and std, and ``stats`` is the ``standardize.json`` document (else None)."""
     from sparklstm.datasets.ucr import load_ucr
 
-    splits = {split: load_ucr(args.name, split) for split in ("train", "test")}
+    splits = {split: load_ucr(name, split) for split in ("train", "test")}
+    if not standardize_channels:
+        return splits, None
+    train = splits["train"]
+    mean, std = channel_stats(train.features, train.lengths)
+    scaled = {
+        split: data._replace(features=standardize(data.features, data.lengths, mean, std))
+        for split, data in splits.items()
+    }
+    stats = {"dataset": name, "fit_on": "train", "mean": mean.tolist(), "std": std.tolist()}
+    return scaled, stats
+
+
+def _make_ucr(args: argparse.Namespace) -> None:
+    splits, stats = ucr_splits(args.name, args.standardize)
     classes = splits["train"].classes
 
     def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
@@ -388,24 +443,52 @@ def _make_ucr(args: argparse.Namespace) -> None:
             writers[split].write(data.features, data.labels, data.lengths)
 
     document = {"dataset": args.name, "classes": list(classes)}
-    _write(
-        args,
-        fill,
-        {"classes.json": (document, f"{len(classes)} names")},
-        length_col="length",
-    )
+    sidecars = {"classes.json": (document, f"{len(classes)} names")}
+    if stats is not None:
+        sidecars["standardize.json"] = (stats, f"{len(stats['mean'])} channels, train split")
+    _write(args, fill, sidecars, length_col="length")
 
 
-def _make_airline(args: argparse.Namespace) -> None:
+def window_levels(inputs: np.ndarray, level: str) -> np.ndarray:
+    """``[n, 1]`` level of each window of scaled inputs ``[n, L]`` or ``[n, L, 1]``: their mean
+    for ``"input-mean"``, zero for ``"none"``. Windows are written as ``inputs - level`` and
+    ``targets - level``; a forecast is ``scaler.inverse_transform(output + level)``."""
+    if level not in LEVELS:
+        raise ValueError(f"level = {level!r}: must be one of {list(LEVELS)}")
+    flat = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+    if level == "none":
+        return np.zeros((len(flat), 1))
+    return flat.mean(axis=1, keepdims=True)
+
+
+def airline_split(
+    input_len: int = 24, horizon: int = 12, test_months: int = 36, level: str = "none"
+) -> Any:
+    """The windows ``make_data airline`` writes (:func:`sparklstm.datasets.airline_windows`,
+    then each window's level subtracted, see :func:`window_levels`)."""
     from sparklstm.datasets.airline import airline_windows
 
     try:
-        data = airline_windows(args.input_len, args.horizon, args.test_months)
+        data = airline_windows(input_len, horizon, test_months)
     except ValueError as exc:
         message = str(exc)
         for name in ("input_len", "horizon", "test_months"):
             message = message.replace(name, "--" + name.replace("_", "-"))
         raise ValueError(message) from None
+    if level == "none":
+        return data
+    train, test = window_levels(data.x_train, level), window_levels(data.x_test, level)
+    return dataclasses.replace(
+        data,
+        x_train=data.x_train - train[..., None],
+        y_train=data.y_train - train,
+        x_test=data.x_test - test[..., None],
+        y_test=data.y_test - test,
+    )
+
+
+def _make_airline(args: argparse.Namespace) -> None:
+    data = airline_split(args.input_len, args.horizon, args.test_months, args.level)
 
     def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
         writers["train"].write(data.x_train, data.y_train)
@@ -413,7 +496,16 @@ def _make_airline(args: argparse.Namespace) -> None:
 
     scaler = data.scaler
     summary = f"log, then mean {scaler.mean:.6g} std {scaler.std:.6g}"
-    _write(args, fill, {"scaler.json": (scaler.to_config(), summary)}, per_step_labels=False)
+    sidecars = {"scaler.json": (scaler.to_config(), summary)}
+    if args.level != "none":
+        windows = {
+            "input_len": args.input_len,
+            "horizon": args.horizon,
+            "test_months": args.test_months,
+            "level": args.level,
+        }
+        sidecars["windows.json"] = (windows, f"level {args.level}")
+    _write(args, fill, sidecars, per_step_labels=False)
 
 
 def _next_char_blocks(
@@ -456,19 +548,46 @@ def _make_kjv(args: argparse.Namespace) -> None:
     )
 
 
+_MAKERS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "reference-text": _make_reference_text,
+    "ucr": _make_ucr,
+    "airline": _make_airline,
+    "kjv": _make_kjv,
+}
+
+# Options every task shares (where and how to write), not options of the data themselves.
+_OUTPUT_DESTS = frozenset({"help", "out", "rows_per_file", "overwrite"})
+
+
+def task_options(task: str) -> dict[str, argparse.Action]:
+    """``{dest: argparse action}`` of a task's data options (``name``, ``standardize``,
+    ``input_len``, ...; not ``--out``, ``--overwrite``, ``--rows-per-file``): what a config file
+    may set for it (see ``jobs/accuracy.py``)."""
+    parser = _parser()
+    tasks = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if task not in tasks.choices:
+        raise ValueError(f"task = {task!r}: must be one of {sorted(tasks.choices)}")
+    return {
+        action.dest: action
+        for action in tasks.choices[task]._actions
+        if action.dest not in _OUTPUT_DESTS
+    }
+
+
+def build(argv: list[str]) -> None:
+    """Parse ``argv`` and write the dataset, raising instead of exiting on a data error (for
+    jobs that make their data in-process). A usage error still exits via argparse."""
+    args = _parser().parse_args(argv)
+    _MAKERS.get(args.task, _make_generated)(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the job; returns the exit status (2 for a user mistake or a missing optional
     package, with one line on stderr)."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    makers = {
-        "reference-text": _make_reference_text,
-        "ucr": _make_ucr,
-        "airline": _make_airline,
-        "kjv": _make_kjv,
-    }
     try:
-        makers.get(args.task, _make_generated)(args)
+        _MAKERS.get(args.task, _make_generated)(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"{PROG}: error: {message}", file=sys.stderr)
