@@ -385,3 +385,33 @@ def test_each_task_limits_blas_to_its_cores(spark):
     assert seen == [(1, 1), (1, 1)]
     assert limit_blas_threads(2) and blas_threads() == 2
     assert limit_blas_threads(1) and blas_threads() == 1
+
+
+def test_partitions_without_rows_are_rebalanced_when_num_partitions_is_given(spark, tmp_path):
+    """A Parquet file with one row group, split by byte range into several partitions, puts
+    every row in one of them; with num_partitions set to that count, every worker trains."""
+    import pyarrow.parquet as pq
+
+    x, y, lengths = sines(400, seed=5)
+    pq.write_table(numpy_to_arrow(x, y, lengths), tmp_path / "one.parquet", row_group_size=400)
+    size = (tmp_path / "one.parquet").stat().st_size
+    keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
+    saved = {key: spark.conf.get(key) for key in keys}
+    spark.conf.set(keys[0], str(int(size * 0.6)))
+    spark.conf.set(keys[1], "0")
+    try:
+        df = spark.read.parquet(str(tmp_path / "one.parquet"))
+        counts = df.rdd.glom().map(len).collect()
+        # The layout this test is about: several partitions, all rows in one.
+        assert len(counts) >= 2 and max(counts) == 400
+        _, history = fit_distributed(
+            df,
+            MODEL,
+            {"epochs": 1, "batch_size": 32, "num_partitions": len(counts)},
+            progress=False,
+        )
+    finally:
+        for key, value in saved.items():
+            spark.conf.set(key, value)
+    assert history.summary["training_partitions"] == len(counts)
+    assert history.summary["rows"] == 400 and history.rows[0]["workers"] == len(counts)

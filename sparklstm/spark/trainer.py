@@ -101,6 +101,27 @@ def _prepare(
     return cache_chunks(checked, _encoding(config, columns, cfg)), skipped
 
 
+def _balanced(
+    cached: CachedChunks, checked: Any, encoding: ChunkEncoding, cfg: DistributedConfig
+) -> CachedChunks:
+    """``cached``, or the data spread evenly over ``cfg.num_partitions`` partitions when the
+    input already had that many but one of them holds less than a batch.
+
+    A file source splits by byte ranges, so one Parquet file whose single row group straddles
+    the split yields two partitions with every row in one of them; the count alone looks right.
+    """
+    rows = cached.partition_rows
+    if min(rows) >= cfg.batch_size:
+        return cached
+    logger.info(
+        "the input's %d partitions hold %s rows; repartitioning them evenly",
+        len(rows),
+        rows,
+    )
+    cached.unpersist()
+    return cache_chunks(checked.repartition(cfg.num_partitions), encoding)
+
+
 def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
     """Apply ``small_partitions``; returns the rows left out."""
     small = [(p, rows) for p, rows in enumerate(cached.partition_rows) if rows < cfg.batch_size]
@@ -196,8 +217,9 @@ def fit_distributed(
         seed = checkpoint.seed
 
     checked, skipped = check_rows(data, columns, profile, model_config, cfg.invalid_rows)
+    repartitioned = False
     if cfg.num_partitions is not None and checked.rdd.getNumPartitions() != cfg.num_partitions:
-        checked = checked.repartition(cfg.num_partitions)
+        checked, repartitioned = checked.repartition(cfg.num_partitions), True
     parallelism = checked.sparkSession.sparkContext.defaultParallelism
     if cfg.num_partitions is None and checked.rdd.getNumPartitions() < parallelism:
         logger.warning(
@@ -207,6 +229,8 @@ def fit_distributed(
             parallelism,
         )
     cached = cache_chunks(checked, _encoding(model_config, columns, cfg))
+    if cfg.num_partitions is not None and not repartitioned:
+        cached = _balanced(cached, checked, _encoding(model_config, columns, cfg), cfg)
     val_cached = None
     try:
         skipped_small = _check_partition_sizes(cached, cfg)
