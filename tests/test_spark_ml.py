@@ -368,7 +368,7 @@ def test_a_pipeline_with_an_lstm_stage_round_trips(spark, sines, tmp_path):
     assert by_id(before, "probability") == by_id(loaded.transform(df), "probability")
 
 
-def test_an_estimator_saves_and_loads_its_params(tmp_path):
+def test_an_estimator_saves_and_loads_its_params(spark, tmp_path):
     reg = LSTMRegressor(cellType="gru", hiddenSizes=[7, 3], lengthCol="n", learningRate=0.02)
     reg.save(str(tmp_path / "reg"))
     loaded = LSTMRegressor.load(str(tmp_path / "reg"))
@@ -380,3 +380,26 @@ def test_an_estimator_saves_and_loads_its_params(tmp_path):
     assert LSTMRegressor.load(str(tmp_path / "reg")).getEpochs() == 3
     copied = reg.copy({reg.batchSize: 8})
     assert copied.getBatchSize() == 8 and reg.getBatchSize() == 32
+
+
+def test_num_classes_sets_the_output_layer_and_bounds_the_labels(spark, tmp_path):
+    """numClasses widens the output beyond the classes the training rows show (a text slice
+    that lacks the rarest characters), survives save/load, and refuses larger labels."""
+    x, lengths = random_sequences(40, 6, 2, seed=4)
+    y = np.arange(40) % 3  # classes 0..2 only
+    df = frame(spark, x, y, lengths)
+    clf = LSTMClassifier(hiddenSizes=[4], epochs=1, batchSize=8, numClasses=5, seed=0)
+    assert clf.getNumClasses() == 5
+    clf.save(str(tmp_path / "clf"))
+    assert LSTMClassifier.load(str(tmp_path / "clf")).getNumClasses() == 5
+    model = clf.fit(df)
+    assert model.numClasses == 5 and model.sequenceModel.config.output_size == 5
+    probabilities = np.array([row.probability for row in model.transform(df).collect()])
+    assert probabilities.shape == (40, 5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    # Without it, the data decides: max label + 1.
+    assert LSTMClassifier(hiddenSizes=[4], epochs=1, batchSize=8).fit(df).numClasses == 3
+    with pytest.raises(ValueError, match="label"):
+        clf.copy({clf.numClasses: 2}).fit(df)
+    with pytest.raises(ValueError, match="numClasses"):
+        LSTMClassifier(numClasses=1)

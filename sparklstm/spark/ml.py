@@ -726,8 +726,9 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
     (univariate) or ``array<int>`` (token ids; an embedding comes first); ``labelCol`` holds
     class indices ``0..k-1`` (int or whole doubles), or with ``head="all"`` an array of one
     class per step. The number of features (or the vocabulary) and of classes come from the
-    data. Rows whose ``validationIndicatorCol`` is true are validation data, evaluated every
-    ``validateEvery`` rounds (``earlyStopping`` watches their loss).
+    data (``numClasses`` fixes the number of classes). Rows whose ``validationIndicatorCol``
+    is true are validation data, evaluated every ``validateEvery`` rounds (``earlyStopping``
+    watches their loss).
 
     Examples
     --------
@@ -739,6 +740,15 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
     """
 
     _task = "classification"
+
+    # Estimator only: the fitted model has Spark ML's ``numClasses`` property instead.
+    numClasses: Param[int] = _p(
+        "numClasses",
+        "number of classes (the output layer's size); None takes max label + 1 from the data. "
+        "Set it when the training rows may lack the highest classes (e.g. a next-character "
+        "model trained on a slice of a text); a label >= numClasses is an error",
+        _int_at_least("numClasses", 2),
+    )
 
     @keyword_only
     def __init__(
@@ -759,6 +769,7 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
         head: str = "last",
         vocabSize: int | None = None,
         embeddingDim: int | None = None,
+        numClasses: int | None = None,
         epochs: int = 10,
         rounds: int | None = None,
         localSteps: int | None = None,
@@ -784,6 +795,7 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
     ) -> None:
         """Any Param given as ``None`` keeps its default."""
         super().__init__()
+        self._setDefault(numClasses=None)
         self.setParams(**self._input_kwargs)
 
     @keyword_only
@@ -805,6 +817,7 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
         head: str = "last",
         vocabSize: int | None = None,
         embeddingDim: int | None = None,
+        numClasses: int | None = None,
         epochs: int = 10,
         rounds: int | None = None,
         localSteps: int | None = None,
@@ -834,6 +847,20 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
     def setProbabilityCol(self, value: str) -> LSTMClassifier:
         """Sets the value of :py:attr:`probabilityCol` ("" leaves the column out)."""
         return self._set(probabilityCol=value)
+
+    def getNumClasses(self) -> int | None:
+        """Gets the value of :py:attr:`numClasses` or its default value."""
+        return self.getOrDefault(self.numClasses)
+
+    def _model_options(self, task: str) -> dict[str, Any]:
+        options = super()._model_options(task)
+        if self.getNumClasses() is not None:
+            options["output_size"] = self.getNumClasses()
+        return options
+
+    def setNumClasses(self, value: int | None) -> LSTMClassifier:
+        """Sets the value of :py:attr:`numClasses` (None: from the data)."""
+        return self._set(numClasses=value)
 
     def setRawPredictionCol(self, value: str) -> LSTMClassifier:
         """Sets the value of :py:attr:`rawPredictionCol` ("" leaves the column out)."""
