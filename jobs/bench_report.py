@@ -295,68 +295,79 @@ def scaling_rows(files: list[dict]) -> list[dict]:
 
 
 def convergence_rows(data: dict) -> dict:
-    """``bench/convergence.json`` of ``jobs.convergence``. Fields read: dataset, target (the
-    accuracy whose time is measured), command, and runs: a list of {"k": steps per averaging
-    round (absent or null for the one-process trainer), "workers", "label", "accuracy" (final
-    test accuracy), "seconds" (total), "seconds_to_target" (null if never reached),
-    "curve": optional [[seconds, accuracy], ...]}."""
+    """``bench/convergence.json`` of ``jobs.convergence``. Fields read: threshold (the accuracy
+    whose time is measured), command, config.dataset.name, and runs: a list of {"label",
+    "trainer" ("local" or "spark"), "local_steps" (steps between averagings), "workers",
+    "final_test_accuracy", "training_seconds", "seconds_to_threshold" (null if never
+    reached), "curve": [{"seconds", "test_accuracy"}, ...]}."""
     runs = []
     for run in data.get("runs", []):
-        k = run.get("k")
-        label = run.get("label") or ("one process" if k is None else f"k = {k}")
+        spark = run.get("trainer") == "spark"
         runs.append(
             {
-                "label": label,
-                "k": k,
-                "workers": run.get("workers"),
-                "accuracy": run.get("accuracy"),
-                "seconds": run.get("seconds"),
-                "seconds_to_target": run.get("seconds_to_target"),
-                "curve": run.get("curve"),
+                "label": run.get("label") or ("spark" if spark else "one process"),
+                "k": run.get("local_steps") if spark else None,
+                "workers": run.get("workers") if spark else None,
+                "accuracy": run.get("final_test_accuracy"),
+                "seconds": run.get("training_seconds"),
+                "seconds_to_target": run.get("seconds_to_threshold"),
+                "curve": [
+                    (point["seconds"], point["test_accuracy"]) for point in run.get("curve", [])
+                ],
             }
         )
+    dataset = (data.get("config") or {}).get("dataset") or {}
     return {
-        "dataset": data.get("dataset"),
-        "target": data.get("target"),
+        "dataset": dataset.get("name") or data.get("config_file"),
+        "target": data.get("threshold"),
         "command": data.get("command"),
         "runs": runs,
     }
 
 
 LOWER_IS_BETTER = ("rmse", "mae", "mape", "loss", "bits", "bpc", "perplexity", "error")
+# Scores that jobs.accuracy records next to the main metric, shown per seed when present.
+EXTRA_SCORES = (
+    "seasonal_naive_mape",
+    "fixed_origin_mape",
+    "fixed_origin_seasonal_naive_mape",
+    "test_loss",
+    "training_seconds",
+)
 
 
 def accuracy_summary(data: dict, name: str) -> dict:
-    """``bench/accuracy/<dataset>.json`` of ``jobs.accuracy``. Fields read: dataset (else the
-    file name), metric (default "accuracy"), higher_is_better (default: by the metric's name),
-    seeds: [{"seed": int, <metric> or "value": float}], mean (else the mean of the seeds),
-    target, met (else mean vs target), published: [{"name", "value", "source"}] or
-    {name: value}, command."""
+    """``bench/accuracy/<config>.json`` of ``jobs.accuracy``. Fields read: dataset (else the
+    file name), metric, higher_is_better, runs: [{"seed", <metric>, and any of
+    EXTRA_SCORES}], mean, target: {"value", "max_training_seconds"}, target_met,
+    references: {name: value}, command, machine.load_average_1_5_15."""
     metric = data.get("metric", "accuracy")
-    seeds = [
-        (seed.get("seed", i), seed.get(metric, seed.get("value")))
-        for i, seed in enumerate(data.get("seeds", []))
-    ]
+    runs = data.get("runs", [])
+    seeds = [(run.get("seed", i), run.get(metric)) for i, run in enumerate(runs)]
+    extras = [key for key in EXTRA_SCORES if any(key in run for run in runs)]
     values = [value for _, value in seeds if value is not None]
     mean = data.get("mean", sum(values) / len(values) if values else None)
     higher = data.get("higher_is_better", not any(w in metric.lower() for w in LOWER_IS_BETTER))
-    target = data.get("target")
-    met = data.get("met")
-    if met is None and target is not None and mean is not None:
-        met = mean >= target if higher else mean <= target
-    published = data.get("published", [])
-    if isinstance(published, dict):
-        published = [{"name": key, "value": value} for key, value in published.items()]
+    target = data.get("target") or {}
+    if not isinstance(target, dict):
+        target = {"value": target}
+    met = data.get("target_met")
+    if met is None and target.get("value") is not None and mean is not None:
+        met = mean >= target["value"] if higher else mean <= target["value"]
+    references = data.get("references", {})
     return {
         "dataset": data.get("dataset", name),
         "metric": metric,
         "higher_is_better": higher,
         "seeds": seeds,
+        "extras": {key: [run.get(key) for run in runs] for key in extras},
         "mean": mean,
-        "target": target,
+        "target": target.get("value"),
+        "max_training_seconds": target.get("max_training_seconds"),
         "met": met,
-        "published": published,
+        "published": [{"name": key, "value": value} for key, value in references.items()],
         "command": data.get("command"),
+        "complete": data.get("complete", True),
     }
 
 
@@ -619,12 +630,23 @@ def accuracy_section(files: dict[str, dict]) -> list[str]:
     for acc, data in summaries:
         better = "higher" if acc["higher_is_better"] else "lower"
         lines += [f"### {acc['dataset']}", "", _command_line(data), ""]
-        header = ["seed", acc["metric"]]
-        lines += _table(header, [[seed, _num(value)] for seed, value in acc["seeds"]])
+        header = ["seed", acc["metric"], *acc["extras"]]
+        rows = [
+            [seed, _num(value), *(_num(values[i]) for values in acc["extras"].values())]
+            for i, (seed, value) in enumerate(acc["seeds"])
+        ]
+        lines += _table(header, rows)
+        if not acc["complete"]:
+            lines += ["The run did not finish every seed of its config.", ""]
         met = {True: "met", False: "not met", None: "–"}[acc["met"]]
         summary = [
             ["mean", _num(acc["mean"])],
             [f"target ({better} is better)", _num(acc["target"])],
+            *(
+                [["training seconds per seed at most", _num(acc["max_training_seconds"])]]
+                if acc["max_training_seconds"] is not None
+                else []
+            ),
             ["target", met],
         ]
         for ref in acc["published"]:
