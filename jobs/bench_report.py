@@ -340,7 +340,7 @@ def accuracy_summary(data: dict, name: str) -> dict:
     """``bench/accuracy/<config>.json`` of ``jobs.accuracy``. Fields read: dataset (else the
     file name), metric, higher_is_better, runs: [{"seed", <metric>, and any of
     EXTRA_SCORES}], mean, target: {"value", "max_training_seconds"}, target_met,
-    references: {name: value}, command, machine.load_average_1_5_15."""
+    references: {name: value}, command, config.notes."""
     metric = data.get("metric", "accuracy")
     runs = data.get("runs", [])
     seeds = [(run.get("seed", i), run.get(metric)) for i, run in enumerate(runs)]
@@ -368,6 +368,7 @@ def accuracy_summary(data: dict, name: str) -> dict:
         "published": [{"name": key, "value": value} for key, value in references.items()],
         "command": data.get("command"),
         "complete": data.get("complete", True),
+        "notes": (data.get("config") or {}).get("notes"),
     }
 
 
@@ -630,6 +631,8 @@ def accuracy_section(files: dict[str, dict]) -> list[str]:
     for acc, data in summaries:
         better = "higher" if acc["higher_is_better"] else "lower"
         lines += [f"### {acc['dataset']}", "", _command_line(data), ""]
+        if acc["notes"]:
+            lines += [f"Note (from the config): {acc['notes']}", ""]
         header = ["seed", acc["metric"], *acc["extras"]]
         rows = [
             [seed, _num(value), *(_num(values[i]) for values in acc["extras"].values())]

@@ -184,6 +184,7 @@ FIXTURE_ACCURACY = {  # as jobs.accuracy writes them (fields the report does not
         ],
         "target": {"value": 25.0, "max_training_seconds": 100},
         "references": {"seasonal naive": 45.5},
+        "config": {"notes": "Scored two ways."},
         "complete": False,
     },
 }
@@ -294,6 +295,7 @@ def test_report_tables_hold_exactly_the_fixture_values(tmp_path):
     assert "| seed | mape | fixed_origin_mape |" in airline
     assert "| 0 | 20.00 | 30.00 |" in airline and "| mean | 20.50 |" in airline
     assert "did not finish every seed" in airline
+    assert "Note (from the config): Scored two ways." in airline
     assert "| training seconds per seed at most | 100.00 |" in airline
     assert "| target (lower is better) | 25.00 |" in airline
     assert "| target | met |" in airline  # mape 20.5 <= 25
