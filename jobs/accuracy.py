@@ -36,6 +36,9 @@ library's option names, plus what this job needs:
 
 Unknown sections or options are errors naming them. ``--epochs N`` and ``--limit-rows N`` (the
 first N rows of each split) make quick smoke runs; the output records them as overrides.
+``--resume`` keeps the seeds an earlier run of the same config and overrides already wrote to
+the output file (it is rewritten after every seed) and runs only the others; the file then
+lists the earlier commands under ``resumed_from``.
 """
 
 from __future__ import annotations
@@ -479,7 +482,33 @@ def _parser() -> argparse.ArgumentParser:
         "--limit-rows", type=int, metavar="N", help="first N rows of each split (smoke runs)"
     )
     parser.add_argument("--quiet", action="store_true", help="no per-round progress lines")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the seeds already in OUT/<config name>.json (same config and overrides) and "
+        "run only the others",
+    )
     return parser
+
+
+def previous_runs(out: Path, document: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
+    """The per-seed results of an earlier run of the same config (``--resume``), by seed.
+
+    The earlier file must hold the same config document and the same overrides; anything else
+    is an error, so results of different settings are never mixed."""
+    if not out.exists():
+        return {}
+    try:
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--resume: {out} is not valid JSON: {exc}") from None
+    for key in ("config", "overrides"):
+        if earlier.get(key) != document[key]:
+            raise ValueError(
+                f"--resume: {out} was written with a different {key}; move it away or run "
+                "without --resume"
+            )
+    return {int(run["seed"]): run for run in earlier.get("runs", [])}
 
 
 def _training_options(config: AccuracyConfig, seed: int, epochs: int | None) -> dict[str, Any]:
@@ -585,7 +614,18 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "runs": [],
         "complete": False,
     }
+    done = previous_runs(out, document) if args.resume else {}
+    if done:
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+        document["resumed_from"] = {
+            "commands": earlier.get("resumed_from", {}).get("commands", []) + [earlier["command"]],
+            "seeds": sorted(seed for seed in done if seed in seeds),
+        }
     for seed in seeds:
+        if seed in done:
+            document["runs"].append(done[seed])
+            print(f"{config.name} seed {seed}: kept from {out}", flush=True)
+            continue
         result = train_and_score(
             spark, config, seed, work, args.epochs, args.limit_rows, quiet=args.quiet
         )

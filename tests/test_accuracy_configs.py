@@ -180,3 +180,18 @@ def test_airline_scores_rolling_and_fixed_origin_forecasts(tmp_path):
     assert scores["fixed_origin_mape"] == pytest.approx(mape(series[cut:], expected_fixed))
     # The seasonal naive of the whole held-out period repeats 1957: the published 13.2%.
     assert scores["fixed_origin_seasonal_naive_mape"] == pytest.approx(13.19, abs=0.01)
+
+
+def test_resume_keeps_finished_seeds_and_refuses_other_settings(spark, tmp_path, capsys):
+    out, work = tmp_path / "out", tmp_path / "work"
+    base = [str(CONFIGS[0].parent / "japanese_vowels.json"), "--epochs", "1"]
+    base += ["--limit-rows", "32", "--out", str(out), "--work-dir", str(work), "--quiet"]
+    first = run([*base, "--seeds", "5"])
+    resumed = run([*base, "--seeds", "5", "6", "--resume"])
+    assert "japanese_vowels seed 5: kept from" in capsys.readouterr().out
+    assert resumed["runs"][0] == first["runs"][0]  # not retrained
+    assert [r["seed"] for r in resumed["runs"]] == [5, 6] and resumed["complete"]
+    assert resumed["resumed_from"] == {"commands": [first["command"]], "seeds": [5]}
+    assert resumed["mean"] == pytest.approx(np.mean([r["accuracy"] for r in resumed["runs"]]))
+    with pytest.raises(ValueError, match="different overrides"):
+        run([*base[:2], "2", *base[3:], "--seeds", "5", "--resume"])
