@@ -328,6 +328,7 @@ def convergence_rows(data: dict) -> dict:
 LOWER_IS_BETTER = ("rmse", "mae", "mape", "loss", "bits", "bpc", "perplexity", "error")
 # Scores that jobs.accuracy records next to the main metric, shown per seed when present.
 EXTRA_SCORES = (
+    "mape",
     "seasonal_naive_mape",
     "fixed_origin_mape",
     "fixed_origin_seasonal_naive_mape",
@@ -344,7 +345,7 @@ def accuracy_summary(data: dict, name: str) -> dict:
     metric = data.get("metric", "accuracy")
     runs = data.get("runs", [])
     seeds = [(run.get("seed", i), run.get(metric)) for i, run in enumerate(runs)]
-    extras = [key for key in EXTRA_SCORES if any(key in run for run in runs)]
+    extras = [key for key in EXTRA_SCORES if key != metric and any(key in run for run in runs)]
     values = [value for _, value in seeds if value is not None]
     mean = data.get("mean", sum(values) / len(values) if values else None)
     higher = data.get("higher_is_better", not any(w in metric.lower() for w in LOWER_IS_BETTER))

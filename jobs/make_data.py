@@ -38,8 +38,12 @@ is downloaded) keep their official splits; see :mod:`sparklstm.datasets`:
   training months) goes to ``OUT/scaler.json`` (``LogStandardScaler.from_config``). With
   ``--level input-mean`` each window's level, the mean of its scaled inputs, is subtracted
   from its inputs and targets (a model then predicts the months ahead relative to the recent
-  level; add it back to forecast, see :func:`window_levels`); the window options go to
-  ``OUT/windows.json``.
+  level; add it back to forecast, see :func:`window_levels`). With ``--seasonal-difference``
+  the windows hold standardised year-on-year log differences instead
+  (``SeasonalLogDifferenceScaler``; a forecast is rebuilt from the 12 months before the
+  inputs). ``--validation`` drops the held-out months and holds out the ``--test-months``
+  before them instead (1955-1957 by default): a split for choosing settings that never sees
+  the test years. The window options go to ``OUT/windows.json``.
 - ``kjv``: the King James Bible, first 90% of the characters train, last 10% test; windows of
   ``--seq-len`` character ids (``array<int>``) with the next character at each step as
   ``label: array<int>``. Training windows start every ``--stride`` characters, test windows
@@ -213,6 +217,16 @@ def _parser() -> argparse.ArgumentParser:
         choices=LEVELS,
         default="none",
         help="subtract each window's mean scaled input from its inputs and targets (input-mean)",
+    )
+    airline.add_argument(
+        "--seasonal-difference",
+        action="store_true",
+        help="windows of standardised year-on-year log differences log x[t] - log x[t-12]",
+    )
+    airline.add_argument(
+        "--validation",
+        action="store_true",
+        help="drop the held-out months and hold out the --test-months before them instead",
     )
 
     kjv = sub.add_parser(
@@ -461,18 +475,38 @@ def window_levels(inputs: np.ndarray, level: str) -> np.ndarray:
     return flat.mean(axis=1, keepdims=True)
 
 
+def airline_series(test_months: int = 36, validation: bool = False) -> tuple[Any, Any]:
+    """``(months, passengers)`` that ``make_data airline`` splits: the whole series, or with
+    ``validation`` the series without its last ``test_months`` (the test months)."""
+    from sparklstm.datasets.airline import load_airline
+
+    months, series = load_airline()
+    if not validation:
+        return months, series
+    if test_months >= len(series):
+        raise ValueError(f"--test-months = {test_months}: the series has {len(series)} months")
+    return months[:-test_months], series[:-test_months]
+
+
 def airline_split(
-    input_len: int = 24, horizon: int = 12, test_months: int = 36, level: str = "none"
+    input_len: int = 24,
+    horizon: int = 12,
+    test_months: int = 36,
+    level: str = "none",
+    seasonal_difference: bool = False,
+    validation: bool = False,
 ) -> Any:
-    """The windows ``make_data airline`` writes (:func:`sparklstm.datasets.airline_windows`,
-    then each window's level subtracted, see :func:`window_levels`)."""
-    from sparklstm.datasets.airline import airline_windows
+    """The windows ``make_data airline`` writes (:func:`sparklstm.datasets.holdout_windows`
+    of :func:`airline_series`, then each window's level subtracted, see
+    :func:`window_levels`)."""
+    from sparklstm.datasets.airline import holdout_windows
 
     try:
-        data = airline_windows(input_len, horizon, test_months)
+        series = airline_series(test_months, validation)[1]
+        data = holdout_windows(series, input_len, horizon, test_months, seasonal_difference)
     except ValueError as exc:
         message = str(exc)
-        for name in ("input_len", "horizon", "test_months"):
+        for name in ("input_len", "horizon", "test_months", "seasonal_difference"):
             message = message.replace(name, "--" + name.replace("_", "-"))
         raise ValueError(message) from None
     if level == "none":
@@ -488,23 +522,33 @@ def airline_split(
 
 
 def _make_airline(args: argparse.Namespace) -> None:
-    data = airline_split(args.input_len, args.horizon, args.test_months, args.level)
+    data = airline_split(
+        args.input_len,
+        args.horizon,
+        args.test_months,
+        args.level,
+        args.seasonal_difference,
+        args.validation,
+    )
 
     def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
         writers["train"].write(data.x_train, data.y_train)
         writers["test"].write(data.x_test, data.y_test)
 
     scaler = data.scaler
-    summary = f"log, then mean {scaler.mean:.6g} std {scaler.std:.6g}"
+    kind = "seasonal log difference" if args.seasonal_difference else "log"
+    summary = f"{kind}, then mean {scaler.mean:.6g} std {scaler.std:.6g}"
     sidecars = {"scaler.json": (scaler.to_config(), summary)}
-    if args.level != "none":
+    if args.level != "none" or args.seasonal_difference or args.validation:
         windows = {
             "input_len": args.input_len,
             "horizon": args.horizon,
             "test_months": args.test_months,
             "level": args.level,
+            "seasonal_difference": args.seasonal_difference,
+            "validation": args.validation,
         }
-        sidecars["windows.json"] = (windows, f"level {args.level}")
+        sidecars["windows.json"] = (windows, f"level {args.level}, {kind}")
     _write(args, fill, sidecars, per_step_labels=False)
 
 

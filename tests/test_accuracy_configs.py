@@ -33,7 +33,8 @@ def test_the_five_datasets_have_configs():
 def test_config_is_valid(path):
     config = load_accuracy_config(path)
     assert config.task in METRICS and config.seeds == (0, 1, 2)
-    assert "value" in config.target and config.references
+    assert "value" in config.target
+    assert config.references or config.dataset.get("validation")  # no published figures there
     DistributedConfig.coerce({**config.training, "seed": 0})
     sizes = {"vocab_size": 8} if config.task == "kjv" else {"input_size": 3}
     ModelConfig.from_dict({**sizes, "output_size": 8, **config.model})
@@ -140,12 +141,11 @@ def test_airline_scores_rolling_and_fixed_origin_forecasts(tmp_path):
     from jobs.accuracy import airline_forecasts, fixed_origin_forecast, score_airline
     from sparklstm.datasets.airline import LogStandardScaler, load_airline, mape
 
-    config = load_accuracy_config(CONFIGS[0].parent / "airline.json")
+    document = json.loads((CONFIGS[0].parent / "airline.json").read_text())
+    document["dataset"] = {"task": "airline", "input_len": 24, "horizon": 12, "level": "input-mean"}
+    config = load_accuracy_config(_write(tmp_path, document))
     data_dir = tmp_path / "data"
-    make_data.build(
-        ["airline", "--input-len", "24", "--horizon", "12", "--level", "input-mean"]
-        + ["--out", str(data_dir), "--overwrite"]
-    )
+    make_data.build(make_data_argv(config.dataset, data_dir, None))
     model = SequenceModel(
         input_size=1, hidden_sizes=[4], output_size=12, task="regression", dtype="float64", seed=1
     )
@@ -195,3 +195,51 @@ def test_resume_keeps_finished_seeds_and_refuses_other_settings(spark, tmp_path,
     assert resumed["mean"] == pytest.approx(np.mean([r["accuracy"] for r in resumed["runs"]]))
     with pytest.raises(ValueError, match="different overrides"):
         run([*base[:2], "2", *base[3:], "--seeds", "5", "--resume"])
+
+
+@pytest.mark.parametrize("validation", [False, True])
+def test_airline_with_seasonal_differences_rebuilds_each_year_from_the_one_before(
+    tmp_path, validation
+):
+    """The shipped config's representation: every 12 forecast months are last year's months
+    times the model's growth factors; the fixed-origin forecast builds 1959 on its own 1958.
+    The validation split scores 1955-1957 the same way and never reads 1958-1960."""
+    from jobs import make_data
+    from jobs.accuracy import airline_forecasts, fixed_origin_forecast
+    from sparklstm.datasets.airline import (
+        SeasonalLogDifferenceScaler,
+        forecast_recursive,
+        load_airline,
+    )
+
+    document = json.loads((CONFIGS[0].parent / "airline.json").read_text())
+    document["dataset"]["validation"] = validation
+    config = load_accuracy_config(_write(tmp_path, document))
+    data_dir = tmp_path / "data"
+    make_data.build(make_data_argv(config.dataset, data_dir, None))
+    windows = json.loads((data_dir / "windows.json").read_text())
+    assert windows["seasonal_difference"] and windows["validation"] == validation
+    _, series = load_airline()
+    series = series[:-36] if validation else series
+    cut = len(series) - 36
+    scaler = SeasonalLogDifferenceScaler.fit(series[:cut])
+    assert scaler.to_config() == json.loads((data_dir / "scaler.json").read_text())
+    model = SequenceModel(
+        input_size=1, hidden_sizes=[4], output_size=12, task="regression", dtype="float64", seed=2
+    )
+
+    def growth(history):  # [36] passengers -> the model's 12 year-on-year factors
+        z = (np.log(history[12:]) - np.log(history[:-12]) - scaler.mean) / scaler.std
+        return np.exp(model.forward(z[None, :, None])[0] * scaler.std + scaler.mean)
+
+    known = list(series[:cut])
+    for _ in range(3):
+        known.extend(np.asarray(known[-12:]) * growth(np.asarray(known[-36:])))
+    fixed = fixed_origin_forecast(model, config, data_dir)
+    np.testing.assert_allclose(fixed["predicted"], known[cut:], rtol=1e-12)
+    library = forecast_recursive(model, scaler, series[:cut], 24, 36)  # the same protocol
+    np.testing.assert_allclose(fixed["predicted"], library, rtol=1e-12)
+    np.testing.assert_array_equal(fixed["truth"], series[cut:])
+    rolling = airline_forecasts(model, config, data_dir)
+    expected = [series[s - 12 : s] * growth(series[s - 36 : s]) for s in (cut, cut + 12, cut + 24)]
+    np.testing.assert_allclose(rolling["predicted"], np.stack(expected), rtol=1e-12)

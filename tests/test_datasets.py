@@ -19,9 +19,11 @@ from sparklstm.data.text import CharVocab
 from sparklstm.datasets import (
     INSTALL_HINT,
     LogStandardScaler,
+    SeasonalLogDifferenceScaler,
     airline_windows,
     bits_per_char,
     forecast,
+    forecast_recursive,
     forecast_windows,
     holdout_windows,
     load_airline,
@@ -31,6 +33,7 @@ from sparklstm.datasets import (
     mape,
     read_ts,
     sample,
+    scaler_from_config,
     seasonal_naive,
     split_text,
     ucr_files,
@@ -199,6 +202,53 @@ def test_scaler_round_trip_and_json():
         LogStandardScaler.from_config({"type": "LogStandardScaler", "mean": 0.0})
 
 
+def test_seasonal_log_difference_scaler_rebuilds_the_series_from_the_months_before():
+    passengers = load_airline()[1]
+    scaler = SeasonalLogDifferenceScaler.fit(passengers[:108])
+    growth = np.log(passengers[12:108]) - np.log(passengers[:96])  # 1950-1957 vs a year before
+    assert (scaler.season, scaler.lag) == (12, 12)
+    assert scaler.mean == growth.mean() and scaler.std == growth.std()
+    z = scaler.transform(passengers)  # z[i] belongs to month i + 12
+    assert z.shape == (132,)
+    np.testing.assert_allclose(z[:96], (growth - growth.mean()) / growth.std(), rtol=1e-13)
+    # The true differences of 1958-1960 continue 1957 into the true months, also across
+    # seasons (each forecast month built on the forecast a year before), and in batches.
+    np.testing.assert_allclose(
+        scaler.inverse_forecast(z[96:], passengers[:108]), passengers[108:], rtol=1e-13
+    )
+    np.testing.assert_allclose(
+        scaler.inverse_forecast(z[96:101], passengers[90:108]), passengers[108:113], rtol=1e-13
+    )
+    histories = np.stack([passengers[:108], passengers[12:120]])
+    both = scaler.inverse_forecast(np.stack([z[96:120], z[108:132]]), histories)
+    np.testing.assert_allclose(both, np.stack([passengers[108:132], passengers[120:]]), rtol=1e-13)
+    # Zero growth repeats the last year; more growth multiplies every month by the same factor.
+    last_year = passengers[96:108]
+    flat = scaler.inverse_forecast(np.full(24, -scaler.mean / scaler.std), passengers[:108])
+    np.testing.assert_allclose(flat, np.tile(last_year, 2), rtol=1e-13)
+    up = scaler.inverse_forecast(np.full(12, (0.1 - scaler.mean) / scaler.std), passengers[:108])
+    np.testing.assert_allclose(up / last_year, np.exp(0.1), rtol=1e-13)
+
+    document = json.loads(json.dumps(scaler.to_config()))
+    assert (
+        scaler_from_config(document) == scaler == SeasonalLogDifferenceScaler.from_config(document)
+    )
+    plain = LogStandardScaler.fit(passengers[:108])
+    assert scaler_from_config(plain.to_config()) == plain and plain.lag == 0
+    with pytest.raises(ValueError, match="must be one of"):
+        scaler_from_config({"type": "MinMax"})
+    with pytest.raises(ValueError, match="history has shape \\(5,\\)"):
+        scaler.inverse_forecast(z[:3], passengers[:5])
+    with pytest.raises(ValueError, match="agree on every axis"):
+        scaler.inverse_forecast(np.zeros((2, 3)), passengers[:24])
+    with pytest.raises(ValueError, match="more than season = 12"):
+        scaler.transform(passengers[:12])
+    with pytest.raises(ValueError, match="must be > 0"):
+        scaler.transform(np.r_[passengers[:20], 0.0])
+    with pytest.raises(ValueError, match="season \\+ 2 = 14"):
+        SeasonalLogDifferenceScaler.fit(passengers[:13])
+
+
 def test_forecast_windows_by_hand():
     series = np.arange(10.0) + 1
     x, y = forecast_windows(series, 3, 2)
@@ -231,6 +281,67 @@ def test_airline_split_holds_out_the_last_36_months(input_len, horizon):
     np.testing.assert_allclose(
         split.scaler.inverse_transform(split.y_test.reshape(-1)), passengers[108:], rtol=1e-14
     )
+
+
+@pytest.mark.parametrize("input_len,horizon", [(24, 12), (12, 36)])
+def test_seasonal_difference_windows_hold_year_on_year_growth(input_len, horizon):
+    passengers = load_airline()[1]
+    split = airline_windows(input_len, horizon, seasonal_difference=True)
+    scaler = split.scaler
+    assert scaler == SeasonalLogDifferenceScaler.fit(passengers[:108])  # training months only
+    z = scaler.transform(passengers)  # z[i] belongs to month i + 12
+    n_train = 108 - 12 - input_len - horizon + 1
+    assert split.x_train.shape == (n_train, input_len, 1) and split.y_train.shape == (
+        n_train,
+        horizon,
+    )
+    for i, start in enumerate(split.train_target_start):  # first target month of window i
+        assert start == i + 12 + input_len
+        np.testing.assert_array_equal(
+            split.x_train[i, :, 0], z[start - 12 - input_len : start - 12]
+        )
+        np.testing.assert_array_equal(split.y_train[i], z[start - 12 : start - 12 + horizon])
+    assert split.train_target_start[-1] + horizon == 108
+    assert split.test_target_start.tolist() == list(range(108, 144, horizon))
+    for k, start in enumerate(split.test_target_start):
+        np.testing.assert_array_equal(split.x_test[k, :, 0], z[start - 12 - input_len : start - 12])
+        history = passengers[start - 12 - input_len : start]  # what a forecast reads
+        np.testing.assert_allclose(
+            scaler.inverse_forecast(split.y_test[k], history),
+            passengers[start : start + horizon],
+            rtol=1e-13,
+        )
+    with pytest.raises(
+        ValueError, match="input_len \\+ horizon \\+ 12 \\(seasonal_difference\\) = 109"
+    ):
+        holdout_windows(passengers, 61, 36, seasonal_difference=True)
+
+
+def test_forecast_with_seasonal_differences_continues_the_history():
+    passengers = load_airline()[1]
+    split = airline_windows(24, 12, seasonal_difference=True)
+    model = SequenceModel(
+        input_size=1, hidden_sizes=[5], task="regression", output_size=12, dtype="float64", seed=3
+    )
+    histories = np.stack([passengers[start - 36 : start] for start in split.test_target_start])
+    got = forecast(model, split.scaler, histories)
+    outputs = model.forward(split.x_test).astype(np.float64) * split.scaler.std + split.scaler.mean
+    np.testing.assert_allclose(got, histories[:, -12:] * np.exp(outputs), rtol=1e-12)
+    np.testing.assert_allclose(forecast(model, split.scaler, histories[1]), got[1], rtol=1e-12)
+    with pytest.raises(ValueError, match="L \\+ 12"):
+        forecast(model, split.scaler, histories[:, :12])
+
+    # One origin, 30 months: two model calls, the second reading the first one's forecasts.
+    first = forecast(model, split.scaler, passengers[72:108])
+    second = forecast(model, split.scaler, np.r_[passengers[84:108], first])
+    third = forecast(model, split.scaler, np.r_[passengers[96:108], first, second])
+    expected = np.r_[first, second, third[:6]]
+    got = forecast_recursive(model, split.scaler, passengers[:108], 24, 30)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    two = forecast_recursive(model, split.scaler, np.stack([passengers[:108]] * 2), 24, 30)
+    np.testing.assert_allclose(two, np.stack([expected] * 2), rtol=1e-12)
+    with pytest.raises(ValueError, match="N >= input_len \\+ 12 = 36"):
+        forecast_recursive(model, split.scaler, passengers[:30], 24, 12)
 
 
 def test_holdout_errors():
@@ -439,6 +550,28 @@ def test_make_data_airline(tmp_path, capsys):
         )
     status, _, stderr = run(capsys, "airline", "--horizon", 5, "--out", tmp_path / "bad")
     assert status == 2 and "--horizon = 5 must divide --test-months = 36" in stderr
+    validation = tmp_path / "validation"
+    args = ["airline", "--seasonal-difference", "--validation", "--out", validation]
+    status, stdout, _ = run(capsys, *args)
+    # 1949-1954 train (72 months, 60 differences: 25 windows of 24 + 12), 1955-1957 test.
+    assert status == 0 and "train: 25 rows" in stdout and "test: 3 rows" in stdout
+    held = holdout_windows(load_airline()[1][:108], 24, 12, seasonal_difference=True)
+    config = json.loads((validation / "scaler.json").read_text())
+    assert scaler_from_config(config) == held.scaler
+    labels = np.array(pq.read_table(validation / "test").column("label").to_pylist())
+    np.testing.assert_array_equal(labels, held.y_test.astype(np.float32))
+    status, _, stderr = run(
+        capsys,
+        "airline",
+        "--seasonal-difference",
+        "--input-len",
+        61,
+        "--horizon",
+        36,
+        "--out",
+        tmp_path / "bad",
+    )
+    assert status == 2 and "--input-len + --horizon + 12 (--seasonal-difference) = 109" in stderr
 
 
 def test_make_data_kjv(tmp_path, capsys, corpus):

@@ -154,6 +154,11 @@ def check_forecasting(summary: dict) -> None:
     # The seasonal-naive forecast of 1958-1960 is fixed by the data.
     assert summary["mape_seasonal_naive"] == pytest.approx(8.0602, abs=1e-3)
     assert summary["transform_matches_local"] is True
+    fixed = summary["forecast_fixed_origin"]
+    assert len(fixed) == 36 and _finite(*fixed) and min(fixed) > 0
+    assert _finite(summary["mape_lstm_fixed_origin"]) and summary["mape_lstm_fixed_origin"] < 100
+    # Repeating 1957 three times: the published 13.2%.
+    assert summary["mape_seasonal_naive_fixed_origin"] == pytest.approx(13.1894, abs=1e-3)
 
 
 def check_text_generation(summary: dict) -> None:

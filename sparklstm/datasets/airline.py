@@ -12,6 +12,13 @@ scaler (log, then standardise) is fit on the training months only and undone by
 before the held-out part; test windows have their targets in it, ``horizon`` months at a
 time, and their inputs are the months just before (which may be observed test months).
 
+With ``seasonal_difference=True`` the windows hold seasonal log differences instead,
+``d[t] = log x[t] - log x[t - 12]`` (the year-on-year growth, SARIMA's ``D = 1``),
+standardised by :class:`SeasonalLogDifferenceScaler`; a forecast then needs the 12 months
+before the model's inputs too, and is rebuilt from them month by month,
+``log x[t] = log x[t - 12] + d[t]``. A trend then becomes a growth rate the network has seen
+in training, instead of a level above everything it has seen.
+
 Notation: ``N`` months in the series, ``L = input_len``, ``H = horizon``.
 """
 
@@ -39,11 +46,14 @@ __all__ = [
     "SEASON",
     "load_airline",
     "LogStandardScaler",
+    "SeasonalLogDifferenceScaler",
+    "scaler_from_config",
     "forecast_windows",
     "ForecastSplit",
     "holdout_windows",
     "airline_windows",
     "forecast",
+    "forecast_recursive",
     "seasonal_naive",
     "mape",
 ]
@@ -53,6 +63,7 @@ logger = logging.getLogger(__name__)
 TEST_MONTHS = 36
 SEASON = 12
 _CONFIG_TYPE = "LogStandardScaler"
+_DIFFERENCE_CONFIG_TYPE = "SeasonalLogDifferenceScaler"
 _NEEDED_FOR = "sparklstm.datasets.airline (the Airline.csv shipped in aeon's wheel)"
 
 
@@ -147,6 +158,17 @@ class LogStandardScaler:
         arr = _finite_array("scaled", scaled)
         return np.exp(arr * self.std + self.mean)
 
+    @property
+    def lag(self) -> int:
+        """Values before the first scaled one that :meth:`transform` consumes: none."""
+        return 0
+
+    def inverse_forecast(self, scaled: ArrayLike, history: ArrayLike) -> np.ndarray:
+        """Scaled forecasts ``[..., H]`` in original units (``history`` is not needed: the
+        same call as :meth:`SeasonalLogDifferenceScaler.inverse_forecast`)."""
+        del history
+        return self.inverse_transform(scaled)
+
     def to_config(self) -> dict[str, Any]:
         """JSON-safe description; :meth:`from_config` rebuilds an equal scaler."""
         return {"type": _CONFIG_TYPE, "mean": self.mean, "std": self.std}
@@ -164,6 +186,133 @@ class LogStandardScaler:
         if config["type"] != _CONFIG_TYPE:
             raise ValueError(f"config['type'] = {config['type']!r}: expected {_CONFIG_TYPE!r}")
         return cls(config["mean"], config["std"])
+
+
+def _positive_values(name: str, values: ArrayLike) -> np.ndarray:
+    arr = _finite_array(name, values)
+    if (arr <= 0).any():
+        raise ValueError(f"{name} must be > 0 (the scaler takes their logarithm)")
+    return arr
+
+
+@dataclass(frozen=True)
+class SeasonalLogDifferenceScaler:
+    """Standardised seasonal log differences, and back from the months before.
+
+    ``transform``: ``z[t] = (log x[t] - log x[t - season] - mean) / std`` for every ``t`` with
+    a value ``season`` steps before, so ``[..., N]`` values give ``[..., N - season]``.
+    ``inverse_forecast``: the forecasts after ``history`` (values, oldest first),
+    ``log x[t] = log x[t - season] + z[t] * std + mean``, each month built on the one a season
+    before it, observed or itself forecast (so ``H > season`` works too).
+
+    Fit it with :meth:`fit` on the training values only (``mean`` and ``std``, ``ddof=0``, of
+    their seasonal log differences).
+    """
+
+    season: int
+    mean: float
+    std: float
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "season", _check_int("season", self.season, 1))
+        LogStandardScaler(self.mean, self.std)  # the same checks of mean and std
+        object.__setattr__(self, "mean", float(self.mean))
+        object.__setattr__(self, "std", float(self.std))
+
+    @classmethod
+    def fit(cls, values: ArrayLike, season: int = SEASON) -> SeasonalLogDifferenceScaler:
+        """Fit on positive values ``[N]`` (e.g. the training months), ``N >= season + 2``."""
+        season = _check_int("season", season, 1)
+        arr = _positive_values("values", values)
+        if arr.ndim != 1 or arr.size < season + 2:
+            raise ValueError(
+                f"values has shape {arr.shape}: need 1-D with at least season + 2 = "
+                f"{season + 2} values to fit a scale"
+            )
+        differences = np.log(arr[season:]) - np.log(arr[:-season])
+        std = float(differences.std())
+        if std == 0:
+            raise ValueError("the seasonal log differences are all equal: cannot standardise")
+        return cls(season, float(differences.mean()), std)
+
+    @property
+    def lag(self) -> int:
+        """Values before the first scaled one that :meth:`transform` consumes: ``season``."""
+        return self.season
+
+    def transform(self, values: ArrayLike) -> np.ndarray:
+        """``[..., N]`` positive values -> ``float64 [..., N - season]`` scaled differences."""
+        arr = _positive_values("values", values)
+        if arr.ndim == 0 or arr.shape[-1] <= self.season:
+            raise ValueError(
+                f"values has shape {arr.shape}: need more than season = {self.season} values "
+                "along the last axis"
+            )
+        logs = np.log(arr)
+        return (logs[..., self.season :] - logs[..., : -self.season] - self.mean) / self.std
+
+    def inverse_forecast(self, scaled: ArrayLike, history: ArrayLike) -> np.ndarray:
+        """Scaled forecasts ``[..., H]`` -> original units, continuing ``history [..., >= season]``.
+
+        Forecast month ``j`` is ``x[j] = x[j - season] * exp(z[j] * std + mean)``, where
+        ``x[j - season]`` is ``history`` for ``j < season`` and forecast month ``j - season``
+        otherwise; one vectorised step per season of the horizon."""
+        growth = _finite_array("scaled", scaled) * self.std + self.mean  # [..., H]
+        past = _positive_values("history", history)
+        if past.ndim == 0 or past.shape[-1] < self.season:
+            raise ValueError(
+                f"history has shape {past.shape}: need at least season = {self.season} values "
+                "along the last axis"
+            )
+        if growth.ndim == 0 or growth.shape[:-1] != past.shape[:-1]:
+            raise ValueError(
+                f"scaled has shape {growth.shape} and history {past.shape}: they must agree "
+                "on every axis but the last"
+            )
+        logs = np.log(past[..., -self.season :])  # the season before the first forecast
+        out = np.empty_like(growth)
+        for start in range(0, growth.shape[-1], self.season):
+            block = growth[..., start : start + self.season]
+            logs = logs[..., : block.shape[-1]] + block
+            out[..., start : start + block.shape[-1]] = logs
+        return np.exp(out)
+
+    def to_config(self) -> dict[str, Any]:
+        """JSON-safe description; :meth:`from_config` rebuilds an equal scaler."""
+        return {
+            "type": _DIFFERENCE_CONFIG_TYPE,
+            "season": self.season,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> SeasonalLogDifferenceScaler:
+        """Inverse of :meth:`to_config`."""
+        if not isinstance(config, Mapping):
+            raise TypeError(f"config must be a mapping, got {type(config).__name__}")
+        expected = {"type", "season", "mean", "std"}
+        if set(config) != expected:
+            raise ValueError(
+                f"config must have exactly the keys {sorted(expected)}, got {sorted(config)}"
+            )
+        if config["type"] != _DIFFERENCE_CONFIG_TYPE:
+            raise ValueError(
+                f"config['type'] = {config['type']!r}: expected {_DIFFERENCE_CONFIG_TYPE!r}"
+            )
+        return cls(config["season"], config["mean"], config["std"])
+
+
+Scaler = LogStandardScaler | SeasonalLogDifferenceScaler
+
+
+def scaler_from_config(config: Mapping[str, Any]) -> Scaler:
+    """The scaler a ``to_config`` document describes, by its ``type``."""
+    kinds = {_CONFIG_TYPE: LogStandardScaler, _DIFFERENCE_CONFIG_TYPE: SeasonalLogDifferenceScaler}
+    kind = config.get("type") if isinstance(config, Mapping) else None
+    if kind not in kinds:
+        raise ValueError(f"scaler config type = {kind!r}: must be one of {sorted(kinds)}")
+    return kinds[kind].from_config(config)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,20 +369,25 @@ class ForecastSplit:
 
     ``x_*`` are ``float64 [n, L, 1]`` (one feature per step) and ``y_*`` are
     ``float64 [n, H]``, all scaled. ``*_target_start[i]`` is the index in the series of
-    window ``i``'s first target month (its inputs are the ``L`` months before).
+    window ``i``'s first target month (its inputs are the ``L`` months before, made from the
+    ``L + scaler.lag`` months before).
     """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    scaler: LogStandardScaler
+    scaler: Scaler
     train_target_start: np.ndarray
     test_target_start: np.ndarray
 
 
 def holdout_windows(
-    series: ArrayLike, input_len: int, horizon: int, test_months: int = TEST_MONTHS
+    series: ArrayLike,
+    input_len: int,
+    horizon: int,
+    test_months: int = TEST_MONTHS,
+    seasonal_difference: bool = False,
 ) -> ForecastSplit:
     """Scaled windows with the last ``test_months`` values held out as test targets.
 
@@ -241,6 +395,8 @@ def holdout_windows(
     windows whose targets end by ``N - test_months``. Test windows tile the held-out part:
     targets ``series[c + k H : c + (k + 1) H]`` for ``c = N - test_months`` and
     ``k = 0 .. test_months / H - 1``, each with the ``L`` values before it as inputs.
+    With ``seasonal_difference`` the windows hold :class:`SeasonalLogDifferenceScaler`
+    values, so the first ``SEASON`` months are never a window's input or target.
 
     Parameters
     ----------
@@ -250,7 +406,9 @@ def holdout_windows(
         ``L >= 1``, ``H >= 1``; ``H`` must divide ``test_months``.
     test_months : int, default 36
         Held-out values, ``>= 1``; ``N - test_months >= L + H`` (at least one training
-        window).
+        window; ``+ SEASON`` with ``seasonal_difference``).
+    seasonal_difference : bool, default False
+        Scale with :class:`SeasonalLogDifferenceScaler` instead of :class:`LogStandardScaler`.
 
     Returns
     -------
@@ -261,21 +419,25 @@ def holdout_windows(
     horizon = _check_int("horizon", horizon, 1)
     test_months = _check_int("test_months", test_months, 1)
     cut = arr.shape[0] - test_months
+    lag = SEASON if seasonal_difference else 0
     if test_months % horizon:
         raise ValueError(
             f"horizon = {horizon} must divide test_months = {test_months} (test windows tile "
             "the held-out months)"
         )
-    if cut < input_len + horizon:
+    if cut < input_len + horizon + lag:
+        needed = "input_len + horizon" + (" + 12 (seasonal_difference)" if lag else "")
         raise ValueError(
             f"series has {arr.shape[0]} values: {cut} before the {test_months} held-out ones, "
-            f"need at least input_len + horizon = {input_len + horizon}"
+            f"need at least {needed} = {input_len + horizon + lag}"
         )
-    scaler = LogStandardScaler.fit(arr[:cut])
-    scaled = scaler.transform(arr)
-    x_train, y_train = forecast_windows(scaled[:cut], input_len, horizon)
-    x_test, y_test = forecast_windows(scaled[cut - input_len :], input_len, horizon, horizon)
-    train_start = np.arange(len(x_train), dtype=np.int64) + input_len
+    scaler: Scaler = (
+        SeasonalLogDifferenceScaler.fit(arr[:cut]) if lag else LogStandardScaler.fit(arr[:cut])
+    )
+    scaled = scaler.transform(arr)  # scaled[i] belongs to month i + lag
+    x_train, y_train = forecast_windows(scaled[: cut - lag], input_len, horizon)
+    x_test, y_test = forecast_windows(scaled[cut - lag - input_len :], input_len, horizon, horizon)
+    train_start = np.arange(len(x_train), dtype=np.int64) + input_len + lag
     test_start = cut + horizon * np.arange(len(x_test), dtype=np.int64)
     logger.debug(
         "%d training and %d test windows (L=%d, H=%d, %d held-out values)",
@@ -291,10 +453,13 @@ def holdout_windows(
 
 
 def airline_windows(
-    input_len: int = 24, horizon: int = 12, test_months: int = TEST_MONTHS
+    input_len: int = 24,
+    horizon: int = 12,
+    test_months: int = TEST_MONTHS,
+    seasonal_difference: bool = False,
 ) -> ForecastSplit:
     """:func:`holdout_windows` over the Airline series (last 36 months held out)."""
-    return holdout_windows(load_airline()[1], input_len, horizon, test_months)
+    return holdout_windows(load_airline()[1], input_len, horizon, test_months, seasonal_difference)
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,7 +468,7 @@ def airline_windows(
 
 
 def forecast(
-    model: SequenceModel, scaler: LogStandardScaler, history: ArrayLike, batch_size: int = 512
+    model: SequenceModel, scaler: Scaler, history: ArrayLike, batch_size: int = 512
 ) -> np.ndarray:
     """Forecast in original units from the months before, with a fitted model.
 
@@ -312,10 +477,11 @@ def forecast(
     model : SequenceModel
         ``input_size=1``, ``head="last"``, ``task="regression"``, ``output_size=H``, trained
         on scaled windows (e.g. :func:`holdout_windows`).
-    scaler : LogStandardScaler
+    scaler : LogStandardScaler or SeasonalLogDifferenceScaler
         The scaler the training windows were made with.
     history : array_like
-        ``[L]`` or ``[n, L]`` values in original units (passengers), oldest first.
+        ``[L + scaler.lag]`` or ``[n, L + scaler.lag]`` values in original units
+        (passengers), oldest first.
     batch_size : int, default 512
 
     Returns
@@ -328,12 +494,60 @@ def forecast(
         raise ValueError("forecast needs a model with input_size=1, head='last', task='regression'")
     arr = np.asarray(history, dtype=np.float64)
     single = arr.ndim == 1
-    if arr.ndim not in (1, 2) or arr.shape[-1] == 0:
-        raise ValueError(f"history must be [L] or [n, L] with L >= 1, got shape {arr.shape}")
-    scaled = scaler.transform(arr[None] if single else arr)
-    outputs = model.forward(scaled[..., None], batch_size=batch_size)  # (n, H)
-    result = scaler.inverse_transform(np.asarray(outputs, dtype=np.float64))
+    if arr.ndim not in (1, 2) or arr.shape[-1] <= scaler.lag:
+        raise ValueError(
+            f"history must be [L + {scaler.lag}] or [n, L + {scaler.lag}] with L >= 1, got "
+            f"shape {arr.shape}"
+        )
+    arr = arr[None] if single else arr
+    outputs = model.forward(scaler.transform(arr)[..., None], batch_size=batch_size)  # (n, H)
+    result = scaler.inverse_forecast(np.asarray(outputs, dtype=np.float64), arr)
     return result[0] if single else result
+
+
+def forecast_recursive(
+    model: SequenceModel,
+    scaler: Scaler,
+    history: ArrayLike,
+    input_len: int,
+    steps: int,
+    batch_size: int = 512,
+) -> np.ndarray:
+    """Forecast ``steps`` values after ``history`` from one origin, feeding forecasts back.
+
+    Each call of :func:`forecast` reads the last ``input_len + scaler.lag`` known values
+    (observed, then forecast) and adds the model's ``H`` next ones, until ``steps`` are known:
+    the fixed-origin protocol, where no value after ``history`` is ever an input.
+
+    Parameters
+    ----------
+    model, scaler : as for :func:`forecast`
+    history : array_like
+        ``[N]`` or ``[n, N]`` values in original units, ``N >= input_len + scaler.lag``.
+    input_len : int
+        ``L``, the window length the model was trained on.
+    steps : int
+        Values to forecast, >= 1.
+
+    Returns
+    -------
+    np.ndarray
+        ``float64 [steps]`` or ``[n, steps]``.
+    """
+    input_len = _check_int("input_len", input_len, 1)
+    steps = _check_int("steps", steps, 1)
+    known = np.asarray(history, dtype=np.float64)
+    reach = input_len + scaler.lag
+    if known.ndim not in (1, 2) or known.shape[-1] < reach:
+        raise ValueError(
+            f"history has shape {known.shape}: need [N] or [n, N] with N >= input_len + "
+            f"{scaler.lag} = {reach}"
+        )
+    origin = known.shape[-1]
+    while known.shape[-1] < origin + steps:
+        block = forecast(model, scaler, known[..., -reach:], batch_size)
+        known = np.concatenate([known, block], axis=-1)
+    return known[..., origin : origin + steps]
 
 
 def seasonal_naive(history: ArrayLike, horizon: int, season: int = SEASON) -> np.ndarray:
