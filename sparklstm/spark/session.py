@@ -69,7 +69,9 @@ def get_session(
     conf : extra Spark settings (``{"spark.executor.memory": "4g"}``); they win over the
         defaults above but not over settings of an already running session. The defaults
         never override a setting given to spark-submit.
-    log_level : the SparkContext's log level (``None`` leaves it).
+    log_level : the SparkContext's log level (``None`` leaves it). A new context also gets it
+        as ``spark.log.level`` (unless given to spark-submit or in ``conf``), so that
+        spark-submit jobs do not print Spark's start-up INFO lines.
 
     Returns
     -------
@@ -92,6 +94,8 @@ def get_session(
     already_set = _submitted_settings() if submitted else set()
     defaults = {k: v for k, v in _DEFAULTS.items() if k not in already_set}
     settings = {**defaults, **{str(k): str(v) for k, v in (conf or {}).items()}}
+    if log_level is not None and "spark.log.level" not in already_set:
+        settings.setdefault("spark.log.level", log_level)
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
