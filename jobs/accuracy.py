@@ -311,23 +311,15 @@ def _airline_setup(config: AccuracyConfig, data_dir: Path) -> dict[str, Any]:
     the config's window options, with the series it split."""
     from sparklstm.datasets.airline import scaler_from_config
 
-    options = {
-        key: dataset_option(config, key)
-        for key in ("input_len", "horizon", "test_months", "level", "validation")
+    setup = {
+        key: int(dataset_option(config, key)) for key in ("input_len", "horizon", "test_months")
     }
-    months, series = make_data.airline_series(int(options["test_months"]), options["validation"])
-    scaler = scaler_from_config(json.loads((data_dir / "scaler.json").read_text()))
-    return {**options, "scaler": scaler, "months": months, "series": series}
-
-
-def _forecast_windows(model: Any, setup: Mapping[str, Any], history: np.ndarray) -> np.ndarray:
-    """``[n, H]`` forecasts in passengers from ``[n, L + lag]`` histories: scale, take out
-    the window level, run the model, put the level back, undo the scaling."""
-    scaler = setup["scaler"]
-    scaled = scaler.transform(history)  # [n, L]
-    levels = make_data.window_levels(scaled, setup["level"])
-    outputs = np.asarray(model.forward((scaled - levels)[..., None]), dtype=np.float64)
-    return scaler.inverse_forecast(outputs + levels, history)
+    setup["level"] = dataset_option(config, "level")
+    setup["months"], setup["series"] = make_data.airline_series(
+        setup["test_months"], dataset_option(config, "validation")
+    )
+    setup["scaler"] = scaler_from_config(json.loads((data_dir / "scaler.json").read_text()))
+    return setup
 
 
 def airline_forecasts(
@@ -337,23 +329,25 @@ def airline_forecasts(
 
     Undoes what make_data did to the windows: the scaler (``OUT/scaler.json``, fit on the
     training months) and the window level (``dataset.level``)."""
+    from sparklstm.datasets.airline import forecast
+
     setup = _airline_setup(config, data_dir)
-    input_len, horizon = int(setup["input_len"]), int(setup["horizon"])
+    horizon, test_months = setup["horizon"], setup["test_months"]
     if model.config.output_size != horizon:
         raise ValueError(f"the model predicts {model.config.output_size} months, not {horizon}")
-    months, series = setup["months"], setup["series"]
-    cut = len(series) - int(setup["test_months"])
-    starts = cut + horizon * np.arange(int(setup["test_months"]) // horizon)
+    months, series, scaler = setup["months"], setup["series"], setup["scaler"]
+    cut = len(series) - test_months
+    starts = cut + horizon * np.arange(test_months // horizon)
     if limit is not None:
         starts = starts[:limit]
-    reach = input_len + setup["scaler"].lag  # months of history one forecast reads
+    reach = setup["input_len"] + scaler.lag  # months of history one forecast reads
     history = np.stack([series[s - reach : s] for s in starts])
     truth = np.stack([series[s : s + horizon] for s in starts])
     return {
         "months": [str(m) for m in months[starts[0] : starts[-1] + horizon]],
         "history": history,
         "truth": truth,
-        "predicted": _forecast_windows(model, setup, history),
+        "predicted": forecast(model, scaler, history, level=setup["level"]),
     }
 
 
@@ -361,15 +355,20 @@ def fixed_origin_forecast(model: Any, config: AccuracyConfig, data_dir: Path) ->
     """One forecast of all the held-out months from the last training month (the published
     protocol): ``horizon`` months at a time, each block's inputs ending with the forecasts
     before it (recursive), so no held-out value is ever an input."""
+    from sparklstm.datasets.airline import forecast_recursive
+
     setup = _airline_setup(config, data_dir)
     series = setup["series"]
-    reach = int(setup["input_len"]) + setup["scaler"].lag
-    cut = len(series) - int(setup["test_months"])
-    known = series[:cut]
-    while len(known) < len(series):
-        block = _forecast_windows(model, setup, known[None, -reach:])[0]
-        known = np.concatenate([known, block])
-    return {"truth": series[cut:], "predicted": known[cut : len(series)], "history": series[:cut]}
+    cut = len(series) - setup["test_months"]
+    predicted = forecast_recursive(
+        model,
+        setup["scaler"],
+        series[:cut],
+        setup["input_len"],
+        setup["test_months"],
+        level=setup["level"],
+    )
+    return {"truth": series[cut:], "predicted": predicted, "history": series[:cut]}
 
 
 def score_airline(model: Any, config: AccuracyConfig, data_dir: Path, limit: int | None) -> dict:
@@ -472,7 +471,9 @@ def target_met(config: AccuracyConfig, mean: float, seconds: Sequence[float]) ->
 
 
 def _format(metric: str, value: float) -> str:
-    return f"fixed-origin MAPE {value:.2f}%" if metric.endswith("mape") else f"{metric} {value:.4f}"
+    if metric == "fixed_origin_mape":
+        return f"fixed-origin MAPE {value:.2f}%"
+    return f"{metric} {value:.4f}"
 
 
 # ------------------------------------------------------------------------------ the job
@@ -503,13 +504,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def previous_runs(out: Path, document: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
-    """The per-seed results of an earlier run of the same config (``--resume``), by seed.
+def earlier_document(out: Path, document: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The output file of an earlier run of the same config (``--resume``), or None.
 
-    The earlier file must hold the same config document and the same overrides; anything else
-    is an error, so results of different settings are never mixed."""
+    It must hold the same config document and the same overrides; anything else is an error,
+    so results of different settings are never mixed."""
     if not out.exists():
-        return {}
+        return None
     try:
         earlier = json.loads(out.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -520,7 +521,7 @@ def previous_runs(out: Path, document: Mapping[str, Any]) -> dict[int, dict[str,
                 f"--resume: {out} was written with a different {key}; move it away or run "
                 "without --resume"
             )
-    return {int(run["seed"]): run for run in earlier.get("runs", [])}
+    return earlier
 
 
 def _training_options(config: AccuracyConfig, seed: int, epochs: int | None) -> dict[str, Any]:
@@ -626,9 +627,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "runs": [],
         "complete": False,
     }
-    done = previous_runs(out, document) if args.resume else {}
+    earlier = earlier_document(out, document) if args.resume else None
+    done = {int(r["seed"]): r for r in earlier.get("runs", [])} if earlier else {}
     if done:
-        earlier = json.loads(out.read_text(encoding="utf-8"))
         document["resumed_from"] = {
             "commands": earlier.get("resumed_from", {}).get("commands", []) + [earlier["command"]],
             "seeds": sorted(seed for seed in done if seed in seeds),

@@ -72,12 +72,12 @@ import numpy as np
 from sparklstm.data.embeddings import load_word_vectors, read_labelled_token_file
 from sparklstm.data.synthetic import adding_problem, copy_task, noisy_sines, parity
 from sparklstm.data.text import next_token_windows
+from sparklstm.datasets.airline import LEVELS, window_levels
 from sparklstm.spark.sources import ParquetDatasetWriter
 
 BLOCK_ROWS = 4096
 TOKEN_BLOCK_BYTES = 32 * 2**20
 TASKS = ("adding", "sines", "copy", "parity")
-LEVELS = ("none", "input-mean")
 PROG = "make_data"
 
 
@@ -461,18 +461,6 @@ def _make_ucr(args: argparse.Namespace) -> None:
     if stats is not None:
         sidecars["standardize.json"] = (stats, f"{len(stats['mean'])} channels, train split")
     _write(args, fill, sidecars, length_col="length")
-
-
-def window_levels(inputs: np.ndarray, level: str) -> np.ndarray:
-    """``[n, 1]`` level of each window of scaled inputs ``[n, L]`` or ``[n, L, 1]``: their mean
-    for ``"input-mean"``, zero for ``"none"``. Windows are written as ``inputs - level`` and
-    ``targets - level``; a forecast is ``scaler.inverse_transform(output + level)``."""
-    if level not in LEVELS:
-        raise ValueError(f"level = {level!r}: must be one of {list(LEVELS)}")
-    flat = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
-    if level == "none":
-        return np.zeros((len(flat), 1))
-    return flat.mean(axis=1, keepdims=True)
 
 
 def airline_series(test_months: int = 36, validation: bool = False) -> tuple[Any, Any]:

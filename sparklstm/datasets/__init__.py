@@ -27,6 +27,7 @@ from sparklstm.datasets.airline import (
     mape,
     scaler_from_config,
     seasonal_naive,
+    window_levels,
 )
 from sparklstm.datasets.extra import INSTALL_HINT
 from sparklstm.datasets.kjv import (
@@ -50,6 +51,7 @@ __all__ = [
     "LogStandardScaler",
     "SeasonalLogDifferenceScaler",
     "scaler_from_config",
+    "window_levels",
     "forecast_windows",
     "ForecastSplit",
     "holdout_windows",

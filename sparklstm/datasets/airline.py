@@ -44,10 +44,12 @@ if TYPE_CHECKING:
 __all__ = [
     "TEST_MONTHS",
     "SEASON",
+    "LEVELS",
     "load_airline",
     "LogStandardScaler",
     "SeasonalLogDifferenceScaler",
     "scaler_from_config",
+    "window_levels",
     "forecast_windows",
     "ForecastSplit",
     "holdout_windows",
@@ -62,6 +64,7 @@ logger = logging.getLogger(__name__)
 
 TEST_MONTHS = 36
 SEASON = 12
+LEVELS = ("none", "input-mean")
 _CONFIG_TYPE = "LogStandardScaler"
 _DIFFERENCE_CONFIG_TYPE = "SeasonalLogDifferenceScaler"
 _NEEDED_FOR = "sparklstm.datasets.airline (the Airline.csv shipped in aeon's wheel)"
@@ -109,6 +112,19 @@ def _finite_array(name: str, values: ArrayLike) -> np.ndarray:
     return arr
 
 
+def _check_moments(scaler: Any) -> None:
+    """Check a frozen scaler's ``mean`` (finite) and ``std`` (finite, > 0); store floats."""
+    for name in ("mean", "std"):
+        value = getattr(scaler, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} = {value}: must be finite")
+        object.__setattr__(scaler, name, float(value))
+    if scaler.std <= 0:
+        raise ValueError(f"std = {scaler.std}: must be > 0")
+
+
 @dataclass(frozen=True)
 class LogStandardScaler:
     """``z = (log(x) - mean) / std``, and back: ``x = exp(z * std + mean)``.
@@ -122,15 +138,7 @@ class LogStandardScaler:
     std: float
 
     def __post_init__(self) -> None:
-        for name in ("mean", "std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-            if not math.isfinite(value):
-                raise ValueError(f"{name} = {value}: must be finite")
-            object.__setattr__(self, name, float(value))
-        if self.std <= 0:
-            raise ValueError(f"std = {self.std}: must be > 0")
+        _check_moments(self)
 
     @classmethod
     def fit(cls, values: ArrayLike) -> LogStandardScaler:
@@ -215,9 +223,7 @@ class SeasonalLogDifferenceScaler:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "season", _check_int("season", self.season, 1))
-        LogStandardScaler(self.mean, self.std)  # the same checks of mean and std
-        object.__setattr__(self, "mean", float(self.mean))
-        object.__setattr__(self, "std", float(self.std))
+        _check_moments(self)
 
     @classmethod
     def fit(cls, values: ArrayLike, season: int = SEASON) -> SeasonalLogDifferenceScaler:
@@ -313,6 +319,18 @@ def scaler_from_config(config: Mapping[str, Any]) -> Scaler:
     if kind not in kinds:
         raise ValueError(f"scaler config type = {kind!r}: must be one of {sorted(kinds)}")
     return kinds[kind].from_config(config)
+
+
+def window_levels(scaled: ArrayLike, level: str) -> np.ndarray:
+    """``[n, 1]`` level of each window of scaled inputs ``[n, L]`` or ``[n, L, 1]``: their mean
+    for ``"input-mean"``, zero for ``"none"``. A model trained on ``inputs - level`` and
+    ``targets - level`` forecasts ``output + level`` (scaled)."""
+    if level not in LEVELS:
+        raise ValueError(f"level = {level!r}: must be one of {list(LEVELS)}")
+    flat = np.asarray(scaled, dtype=np.float64).reshape(len(scaled), -1)
+    if level == "none":
+        return np.zeros((len(flat), 1))
+    return flat.mean(axis=1, keepdims=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -468,7 +486,11 @@ def airline_windows(
 
 
 def forecast(
-    model: SequenceModel, scaler: Scaler, history: ArrayLike, batch_size: int = 512
+    model: SequenceModel,
+    scaler: Scaler,
+    history: ArrayLike,
+    batch_size: int = 512,
+    level: str = "none",
 ) -> np.ndarray:
     """Forecast in original units from the months before, with a fitted model.
 
@@ -483,6 +505,9 @@ def forecast(
         ``[L + scaler.lag]`` or ``[n, L + scaler.lag]`` values in original units
         (passengers), oldest first.
     batch_size : int, default 512
+    level : {"none", "input-mean"}, default "none"
+        The window level the model was trained without (:func:`window_levels`): taken out of
+        the scaled inputs and added back to the outputs.
 
     Returns
     -------
@@ -500,8 +525,10 @@ def forecast(
             f"shape {arr.shape}"
         )
     arr = arr[None] if single else arr
-    outputs = model.forward(scaler.transform(arr)[..., None], batch_size=batch_size)  # (n, H)
-    result = scaler.inverse_forecast(np.asarray(outputs, dtype=np.float64), arr)
+    scaled = scaler.transform(arr)  # (n, L)
+    levels = window_levels(scaled, level)  # (n, 1)
+    outputs = model.forward((scaled - levels)[..., None], batch_size=batch_size)  # (n, H)
+    result = scaler.inverse_forecast(np.asarray(outputs, dtype=np.float64) + levels, arr)
     return result[0] if single else result
 
 
@@ -512,6 +539,7 @@ def forecast_recursive(
     input_len: int,
     steps: int,
     batch_size: int = 512,
+    level: str = "none",
 ) -> np.ndarray:
     """Forecast ``steps`` values after ``history`` from one origin, feeding forecasts back.
 
@@ -521,7 +549,7 @@ def forecast_recursive(
 
     Parameters
     ----------
-    model, scaler : as for :func:`forecast`
+    model, scaler, batch_size, level : as for :func:`forecast`
     history : array_like
         ``[N]`` or ``[n, N]`` values in original units, ``N >= input_len + scaler.lag``.
     input_len : int
@@ -545,7 +573,7 @@ def forecast_recursive(
         )
     origin = known.shape[-1]
     while known.shape[-1] < origin + steps:
-        block = forecast(model, scaler, known[..., -reach:], batch_size)
+        block = forecast(model, scaler, known[..., -reach:], batch_size, level)
         known = np.concatenate([known, block], axis=-1)
     return known[..., origin : origin + steps]
 
