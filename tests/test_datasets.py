@@ -330,6 +330,8 @@ def test_forecast_with_seasonal_differences_continues_the_history():
     np.testing.assert_allclose(forecast(model, split.scaler, histories[1]), got[1], rtol=1e-12)
     with pytest.raises(ValueError, match="L \\+ 12"):
         forecast(model, split.scaler, histories[:, :12])
+    with pytest.raises(ValueError, match="level = 'mean': must be one of"):
+        forecast(model, split.scaler, histories, level="mean")
 
     # One origin, 30 months: two model calls, the second reading the first one's forecasts.
     first = forecast(model, split.scaler, passengers[72:108])
