@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sparklstm.cli import (
@@ -28,7 +29,9 @@ from sparklstm.cli import (
     run_job,
     write_json,
 )
-from sparklstm.spark.config import DistributedConfig
+from sparklstm.optim import OPTIMIZER_NAMES
+from sparklstm.runlock import RunLock, lock_path_for
+from sparklstm.spark.config import SMALL_PARTITION_POLICIES, DistributedConfig
 from sparklstm.spark.schema import default_task
 from sparklstm.spark.session import get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
@@ -121,8 +124,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--optimizer",
         dest="training.optimizer",
+        choices=OPTIMIZER_NAMES,
         default=S,
-        help="sgd, momentum, nesterov, rmsprop, adadelta, adam, adamw",
+        help="default: adam. SGD momentum/nesterov and AdamW's decoupled_weight_decay go in "
+        "training.optimizer_options of --config",
     )
     train.add_argument("--lr", dest="training.lr", type=float, default=S)
     train.add_argument(
@@ -143,7 +148,14 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--outer-momentum", dest="training.outer_momentum", type=float, default=S)
     train.add_argument("--clip-norm", dest="training.clip_norm", type=float, default=S)
     train.add_argument("--weight-decay", dest="training.weight_decay", type=float, default=S)
-    train.add_argument("--seed", dest="training.seed", type=int, default=S)
+    train.add_argument(
+        "--seed",
+        dest="training.seed",
+        type=int,
+        default=S,
+        help="fixes the starting weights, data order, dropout and --validation-fraction's split "
+        f"(default: {DEFAULT_SEED})",
+    )
     train.add_argument("--validate-every", dest="training.validate_every", type=int, default=S)
     train.add_argument(
         "--early-stopping",
@@ -153,6 +165,14 @@ def _parser() -> argparse.ArgumentParser:
         help="stop after this many validations without improvement",
     )
     train.add_argument("--checkpoint-every", dest="training.checkpoint_every", type=int, default=S)
+    train.add_argument(
+        "--small-partitions",
+        dest="training.small_partitions",
+        choices=SMALL_PARTITION_POLICIES,
+        default=S,
+        help="a partition with fewer rows than --batch-size: error (default), train it anyway, "
+        "or skip its rows",
+    )
     train.add_argument(
         "--invalid-rows",
         dest="training.invalid_rows",
@@ -164,6 +184,13 @@ def _parser() -> argparse.ArgumentParser:
     out = parser.add_argument_group("output")
     out.add_argument(
         "--output", dest="output.model", default=S, help="model directory to write (required)"
+    )
+    out.add_argument(
+        "--overwrite",
+        dest="output.overwrite",
+        action="store_true",
+        default=S,
+        help="replace an existing --output model (refused by default)",
     )
     out.add_argument(
         "--metrics", dest="output.metrics", default=S, help="JSON-lines file, one object per round"
@@ -190,7 +217,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _DATA_KEYS = DATA_READ_KEYS | {"path", "validation", "validation_fraction"}
-_OUTPUT_KEYS = {"model", "metrics", "checkpoint_dir", "resume", "summary", "quiet"}
+_OUTPUT_KEYS = {"model", "metrics", "checkpoint_dir", "resume", "summary", "quiet", "overwrite"}
+# The job's seed when none is given: a run is reproducible unless asked otherwise.
+DEFAULT_SEED = 0
 
 
 def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, dict[str, Any]]]:
@@ -218,22 +247,45 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, 
     output = options["output"]
     if output.get("resume") and not output.get("checkpoint_dir"):
         raise ValueError("--resume needs --checkpoint-dir")
+    if _occupied(output["model"]) and not output.get("overwrite"):
+        raise ValueError(
+            f"--output {output['model']} already holds a model; choose another --output, or "
+            "pass --overwrite to replace it"
+        )
+    options["training"].setdefault("seed", DEFAULT_SEED)
     # Fail on bad training options now, before Spark starts.
     DistributedConfig.coerce(options["training"])
     return args, options
 
 
+def _occupied(path: str) -> bool:
+    """Whether ``path`` holds something (a file, or a directory that is not empty)."""
+    target = Path(path)
+    return target.is_file() or (target.is_dir() and any(target.iterdir()))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, options = _options(argv)
+    # The output model is this run's until it is written: a second run aimed at it is refused
+    # now, before Spark starts (the checkpoint directory has its own lock, in fit_distributed).
+    output_lock = RunLock(
+        lock_path_for(options["output"]["model"], inside=False),
+        f"--output {options['output']['model']}",
+    )
+    with output_lock:
+        return _train(args, options)
+
+
+def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
     data, output = options["data"], options["output"]
     spark = get_session("sparklstm-train", master=args.master)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
     validation = read_data(spark, data, data["validation"]) if data.get("validation") else None
-    seed = options["training"].get("seed", 0)
+    seed = options["training"]["seed"]
     if data.get("validation_fraction"):
         fraction = data["validation_fraction"]
-        frame, validation = frame.randomSplit([1.0 - fraction, fraction], seed=seed or 0)
+        frame, validation = frame.randomSplit([1.0 - fraction, fraction], seed=seed)
     columns = {
         "features_col": data.get("features_col", "features"),
         "label_col": data.get("label_col", "label"),
@@ -255,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         metrics_path=output.get("metrics"),
         progress=not output.get("quiet"),
     )
+    # Written to a temporary name and renamed into place: a reader never sees half a model.
     path = model.save(
         output["model"],
         metadata={"columns": columns, "data": data, "training": training},
@@ -267,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": history.summary.get("rows"),
         "partitions": history.summary.get("training_partitions"),
         "rounds": len(history),
+        "seed": history.summary.get("seed"),
         "epochs": last.get("epoch"),
         "stopped_early": history.stopped_early,
         "best_round": history.best_round,

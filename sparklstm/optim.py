@@ -667,6 +667,10 @@ def _optimizer_classes() -> tuple[type[Optimizer], ...]:
     return (SGD, RMSProp, Adadelta, Adam)
 
 
+# The names make_optimizer accepts (the jobs' --optimizer choices are exactly these).
+OPTIMIZER_NAMES: tuple[str, ...] = tuple(cls.name for cls in _optimizer_classes())
+
+
 def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
     """Build an optimizer by name.
 

@@ -84,7 +84,9 @@ class DistributedConfig:
         ``v = outer_momentum * v + mean_delta``, ``theta += outer_lr * v``. The defaults (0, 1)
         give plain parameter averaging.
     clip_norm, clip_value : gradient clipping on every worker step.
-    seed : seed of everything random in training (``None``: the model's seed, else random).
+    seed : one seed for everything random in a run: the starting weights (unless the model
+        config sets its own ``seed``), the data order and dropout. ``None``: the model config's
+        seed, else a random one (recorded in the history's summary, so the run can be replayed).
     shuffle, bucket : shuffle every epoch; batch similar lengths together.
     chunk_rows : rows per cached chunk on the executors (a multiple of ``batch_size`` keeps
         batches full); chunks bound the memory a round needs and spill to disk.

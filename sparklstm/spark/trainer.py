@@ -18,9 +18,12 @@ the one-process trainer (:func:`sparklstm.train.fit`), bit for bit; with plain S
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import logging
 import math
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,11 +33,13 @@ import numpy as np
 
 from sparklstm.config import ModelConfig
 from sparklstm.model import SequenceModel, metrics_from_totals
+from sparklstm.runlock import RunLock, lock_path_for
 from sparklstm.spark.checkpoint import (
     Checkpoint,
     checkpoint_rounds,
     latest_checkpoint,
     save_checkpoint,
+    set_aside_unreadable_after,
 )
 from sparklstm.spark.config import RESUMABLE_CHANGES, DistributedConfig
 from sparklstm.spark.metrics import MetricsFile, RoundHistory, RoundPrinter
@@ -58,6 +63,15 @@ logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ preparation
+@dataclasses.dataclass(frozen=True)
+class RunIdentity:
+    """What makes a run itself: its seed (weights, data order, dropout) and the id written into
+    its checkpoints (a resumed run keeps both)."""
+
+    seed: int
+    run_id: str | None
+
+
 def _model_config(
     model: SequenceModel | ModelConfig | Mapping[str, Any] | None, sizes: dict[str, int]
 ) -> tuple[ModelConfig, SequenceModel | None]:
@@ -131,8 +145,9 @@ def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
         shown = ", ".join(f"partition {p}: {rows} rows" for p, rows in small[:5])
         raise ValueError(
             f"{len(small)} of {cached.num_partitions} partitions hold fewer rows than "
-            f"batch_size={cfg.batch_size} ({shown}). Use fewer partitions (num_partitions), a "
-            "smaller batch_size, or small_partitions='train' / 'skip'"
+            f"batch_size={cfg.batch_size} ({shown}). Use fewer partitions (num_partitions; "
+            "--partitions in the jobs), a smaller batch_size (--batch-size), or "
+            "small_partitions='train' / 'skip' (--small-partitions train/skip)"
         )
     skipped = 0
     for p, rows in small:
@@ -166,15 +181,20 @@ def fit_distributed(
         column and optionally an integer length column.
     model : SequenceModel, ModelConfig or dict, optional
         The starting model, or its configuration; a dict may leave out ``input_size`` /
-        ``vocab_size`` and ``output_size``, which the data then determines.
+        ``vocab_size`` and ``output_size``, which the data then determines. A configuration
+        without a ``seed`` is initialised from the training seed (``config.seed``), so one seed
+        fixes the starting weights too.
     config : DistributedConfig or dict
         Training options (see :class:`~sparklstm.spark.config.DistributedConfig`).
     features_col, label_col, length_col : column names.
     validation : DataFrame, optional
         Held-out data, evaluated on the executors every ``validate_every`` rounds.
-    checkpoint_dir : directory for checkpoints (every ``checkpoint_every`` rounds).
+    checkpoint_dir : directory for checkpoints (every ``checkpoint_every`` rounds). The run
+        holds ``checkpoint_dir/.lock`` while it trains: a second run on the same directory is
+        refused with :class:`~sparklstm.runlock.DirectoryInUseError` (a ``ValueError``).
     resume : continue from the newest readable checkpoint in ``checkpoint_dir``; the result is
-        the model an uninterrupted run would have produced.
+        the model an uninterrupted run would have produced. A directory with no readable
+        checkpoint is an error (starting afresh is a separate, explicit choice).
     metrics_path : JSON-lines file with one object per round.
     progress : print one line per round to stderr.
     task_hook : called as ``task_hook(round, partition)`` at the start of every training task
@@ -193,19 +213,67 @@ def fit_distributed(
     columns = Columns(features_col, label_col, length_col)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
-    if not resume and checkpoint_dir is not None and checkpoint_rounds(checkpoint_dir):
-        # A fresh run must not mix its checkpoints with an earlier run's (the newer-numbered
-        # old ones would win a later resume) nor delete them: the user chooses.
-        raise ValueError(
-            f"checkpoint_dir {str(checkpoint_dir)!r} already holds checkpoints (rounds "
-            f"{checkpoint_rounds(checkpoint_dir)}); pass resume=True to continue that run, or "
-            "use an empty directory"
+    # One run per checkpoint directory: a second run started on it is refused at once.
+    lock = (
+        RunLock(lock_path_for(checkpoint_dir, inside=True), f"checkpoint_dir {checkpoint_dir}")
+        if checkpoint_dir is not None
+        else contextlib.nullcontext()
+    )
+    with lock:
+        return _fit(
+            data,
+            model,
+            cfg,
+            columns,
+            validation,
+            None if checkpoint_dir is None else Path(checkpoint_dir),
+            resume,
+            metrics_path,
+            progress,
+            task_hook,
         )
-    started_run = time.perf_counter()
-    checkpoint = latest_checkpoint(checkpoint_dir) if (resume and checkpoint_dir) else None
-    if resume and checkpoint is None:
-        logger.warning("resume: no readable checkpoint in %s; starting afresh", checkpoint_dir)
 
+
+def _starting_checkpoint(checkpoint_dir: Path | None, resume: bool) -> Checkpoint | None:
+    """The checkpoint a resumed run continues from; checks a fresh run's directory is empty."""
+    if checkpoint_dir is None:
+        return None
+    rounds = checkpoint_rounds(checkpoint_dir)
+    if not resume:
+        if rounds:
+            # A fresh run must not mix its checkpoints with an earlier run's (the newer-numbered
+            # old ones would win a later resume) nor delete them: the user chooses.
+            raise ValueError(
+                f"checkpoint_dir {str(checkpoint_dir)!r} already holds checkpoints (rounds "
+                f"{rounds}); resume that run (resume=True, --resume in the jobs) or use an "
+                "empty directory"
+            )
+        return None
+    checkpoint = latest_checkpoint(checkpoint_dir)
+    if checkpoint is None:
+        found = f"only unreadable checkpoints (rounds {rounds})" if rounds else "no checkpoint"
+        raise ValueError(
+            f"resume: checkpoint_dir {str(checkpoint_dir)!r} holds {found}, so there is nothing "
+            "to continue; to start afresh, run without resume (--resume) on an empty directory"
+        )
+    set_aside_unreadable_after(checkpoint_dir, checkpoint.round)
+    return checkpoint
+
+
+def _fit(
+    data: Any,
+    model: SequenceModel | ModelConfig | Mapping[str, Any] | None,
+    cfg: DistributedConfig,
+    columns: Columns,
+    validation: Any,
+    checkpoint_dir: Path | None,
+    resume: bool,
+    metrics_path: str | Path | None,
+    progress: bool,
+    task_hook: Callable[[int, int], None] | None,
+) -> tuple[SequenceModel, RoundHistory]:
+    started_run = time.perf_counter()
+    checkpoint = _starting_checkpoint(checkpoint_dir, resume)
     profile = profile_data(data, columns)
     model_config, start_model = _model_config(
         model, model_sizes(profile, _option(model, "task"), _option(model, "head"))
@@ -213,8 +281,9 @@ def fit_distributed(
     if checkpoint is not None:
         _check_resumable(checkpoint, model_config, cfg)
     seed = resolve_seed(cfg.seed if cfg.seed is not None else model_config.seed)
+    run_id = secrets.token_hex(8)
     if checkpoint is not None:
-        seed = checkpoint.seed
+        seed, run_id = checkpoint.seed, checkpoint.run_id
 
     checked, skipped = check_rows(data, columns, profile, model_config, cfg.invalid_rows)
     repartitioned = False
@@ -242,7 +311,7 @@ def fit_distributed(
             model_config,
             start_model,
             cfg,
-            seed,
+            RunIdentity(seed, run_id),
             checkpoint,
             checkpoint_dir,
             metrics_path,
@@ -291,9 +360,9 @@ def _train(
     model_config: ModelConfig,
     start_model: SequenceModel | None,
     cfg: DistributedConfig,
-    seed: int,
+    run: RunIdentity,
     checkpoint: Checkpoint | None,
-    checkpoint_dir: str | Path | None,
+    checkpoint_dir: Path | None,
     metrics_path: str | Path | None,
     progress: bool,
     task_hook: Callable[[int, int], None] | None,
@@ -301,7 +370,8 @@ def _train(
     started_run: float,
 ) -> tuple[SequenceModel, RoundHistory]:
     sc = cached.rdd.context
-    model = start_model if start_model is not None else SequenceModel.from_config(model_config)
+    seed = run.seed
+    model = start_model if start_model is not None else _initial_model(model_config, seed)
     params = {name: value.copy() for name, value in model.params.items()}
     names = tuple(sorted(params))
     partitions = cached.num_partitions
@@ -428,6 +498,7 @@ def _train(
                 Checkpoint(
                     round=round_index + 1,
                     seed=seed,
+                    run_id=run.run_id,
                     model_config=model_config.to_dict(),
                     training_config=cfg.to_dict(),
                     params=params,
@@ -457,6 +528,15 @@ def _train(
     history.summary["seconds"] = time.perf_counter() - started_run
     history.summary["rounds_done"] = len(history.rows)
     return final, history
+
+
+def _initial_model(model_config: ModelConfig, seed: int) -> SequenceModel:
+    """The starting model: initialised from the model config's own seed when it has one, else
+    from the run's seed, so that one seed fixes the weights as well as the data order and
+    dropout (the one-process trainer's ``SequenceModel(seed=s).fit(seed=s)`` is the same)."""
+    if model_config.seed is None:
+        return SequenceModel.from_config(dataclasses.replace(model_config, seed=seed))
+    return SequenceModel.from_config(model_config)
 
 
 def _average(
