@@ -270,7 +270,15 @@ class SequenceModel:
     def fit(self, x: Any, y: Any, lengths: Any = None, **options: Any):
         """Train in this process; see :func:`sparklstm.train.fit` for the options.
 
-        Returns the :class:`~sparklstm.train.History` (one row per epoch).
+        Calling ``fit`` again continues training: the optimizer state, the epoch count, the
+        data order and dropout streams and the seed carry over, so ``fit(epochs=1)`` twice is
+        ``fit(epochs=2)`` bit for bit. They are kept in ``model.fit_state`` (a
+        :class:`~sparklstm.train.FitState`, absent before the first ``fit``); ``save``/``load``
+        do not carry it, and :meth:`load_state_dict` leaves it as it is. Pass
+        ``initial_epoch=0`` to start a new run with a fresh optimizer state instead.
+
+        Returns the :class:`~sparklstm.train.History` (one row per epoch of this call, numbered
+        on from the epochs of earlier calls).
         """
         from sparklstm.train import fit
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,7 @@ from sparklstm.validation import check_no_unknown_keys, check_positive_int, chec
 __all__ = [
     "StepResult",
     "History",
+    "FitState",
     "train_step",
     "run_steps",
     "fit",
@@ -244,10 +245,51 @@ class History:
         }
 
 
+@dataclass(frozen=True)
+class FitState:
+    """Where the last :func:`fit` on a model stopped; the next ``fit`` call continues from it.
+
+    :func:`fit` sets it as ``model.fit_state`` (before the first epoch, and again after each
+    epoch); a model that was never fit has none. Models made by :meth:`SequenceModel.load` start
+    without one (model files hold no optimizer state), and
+    :meth:`~sparklstm.SequenceModel.load_state_dict` leaves it as it is: a later ``fit`` then
+    continues with the kept optimizer state (its moments were gathered on the old parameters)
+    unless it is given ``initial_epoch``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+        The optimizer of the last call (its kind decides whether the next call may keep
+        ``optimizer_state``).
+    optimizer_state : OptimizerState
+        The state the steps updated in place; ``optimizer_state.step`` also drives the schedule.
+    epochs_done : int
+        Epochs completed so far in this run, counting earlier calls (and ``initial_epoch``).
+    seed : int
+        The resolved training seed, reused by a later call that gives none.
+    """
+
+    optimizer: Optimizer
+    optimizer_state: OptimizerState
+    epochs_done: int
+    seed: int
+
+
+def _keeps_state(previous: Optimizer, optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` can go on with the state ``previous`` left: same kind (class) and
+    the same state slots (e.g. SGD with and without momentum differ). Other hyper-parameters
+    (``lr``, betas, weight decay) may change between calls."""
+    return type(previous) is type(optimizer) and previous.slot_names() == optimizer.slot_names()
+
+
+# The options of `fit` (checked by name). `initial_epoch`: None = continue the run that the last
+# `fit` on this model left (epoch counter, optimizer state, seed); an int = a new run whose first
+# epoch is `initial_epoch + 1`, with a fresh optimizer state.
 _FIT_OPTIONS = {
     "validation",
     "validation_split",
     "epochs",
+    "initial_epoch",
     "batch_size",
     "optimizer",
     "lr",
@@ -291,6 +333,43 @@ def _epoch_metrics(model: SequenceModel, prefix: str, total: StepResult) -> dict
     return row
 
 
+def _starting_point(
+    model: SequenceModel,
+    previous: FitState | None,
+    optimizer: Optimizer,
+    initial_epoch: int | None,
+) -> tuple[int, OptimizerState]:
+    """The epochs already done and the optimizer state that this ``fit`` call starts from."""
+    if initial_epoch is not None:
+        if previous is not None:
+            logger.info(
+                "fit: new run from epoch %d with a fresh %s state (initial_epoch=%d given)",
+                initial_epoch + 1,
+                optimizer.name,
+                initial_epoch,
+            )
+        return initial_epoch, optimizer.init_state(model.params)
+    if previous is None:
+        return 0, optimizer.init_state(model.params)
+    start = previous.epochs_done
+    if _keeps_state(previous.optimizer, optimizer):
+        logger.info(
+            "fit: continuing from epoch %d with the %s state of the last fit (%d updates)",
+            start + 1,
+            optimizer.name,
+            previous.optimizer_state.step,
+        )
+        return start, previous.optimizer_state
+    logger.info(
+        "fit: a fresh optimizer state (the schedule starts again): %s cannot go on with the "
+        "state of the last fit's %s; epochs continue from %d",
+        optimizer.to_config(),
+        previous.optimizer.to_config(),
+        start + 1,
+    )
+    return start, optimizer.init_state(model.params)
+
+
 def fit(
     model: SequenceModel,
     x: Any,
@@ -300,13 +379,31 @@ def fit(
 ) -> History:
     """Train ``model`` on one machine.
 
+    Calling ``fit`` again on the same model continues training, as in Keras: two calls with
+    ``epochs=1`` give exactly (bit for bit) what one call with ``epochs=2`` gives, with the same
+    other options. The later call keeps the optimizer state (Adam's moments, momentum buffers,
+    the step count that drives ``schedule``), numbers its epochs on from the earlier ones, draws
+    the data order and dropout masks of those later epochs, and reuses the earlier seed when it
+    is given none. What carries over is held in ``model.fit_state`` (a :class:`FitState`).
+    Each call still builds its optimizer from its own options (default Adam): the state is kept
+    when the optimizer is of the same kind with the same state slots, so a changed ``lr`` simply
+    applies; another kind (or SGD gaining momentum, ...) starts from a fresh state, logged at
+    INFO, while the epochs keep counting. ``initial_epoch`` starts a new run instead.
+
     Parameters
     ----------
     x, y, lengths : training data (see :meth:`SequenceModel.prepare`).
     validation : ``(X, y)`` or ``(X, y, lengths)`` held-out data, optional.
     validation_split : fraction of the training data held out instead (stratified for
-        classification with head "last"); ignored when ``validation`` is given.
-    epochs : int, default 10.
+        classification with head "last"); ignored when ``validation`` is given. The split is
+        drawn from the seed, so later calls (which reuse the seed) hold out the same rows
+        (a later call given another seed holds out others).
+    epochs : int, default 10. The number of epochs this call runs.
+    initial_epoch : int >= 0 or None (default). None continues where the last ``fit`` on this
+        model stopped (0 for a model never fit). An int starts a new run after that many
+        epochs: a fresh optimizer state (so the schedule starts again), epochs numbered from
+        ``initial_epoch + 1`` and the data order and dropout masks of those epochs;
+        ``initial_epoch=0`` trains the current parameters as a model never fit would.
     batch_size : int, default 32.
     optimizer : ``"sgd" | "rmsprop" | "adadelta" | "adam"`` or an
         :class:`~sparklstm.optim.Optimizer` (then ``lr``, ``optimizer_options`` and
@@ -314,25 +411,41 @@ def fit(
     lr : learning rate (default: the optimizer's own).
     optimizer_options : dict of extra optimizer arguments (``momentum``, ``nesterov``, ...).
     schedule : a schedule from :mod:`sparklstm.optim` or its config dict (default constant).
+        Its step is the optimizer state's update count, which continues across calls: give
+        the schedule of the whole run (e.g. ``total_steps`` of all calls) on every call.
     clip_norm, clip_value : gradient clipping by global norm / by value.
     weight_decay : L2 penalty added to the gradients.
     shuffle, bucket : shuffle each epoch; group similar lengths into batches (less padding).
-    seed : seed of all training randomness (default: the model's seed).
+    seed : seed of all training randomness. Default (or None) on a later call: the seed of
+        the last call (also when that one was drawn at random); on a model never fit: the
+        model's seed, or a random one when that is None.
     early_stopping : patience in epochs on the validation loss (training loss without
-        validation data), or None.
-    restore_best : with early stopping, end with the parameters of the best epoch.
+        validation data), or None. Counted within this call: a later call starts with no
+        best loss and a patience of its own.
+    restore_best : with early stopping, end with the parameters of the best epoch. Only the
+        parameters go back: the optimizer state and the epoch count stay where training
+        stopped, so a later call continues from there with the best parameters.
     progress : show a progress bar (stderr). Default: only when stderr is a terminal or the
         code runs in a Jupyter kernel, so logs redirected to a file get no bar lines.
 
     Returns
     -------
     History
+        One row per epoch of this call; ``epoch`` (and ``best_epoch``) count the run's epochs,
+        so a later call's rows go on from the earlier call's.
     """
     check_no_unknown_keys("fit", options, _FIT_OPTIONS)
     epochs = check_positive_int("epochs", options.get("epochs", 10))
+    initial_epoch = options.get("initial_epoch")
+    if initial_epoch is not None:
+        initial_epoch = check_positive_int("initial_epoch", initial_epoch, minimum=0)
     batch_size = check_positive_int("batch_size", options.get("batch_size", 32))
     validation_split = check_probability("validation_split", options.get("validation_split", 0.0))
-    seed = resolve_seed(options.get("seed", model.config.seed))
+    previous = getattr(model, "fit_state", None)
+    if previous is not None and options.get("seed") is None:
+        seed = previous.seed
+    else:
+        seed = resolve_seed(options.get("seed", model.config.seed))
     patience = options.get("early_stopping")
     if patience is not None:
         patience = check_positive_int("early_stopping", patience)
@@ -396,12 +509,14 @@ def fit(
             schedule = schedule_from_config(schedule)
         except ValueError as exc:
             raise ValueError(f"schedule: {exc}") from None
-    state = optimizer.init_state(model.params)
+    start, state = _starting_point(model, previous, optimizer, initial_epoch)
+    model.fit_state = FitState(optimizer, state, start, seed)
 
     history = History()
     best_loss, best_params, bad_epochs = np.inf, None, 0
     show = bool(options.get("progress", interactive_stderr()))
-    for epoch in range(1, epochs + 1):
+    last = start + epochs
+    for epoch in range(start + 1, last + 1):
         started = time.perf_counter()
         first_step = state.step
         batches = make_batches(
@@ -411,7 +526,7 @@ def fit(
             shuffle=options.get("shuffle", True),
             bucket=options.get("bucket", True),
         )
-        with Progress(total=len(batches), desc=f"epoch {epoch}/{epochs}", enabled=show) as bar:
+        with Progress(total=len(batches), desc=f"epoch {epoch}/{last}", enabled=show) as bar:
             total = run_steps(
                 model,
                 optimizer,
@@ -431,10 +546,11 @@ def fit(
         row["lr"] = schedule.lr_at(first_step)
         row["seconds"] = time.perf_counter() - started
         history.rows.append(row)
+        model.fit_state = replace(model.fit_state, epochs_done=epoch)
         logger.info(
             "epoch %d/%d %s",
             epoch,
-            epochs,
+            last,
             {k: round(v, 5) for k, v in row.items() if k != "epoch"},
         )
         monitored = row["val_loss"] if validation is not None else row["loss"]
