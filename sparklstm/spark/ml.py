@@ -13,7 +13,11 @@ written by ``DefaultParamsWriter.saveMetadata``, plus the round history) and ``m
 core model in :meth:`SequenceModel.save`'s format, so ``SequenceModel.load(path + "/model")``
 works without Spark). Models reload inside a saved ``PipelineModel``. Paths on the local file
 system (plain or ``file://``) are written directly; other Hadoop URIs (``hdfs://``, ``s3a://``)
-go through a local temporary directory and the Hadoop ``FileSystem`` API.
+go through a local temporary directory and the Hadoop ``FileSystem`` API. Loading checks what it
+reads and never unpickles: another class's directory, an unsupported ``metadataVersion``, a
+malformed history, missing weights, or Params that disagree with the weights (``cellType``,
+``hiddenSizes``, ...) raise :class:`~sparklstm.persistence.ModelFileError`, one line naming the
+file and the problem.
 
 Examples
 --------
@@ -25,17 +29,19 @@ Examples
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import numpy as np
 from pyspark import keyword_only
+from pyspark.errors import PySparkException
 from pyspark.ml.base import Estimator, Model
 from pyspark.ml.param import Param, Params, TypeConverters
 from pyspark.ml.param.shared import (
@@ -49,7 +55,6 @@ from pyspark.ml.param.shared import (
 )
 from pyspark.ml.util import (
     DefaultParamsReadable,
-    DefaultParamsReader,
     DefaultParamsWritable,
     DefaultParamsWriter,
     MLReadable,
@@ -60,6 +65,7 @@ from pyspark.ml.util import (
 
 from sparklstm.config import CELLS, HEADS, ModelConfig
 from sparklstm.model import SequenceModel
+from sparklstm.persistence import ModelFileError
 from sparklstm.spark.config import (
     INVALID_ROW_POLICIES,
     LR_SCALINGS,
@@ -81,7 +87,10 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("sgd", "rmsprop", "adadelta", "adam")
 MODEL_DIR = "model"
+METADATA_DIR = "metadata"
 METADATA_VERSION = 1
+# The ``metadataVersion``s the readers understand; the writer writes METADATA_VERSION.
+SUPPORTED_METADATA_VERSIONS = (1,)
 
 
 # ------------------------------------------------------------------------ type converters
@@ -532,6 +541,11 @@ class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParam
 
     def _create_model(self, model: SequenceModel, history: RoundHistory) -> _LSTMModel:
         raise NotImplementedError
+
+    @classmethod
+    def read(cls) -> MLReader:
+        """An :class:`MLReader` for this class (refuses another class's directory)."""
+        return _LSTMEstimatorReader(cls)
 
     def _split(self, dataset: Any) -> tuple[Any, Any]:
         """``(training rows, validation rows or None)`` by ``validationIndicatorCol``; a null
@@ -1154,10 +1168,13 @@ def save_sequence_model(spark: Any, model: SequenceModel, path: str) -> None:
 
 
 def load_sequence_model(spark: Any, path: str) -> SequenceModel:
-    """Inverse of :func:`save_sequence_model`."""
+    """Inverse of :func:`save_sequence_model`; :class:`ModelFileError` if ``path`` is missing
+    or does not hold a valid model."""
     fs, source, local = _hadoop_path(spark, path)
     if local is not None:
         return SequenceModel.load(local)
+    if not fs.exists(source):
+        raise ModelFileError(f"{path}: no such file or directory")
     jvm = spark.sparkContext._jvm
     scratch = tempfile.mkdtemp(prefix="sparklstm-load-")
     try:
@@ -1179,6 +1196,56 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+# The Params that define the network, each with the value the weights imply (read from the
+# loaded SequenceModel's config). The saved Params must agree with the weights; None for
+# vocabSize / embeddingDim means "the data decides" and agrees with any value.
+_STRUCTURE: dict[str, Callable[[ModelConfig], Any]] = {
+    "cellType": lambda config: config.cell,
+    "hiddenSizes": lambda config: list(config.hidden_sizes),
+    "bidirectional": lambda config: config.bidirectional,
+    "dropout": lambda config: config.dropout,
+    "head": lambda config: config.head,
+    "vocabSize": lambda config: config.vocab_size,
+    "embeddingDim": lambda config: config.embedding_dim,
+}
+_DATA_DECIDES = frozenset({"vocabSize", "embeddingDim"})
+
+
+def _implied_structure(config: ModelConfig) -> dict[str, Any]:
+    return {name: implied(config) for name, implied in _STRUCTURE.items()}
+
+
+def _agrees(name: str, stated: Any, implied: Any) -> bool:
+    return stated == implied or (stated is None and name in _DATA_DECIDES)
+
+
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__name__}"
+
+
+def _model_task(cls: type[_LSTMModel]) -> str:
+    return "classification" if issubclass(cls, LSTMClassificationModel) else "regression"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for messages: ``a string``, ``an array``, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def _one_line(error: BaseException) -> str:
+    """The first non-empty line of ``error``'s message (Spark appends JVM stack traces)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 class _LSTMModelWriter(MLWriter):
@@ -1205,13 +1272,144 @@ class _LSTMModelWriter(MLWriter):
                 "history": None if history is None else _plain(history.to_dict()),
             }
         }
-        DefaultParamsWriter.saveMetadata(self.instance, path, spark, extraMetadata=extra)
+        # The Params set, plus those that disagree with the weights (a Model wrapped around a
+        # SequenceModel keeps the default Params): the reader refuses Params that disagree.
+        params = {param.name: value for param, value in self.instance._paramMap.items()}
+        for name, implied in _implied_structure(model.config).items():
+            if not _agrees(name, self.instance.getOrDefault(name), implied):
+                params[name] = implied
+        DefaultParamsWriter.saveMetadata(
+            self.instance, path, spark, extraMetadata=extra, paramMap=params
+        )
         save_sequence_model(spark, model, os.path.join(path, MODEL_DIR))
         logger.info("saved %s to %s", self.instance.uid, path)
 
 
+# ------------------------------------------------------------------------------ reading
+# Every problem with a saved directory is a one-line ModelFileError that starts with the path
+# of the file at fault. Nothing is unpickled or imported: the metadata is JSON, the weights
+# are read by SequenceModel.load (npz without pickle, checked against their digests).
+def _read_metadata(spark: Any, path: str, cls: type[Params]) -> dict[str, Any]:
+    """The JSON ``<path>/metadata`` that DefaultParamsWriter wrote, checked to name ``cls``."""
+    where = os.path.join(path, METADATA_DIR)
+    try:
+        row = spark.read.text(where).first()
+    except PySparkException as exc:
+        raise ModelFileError(f"{where}: cannot read the metadata ({_one_line(exc)})") from exc
+    if row is None:
+        raise ModelFileError(f"{where}: the metadata is empty")
+    try:
+        metadata = json.loads(row[0])
+    except ValueError as exc:
+        raise ModelFileError(f"{where}: the metadata is not valid JSON ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{where}: the metadata is {_json_kind(metadata)}, not an object")
+    for key in ("class", "uid"):
+        if not isinstance(metadata.get(key), str) or not metadata[key]:
+            raise ModelFileError(f"{where}: the metadata's {key!r} is not a non-empty string")
+    expected = _class_name(cls)
+    if metadata["class"] != expected:
+        raise ModelFileError(
+            f"{where}: holds a {metadata['class']}, not a {expected}; load it with its own "
+            "class (or PipelineModel.load)"
+        )
+    return metadata
+
+
+def _set_saved_params(
+    instance: Params, metadata: Mapping[str, Any], where: str, skip: Collection[str] = ()
+) -> None:
+    """Set the ``paramMap`` and ``defaultParamMap`` of ``metadata`` on ``instance`` (as
+    ``DefaultParamsReader.getAndSetParams`` does), refusing unknown and invalid Params."""
+    for key in ("paramMap", "defaultParamMap"):
+        values = metadata.get(key, {})
+        if not isinstance(values, dict):
+            raise ModelFileError(f"{where}: the {key} is {_json_kind(values)}, not an object")
+        for name, value in values.items():
+            if name in skip:
+                continue
+            # Looked up on the class: no property of the instance runs.
+            if not isinstance(getattr(type(instance), name, None), Param):
+                raise ModelFileError(
+                    f"{where}: the {key} holds {name!r}, which is not a Param of "
+                    f"{type(instance).__name__}"
+                )
+            param = instance.getParam(name)
+            if key == "defaultParamMap" and value is None:  # as Params._setDefault does
+                instance._setDefault(**{name: None})
+                continue
+            try:
+                converted = param.typeConverter(value)
+            except (TypeError, ValueError) as exc:
+                raise ModelFileError(
+                    f"{where}: Param {name} is {value!r} in the {key}, which is invalid: "
+                    f"{_one_line(exc)}"
+                ) from exc
+            if key == "paramMap":
+                instance.set(param, converted)
+            else:
+                instance._setDefault(**{name: converted})
+
+
+def _check_metadata_version(version: Any, where: str) -> None:
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ModelFileError(f"{where}: metadataVersion {version!r} is not an integer")
+    if version not in SUPPORTED_METADATA_VERSIONS:
+        supported = ", ".join(str(v) for v in SUPPORTED_METADATA_VERSIONS)
+        detail = (
+            "the model is newer than this library; upgrade sparklstm to read it"
+            if version > max(SUPPORTED_METADATA_VERSIONS)
+            else "this library cannot read that version"
+        )
+        raise ModelFileError(
+            f"{where}: metadataVersion {version} is not supported (supported: {supported}); "
+            f"{detail}"
+        )
+
+
+def _saved_history(saved: Any, where: str) -> RoundHistory | None:
+    """The :class:`RoundHistory` the writer stored (``RoundHistory.to_dict``), checked."""
+    if saved is None:
+        return None
+    if not isinstance(saved, dict):
+        raise ModelFileError(
+            f"{where}: the training history is {_json_kind(saved)}, not an object "
+            "(rows, best_round, stopped_early, summary)"
+        )
+    rows = saved.get("rows", [])
+    if not isinstance(rows, list):
+        raise ModelFileError(
+            f"{where}: the history's rows is {_json_kind(rows)}, not an array of objects "
+            "(one per round)"
+        )
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ModelFileError(
+                f"{where}: the history's row {index} is {_json_kind(row)}, not an object"
+            )
+    best_round = saved.get("best_round")
+    if best_round is not None and (not isinstance(best_round, int) or isinstance(best_round, bool)):
+        raise ModelFileError(
+            f"{where}: the history's best_round is {_json_kind(best_round)}, not an integer or null"
+        )
+    stopped_early = saved.get("stopped_early", False)
+    if not isinstance(stopped_early, bool):
+        raise ModelFileError(
+            f"{where}: the history's stopped_early is {_json_kind(stopped_early)}, not a boolean"
+        )
+    summary = saved.get("summary", {})
+    if not isinstance(summary, dict):
+        raise ModelFileError(
+            f"{where}: the history's summary is {_json_kind(summary)}, not an object"
+        )
+    return RoundHistory(
+        rows=list(rows), best_round=best_round, stopped_early=stopped_early, summary=dict(summary)
+    )
+
+
 class _LSTMModelReader(MLReader):
-    """Reads what :class:`_LSTMModelWriter` wrote, into ``cls``."""
+    """Reads what :class:`_LSTMModelWriter` wrote, into ``cls``, and checks it: the class,
+    the metadata version, the history, and that the Params agree with the weights."""
 
     def __init__(self, cls: type[_LSTMModel]) -> None:
         super().__init__()
@@ -1219,25 +1417,89 @@ class _LSTMModelReader(MLReader):
 
     def load(self, path: str) -> _LSTMModel:
         spark = self.sparkSession
-        expected = f"{self.cls.__module__}.{self.cls.__name__}"
-        metadata = DefaultParamsReader.loadMetadata(path, spark)
-        if metadata.get("class") != expected:
-            raise ValueError(
-                f"{path}: holds a {metadata.get('class')}, not a {expected}; load it with its "
-                "own class (or PipelineModel.load)"
+        metadata = _read_metadata(spark, path, self.cls)
+        where = os.path.join(path, METADATA_DIR)
+        extra = metadata.get("sparklstm")
+        if not isinstance(extra, dict):
+            raise ModelFileError(
+                f"{where}: no 'sparklstm' section; not a model saved by sparklstm.spark.ml"
             )
-        extra = metadata.get("sparklstm") or {}
-        model = load_sequence_model(spark, os.path.join(path, MODEL_DIR))
-        history = None
-        if extra.get("history") is not None:
-            saved = extra["history"]
-            history = RoundHistory(
-                rows=list(saved.get("rows", [])),
-                best_round=saved.get("best_round"),
-                stopped_early=bool(saved.get("stopped_early", False)),
-                summary=dict(saved.get("summary", {})),
+        _check_metadata_version(extra.get("metadataVersion"), where)
+        task = _model_task(self.cls)
+        if extra.get("task") != task:
+            raise ModelFileError(
+                f"{where}: describes a {extra.get('task')!r} model, but names "
+                f"{_class_name(self.cls)}, which holds {task} models"
+            )
+        history = _saved_history(extra.get("history"), where)
+        weights = os.path.join(path, MODEL_DIR)
+        model = load_sequence_model(spark, weights)
+        config = model.config
+        if config.task != task:
+            raise ModelFileError(
+                f"{weights}: holds a {config.task} model, but the metadata ({where}) says {task}"
             )
         instance = self.cls(model, history)
         instance._resetUid(metadata["uid"])
-        DefaultParamsReader.getAndSetParams(instance, metadata)
+        _set_and_check_params(instance, metadata, config, where, weights)
+        return instance
+
+
+def _set_and_check_params(
+    instance: _LSTMModel, metadata: Mapping[str, Any], config: ModelConfig, where: str, weights: str
+) -> None:
+    """Set the saved Params on ``instance``; every Param that defines the network must agree
+    with the weights' ``config``."""
+    builtin = {name: instance.getOrDefault(name) for name in _STRUCTURE}
+    # numClasses is the Estimator's Param (the Model has a property of that name); if the
+    # metadata holds it anyway, it must be the number of outputs.
+    is_classifier = isinstance(instance, LSTMClassificationModel)
+    for key in ("paramMap", "defaultParamMap") if is_classifier else ():
+        values = metadata.get(key)
+        stated = values.get("numClasses") if isinstance(values, dict) else None
+        if stated is not None and stated != config.output_size:
+            raise _disagreement(where, weights, "numClasses", stated, config.output_size)
+    _set_saved_params(instance, metadata, where, skip=("numClasses",) if is_classifier else ())
+    explicit = set(metadata.get("paramMap", {}))
+    for name, implied in _implied_structure(config).items():
+        stated = instance.getOrDefault(name)
+        if _agrees(name, stated, implied):
+            continue
+        if name not in explicit and stated == builtin[name]:
+            # An untouched default: a Model wrapped around a SequenceModel, saved before the
+            # writer stored the Params its weights imply. The weights decide.
+            logger.info("%s: Param %s taken from the weights: %r", where, name, implied)
+            instance._set(**{name: implied})
+            continue
+        raise _disagreement(where, weights, name, stated, implied)
+
+
+def _disagreement(where: str, weights: str, name: str, stated: Any, implied: Any) -> ModelFileError:
+    return ModelFileError(
+        f"{where}: Param {name} is {stated!r} in the metadata, but the weights in {weights} "
+        f"imply {implied!r}; the metadata does not describe these weights"
+    )
+
+
+class _LSTMEstimatorReader(MLReader):
+    """Reads an Estimator's Params (what ``DefaultParamsWriter`` wrote) into ``cls`` only:
+    another class's directory, or a fitted model's, is refused, and no other class is
+    imported."""
+
+    def __init__(self, cls: type[_LSTMEstimator]) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def load(self, path: str) -> _LSTMEstimator:
+        metadata = _read_metadata(self.sparkSession, path, self.cls)
+        where = os.path.join(path, METADATA_DIR)
+        if "sparklstm" in metadata:
+            raise ModelFileError(
+                f"{where}: names {_class_name(self.cls)}, an Estimator, but holds a fitted model "
+                "(its metadata has a 'sparklstm' section); load it with "
+                "LSTMClassificationModel.load or LSTMRegressionModel.load"
+            )
+        instance = self.cls()
+        instance._resetUid(metadata["uid"])
+        _set_saved_params(instance, metadata, where)
         return instance
