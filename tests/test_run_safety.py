@@ -28,6 +28,7 @@ from sparklstm.spark.checkpoint import (
     save_checkpoint,
 )
 from sparklstm.spark.trainer import _initial_model, fit_distributed
+from tests.test_spark_trainer import training_order
 
 MODEL = {"input_size": 1, "hidden_sizes": [6], "output_size": 3}  # no seed of its own
 OPTIONS = {"rounds": 3, "local_steps": 2, "batch_size": 16, "lr": 0.02}
@@ -57,11 +58,11 @@ def test_the_run_seed_initialises_as_the_one_process_trainer_does(spark):
     # fit_distributed(config without seed, seed=s) on one partition, one round per epoch, is
     # SequenceModel(config, seed=s).fit(seed=s): same starting weights, same training.
     x, y, lengths = noisy_sines(80, 10, 3, np.random.default_rng(4), min_len=4)
-    df = spark.createDataFrame(numpy_to_arrow(x, y, lengths)).coalesce(1)
+    df, order = training_order(spark, x, y, lengths)
     options = {"epochs": 2, "batch_size": 16, "lr": 0.02, "seed": 9}
     distributed, _ = fit_distributed(df, MODEL, options, progress=False)
     local = SequenceModel(**MODEL, seed=9)
-    local.fit(x, y, lengths, progress=False, **options)
+    local.fit(x[order], y[order], lengths[order], progress=False, **options)
     assert params_equal(distributed.params, local.params)
 
 

@@ -12,6 +12,8 @@ from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
 from sparklstm.optim import OptimizerState, make_optimizer
 from sparklstm.spark.checkpoint import checkpoint_rounds, latest_checkpoint
+from sparklstm.spark.partitions import training_row_order
+from sparklstm.spark.schema import Columns
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
 
 MODEL = {
@@ -60,16 +62,29 @@ def assert_params_equal(a, b):
 
 
 # ----------------------------------------------------------------------------- equalities
+def training_order(spark, x, y, lengths):
+    """A one-partition frame of the rows, and the order in which the trainer reads them (each
+    partition's rows are sorted by a hash of their content: see ``training_row_order``)."""
+    import pyarrow as pa
+
+    table = numpy_to_arrow(x, y, lengths)
+    table = table.append_column("row", pa.array(np.arange(len(y), dtype=np.int64)))
+    df = spark.createDataFrame(table).coalesce(1)
+    keys = training_row_order(df, Columns("features", "label"))
+    order = [r.row for r in df.sortWithinPartitions(*keys).select("row").collect()]
+    assert sorted(order) == list(range(len(y)))
+    return df, np.asarray(order)
+
+
 def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(spark):
     x, y, lengths = sines(150, seed=0)
     config = {**MODEL, "hidden_sizes": [8, 6], "dropout": 0.25}
     options = {"epochs": 2, "batch_size": 16, "seed": 11, "lr": 0.01}
+    df, order = training_order(spark, x, y, lengths)
     local = SequenceModel(**config)
-    local.fit(x, y, lengths, progress=False, **options)
+    local.fit(x[order], y[order], lengths[order], progress=False, **options)
 
-    distributed, history = fit_distributed(
-        frame(spark, x, y, lengths), config, options, progress=False
-    )
+    distributed, history = fit_distributed(df, config, options, progress=False)
     assert history.summary["rounds_per_epoch"] == 1 and len(history) == 2
     assert_params_equal(distributed.params, local.params)
 
@@ -192,7 +207,7 @@ def test_training_converges_with_validation_metrics_and_drift(spark, tmp_path):
         metrics_path=metrics_path,
         progress=False,
     )
-    rows = [json.loads(line) for line in metrics_path.read_text().splitlines()]
+    rows = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == len(history) == 4 * history.summary["rounds_per_epoch"]
     assert rows[-1]["val_accuracy"] > 0.9
     assert model.evaluate(xv, yv, lv)["accuracy"] == pytest.approx(rows[-1]["val_accuracy"])
@@ -285,13 +300,8 @@ def test_resume_after_a_stop_gives_the_uninterrupted_result(spark, tmp_path):
         progress=False,
     )
     assert_params_equal(resumed.params, full.params)
-    assert [json.loads(line)["round"] for line in metrics.read_text().splitlines()] == [
-        1,
-        2,
-        3,
-        4,
-        5,
-    ]
+    lines = metrics.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["round"] for line in lines] == [1, 2, 3, 4, 5]
     assert len(history) == 5
     with pytest.raises(ValueError, match="differ from the checkpoint"):
         fit_distributed(
@@ -376,6 +386,7 @@ def test_each_task_limits_blas_to_its_cores(spark):
     from sparklstm.spark.blas import blas_threads, limit_blas_threads
 
     def observe(_):
+        import numpy  # noqa: F401  (as in a real task; a fresh worker has not loaded BLAS yet)
         from pyspark import TaskContext
 
         limit_blas_threads(TaskContext.get().cpus())

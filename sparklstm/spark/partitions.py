@@ -5,6 +5,13 @@ per-row Python), in chunks of ``chunk_rows`` rows. A chunk travels as one row of
 so the RDD that holds the chunks has one Python object per chunk, not per sequence. The RDD is
 persisted ``MEMORY_AND_DISK``: a dataset larger than executor memory spills and still trains,
 and every round streams a partition's chunks instead of holding them all.
+
+Before encoding, each partition's rows are put in a canonical order: sorted by two hashes of
+their content (:func:`training_row_order`). Spark fixes which rows a partition holds (a file
+split, a hash or round-robin repartition), but not their order after a shuffle: the reduce side
+reads map outputs in the order the fetches complete. A partition recomputed after an executor
+is lost would then be cut into other minibatches, and a retried round would not give the same
+bits. Sorted by content, a partition's chunks are a function of its rows alone.
 """
 
 from __future__ import annotations
@@ -21,7 +28,14 @@ import pyarrow.compute as pc
 from sparklstm.data.arrow import batch_to_numpy
 from sparklstm.spark.schema import Columns
 
-__all__ = ["Chunk", "CachedChunks", "cache_chunks", "encode_partition", "decode_chunk"]
+__all__ = [
+    "Chunk",
+    "CachedChunks",
+    "cache_chunks",
+    "encode_partition",
+    "decode_chunk",
+    "training_row_order",
+]
 
 # One chunk's arrays as they cross from the Arrow side to the RDD side.
 _CHUNK_SCHEMA = (
@@ -178,12 +192,23 @@ def _chunk_sizes(partition: int, chunks: Iterator[Chunk]) -> Iterator[tuple[int,
     yield partition, [len(chunk[1]) for chunk in chunks]
 
 
+def training_row_order(df: Any, columns: Columns) -> list[Any]:
+    """Sort keys that put a partition's rows in the order the trainer uses: 64-bit xxHash and
+    32-bit Murmur3 of the row's training columns (identical rows may tie: they encode alike)."""
+    from pyspark.sql import functions as F
+
+    selected = [df[name] for name in columns.selected()]
+    return [F.xxhash64(*selected), F.hash(*selected)]
+
+
 def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) -> CachedChunks:
     """Convert ``df`` on the executors, persist the chunks, and return their sizes (one job;
     only the chunk sizes come back to the driver)."""
     from pyspark import StorageLevel
 
-    encoded = df.select(*encoding.columns.selected()).mapInArrow(
+    selected = df.select(*encoding.columns.selected())
+    ordered = selected.sortWithinPartitions(*training_row_order(selected, encoding.columns))
+    encoded = ordered.mapInArrow(
         functools.partial(encode_partition, encoding=encoding), _CHUNK_SCHEMA
     )
     rdd = encoded.rdd.map(decode_chunk).persist(storage_level or StorageLevel.MEMORY_AND_DISK)
