@@ -87,6 +87,8 @@ class SequenceModel:
             except TypeError as exc:
                 raise TypeError(f"SequenceModel: {exc}") from None
         self.network = Network(self.config)
+        # Where the last fit stopped (a sparklstm.train.FitState): the next fit continues it.
+        self.fit_state = None
         if embedding_weights is not None:
             self.set_embedding(embedding_weights)
 
