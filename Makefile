@@ -20,7 +20,7 @@ check-java:
 $(STAMP): pyproject.toml | check-python
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,datasets,yaml,notebooks]'
+	$(PY) -m pip install --quiet -e '.[test,datasets,yaml,notebooks,parity]'
 	@touch $(STAMP)
 
 # The main job: generate a dataset as Parquet, train on Spark (local mode, all cores) by
@@ -32,7 +32,7 @@ demo: $(STAMP) check-java
 	rm -rf $(DEMO)/checkpoints
 	$(SUBMIT) jobs/train.py --data $(DEMO)/data/train --validation $(DEMO)/data/test \
 		--hidden-sizes 64 --epochs 6 --local-steps 10 --batch-size 64 --lr 0.005 --clip-norm 5 \
-		--output $(DEMO)/model --metrics $(DEMO)/metrics.jsonl --checkpoint-dir $(DEMO)/checkpoints --checkpoint-every 10 \
+		--output $(DEMO)/model --overwrite --metrics $(DEMO)/metrics.jsonl --checkpoint-dir $(DEMO)/checkpoints --checkpoint-every 10 \
 		--summary $(DEMO)/train-summary.json
 	$(SUBMIT) jobs/predict.py --model $(DEMO)/model --data $(DEMO)/data/test --output $(DEMO)/predictions --mode overwrite --drop-features
 	$(SUBMIT) jobs/evaluate.py --model $(DEMO)/model --data $(DEMO)/data/test --output $(DEMO)/test-metrics.json

@@ -47,7 +47,7 @@ def test_config_is_valid(path):
 
 def _write(tmp_path, document):
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps(document))
+    path.write_text(json.dumps(document), encoding="utf-8")
     return path
 
 
@@ -70,7 +70,7 @@ def _write(tmp_path, document):
     ],
 )
 def test_bad_config_names_the_key(tmp_path, change, message):
-    document = json.loads((CONFIGS[0].parent / "gun_point.json").read_text())
+    document = json.loads((CONFIGS[0].parent / "gun_point.json").read_text(encoding="utf-8"))
     document.update(change)
     with pytest.raises(ValueError) as info:
         load_accuracy_config(_write(tmp_path, document))
@@ -96,7 +96,7 @@ def test_accuracy_job_end_to_end(spark, tmp_path, capsys):
     document = run(argv)
     printed = capsys.readouterr().out
     assert "japanese_vowels seed 3: accuracy" in printed and "mean over 1 seed(s)" in printed
-    written = json.loads((out / "japanese_vowels.json").read_text())
+    written = json.loads((out / "japanese_vowels.json").read_text(encoding="utf-8"))
     assert written == json.loads(json.dumps(document))
     for key in (
         "dataset",
@@ -126,7 +126,7 @@ def test_accuracy_job_end_to_end(spark, tmp_path, capsys):
     predictions = np.array(result["predictions"])
     assert len(predictions) == result["test_rows"] == 64
     assert result["accuracy"] == np.mean(predictions == test.labels[:64])
-    stats = json.loads((work / "data" / "standardize.json").read_text())
+    stats = json.loads((work / "data" / "standardize.json").read_text(encoding="utf-8"))
     train = load_ucr("JapaneseVowels", "train")
     valid = np.arange(train.features.shape[1]) < train.lengths[:, None]
     np.testing.assert_allclose(stats["mean"], train.features[valid].mean(axis=0))
@@ -143,7 +143,7 @@ def test_airline_scores_rolling_and_fixed_origin_forecasts(tmp_path):
     from jobs.accuracy import airline_forecasts, fixed_origin_forecast, score_airline
     from sparklstm.datasets.airline import LogStandardScaler, load_airline, mape
 
-    document = json.loads((CONFIGS[0].parent / "airline.json").read_text())
+    document = json.loads((CONFIGS[0].parent / "airline.json").read_text(encoding="utf-8"))
     document["dataset"] = {"task": "airline", "input_len": 24, "horizon": 12, "level": "input-mean"}
     config = load_accuracy_config(_write(tmp_path, document))
     data_dir = tmp_path / "data"
@@ -151,7 +151,9 @@ def test_airline_scores_rolling_and_fixed_origin_forecasts(tmp_path):
     model = SequenceModel(
         input_size=1, hidden_sizes=[4], output_size=12, task="regression", dtype="float64", seed=1
     )
-    scaler = LogStandardScaler.from_config(json.loads((data_dir / "scaler.json").read_text()))
+    scaler = LogStandardScaler.from_config(
+        json.loads((data_dir / "scaler.json").read_text(encoding="utf-8"))
+    )
     _, series = load_airline()
     cut = len(series) - 36
 
@@ -214,18 +216,18 @@ def test_airline_with_seasonal_differences_rebuilds_each_year_from_the_one_befor
         load_airline,
     )
 
-    document = json.loads((CONFIGS[0].parent / "airline.json").read_text())
+    document = json.loads((CONFIGS[0].parent / "airline.json").read_text(encoding="utf-8"))
     document["dataset"]["validation"] = validation
     config = load_accuracy_config(_write(tmp_path, document))
     data_dir = tmp_path / "data"
     make_data.build(make_data_argv(config.dataset, data_dir, None))
-    windows = json.loads((data_dir / "windows.json").read_text())
+    windows = json.loads((data_dir / "windows.json").read_text(encoding="utf-8"))
     assert windows["seasonal_difference"] and windows["validation"] == validation
     _, series = load_airline()
     series = series[:-36] if validation else series
     cut = len(series) - 36
     scaler = SeasonalLogDifferenceScaler.fit(series[:cut])
-    assert scaler.to_config() == json.loads((data_dir / "scaler.json").read_text())
+    assert scaler.to_config() == json.loads((data_dir / "scaler.json").read_text(encoding="utf-8"))
     model = SequenceModel(
         input_size=1, hidden_sizes=[4], output_size=12, task="regression", dtype="float64", seed=2
     )

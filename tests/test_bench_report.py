@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -355,36 +356,40 @@ def test_quick_run_commands_reuse_and_stale_files(tmp_path, monkeypatch):
     bench_report.main(["--out", str(tmp_path), "--quick"])
 
     shown = [bench_report._display(c) for c in commands]
+
+    def quoted(name):  # as shlex.join shows a path (tmp_path may hold spaces)
+        return shlex.quote(str(results / name))
+
     assert shown == [
-        f"python -m jobs.bench_kernels --json {results}/kernels.json --shapes 64,50,32,128 "
+        f"python -m jobs.bench_kernels --json {quoted('kernels.json')} --shapes 64,50,32,128 "
         "--dtypes float32 --threads 1",
-        f"python -m jobs.bench_spark --json {results}/spark.json --rows 2000 --local-steps 10 "
+        f"python -m jobs.bench_spark --json {quoted('spark.json')} --rows 2000 --local-steps 10 "
         "--only one-process pair spark1-steps spark2-steps",
-        f"python -m jobs.bench_spark --json {results}/scaling_rows4000.json --rows 4000 "
+        f"python -m jobs.bench_spark --json {quoted('scaling_rows4000.json')} --rows 4000 "
         "--local-steps 10 --only spark1-steps spark2-steps",
     ]
     assert sorted(p.name for p in results.glob("scaling_rows*.json")) == [
         "scaling_rows2000.json",
         "scaling_rows4000.json",
     ]
-    reused = json.loads((results / "scaling_rows2000.json").read_text())
+    reused = json.loads((results / "scaling_rows2000.json").read_text(encoding="utf-8"))
     assert reused["reused_from"] == "spark.json"
     assert sorted(reused["results"]) == [
         "spark local[1], 100 steps/round",
         "spark local[2], 100 steps/round",
     ]
-    spark = json.loads((results / "spark.json").read_text())
+    spark = json.loads((results / "spark.json").read_text(encoding="utf-8"))
     assert spark["command"] == shown[1]
-    machine = json.loads((results / "machine.json").read_text())
+    machine = json.loads((results / "machine.json").read_text(encoding="utf-8"))
     assert machine["cores"] == os.cpu_count() and machine["numpy"] == np.__version__
-    report = (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "**Quick run**" in report
     assert "- 2,000 sequences (the Spark table's run): `python -m jobs.bench_spark" in report
 
     commands.clear()  # --from-results runs nothing and writes the same report
     bench_report.main(["--out", str(tmp_path), "--from-results"])
     assert commands == []
-    assert (tmp_path / "report.md").read_text() == report
+    assert (tmp_path / "report.md").read_text(encoding="utf-8") == report
 
 
 @pytest.mark.slow
@@ -393,7 +398,7 @@ def test_adapter_reads_real_bench_kernels_json(tmp_path):
     command = [sys.executable, "-m", "jobs.bench_kernels", "--json", str(path), "--threads", "1"]
     command += ["--dtypes", "float64", "--shapes", "4,5,3,8", "--gemm-size", "64"]
     subprocess.run([*command, "--repeats", "1"], check=True, capture_output=True, timeout=120)
-    rows = bench_report.kernel_rows(json.loads(path.read_text()))
+    rows = bench_report.kernel_rows(json.loads(path.read_text(encoding="utf-8")))
     assert [(r["cell"], r["shape"], r["dtype"], r["threads"]) for r in rows] == [
         ("lstm", (4, 5, 3, 8), "float64", 1),
         ("gru", (4, 5, 3, 8), "float64", 1),
@@ -401,7 +406,7 @@ def test_adapter_reads_real_bench_kernels_json(tmp_path):
     assert all(r["sequences_per_s"] > 0 and 0 < r["fraction_of_gemm"] for r in rows)
     out = tmp_path / "bench"
     (out / "results").mkdir(parents=True)
-    (out / "results" / "kernels.json").write_text(path.read_text())
-    report = bench_report.write_report(out).read_text()
+    (out / "results" / "kernels.json").write_bytes(path.read_bytes())
+    report = bench_report.write_report(out).read_text(encoding="utf-8")
     assert f"| lstm | 4, 5, 3, 8 | float64 | 1 | {rows[0]['sequences_per_s']:,.0f} |" in report
     _assert_png(out / "kernels.png")

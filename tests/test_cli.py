@@ -29,7 +29,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def test_flags_override_the_config_file(tmp_path):
     path = tmp_path / "run.json"
-    path.write_text(json.dumps({"training": {"epochs": 3, "lr": 0.1}, "model": {"cell": "gru"}}))
+    path.write_text(
+        json.dumps({"training": {"epochs": 3, "lr": 0.1}, "model": {"cell": "gru"}}),
+        encoding="utf-8",
+    )
     config = load_config_file(path)
     assert config["data"] == {} and config["training"] == {"epochs": 3, "lr": 0.1}
     merged = merge_sections(config, _parser().parse_args(["--epochs", "7"]))
@@ -51,7 +54,7 @@ def test_flags_override_the_config_file(tmp_path):
 )
 def test_bad_config_files_are_named(tmp_path, text, message):
     path = tmp_path / "bad.json"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         load_config_file(path)
 
@@ -79,7 +82,7 @@ def test_usage_errors_are_one_line(capsys):
 
 def test_write_json_is_atomic_and_readable(tmp_path):
     target = write_json(tmp_path / "out" / "m.json", {"a": [1, 2]})
-    assert json.loads(target.read_text()) == {"a": [1, 2]}
+    assert json.loads(target.read_text(encoding="utf-8")) == {"a": [1, 2]}
     assert [p.name for p in target.parent.iterdir()] == ["m.json"]
 
 

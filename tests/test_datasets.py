@@ -114,7 +114,11 @@ def test_ucr_values_match_aeons_own_reader(name):
 
 def test_ucr_first_case_by_hand():
     x, lengths, y, classes = load_ucr("GunPoint", "train")
-    lines = [t for t in ucr_files()["GunPoint"][0].read_text().splitlines() if t[:1] not in "#@"]
+    lines = [
+        t
+        for t in ucr_files()["GunPoint"][0].read_text(encoding="utf-8").splitlines()
+        if t[:1] not in "#@"
+    ]
     values, label = lines[0].rsplit(":", 1)
     assert x[0, :, 0].tolist() == [float(v) for v in values.split(",")]
     assert classes[y[0]] == label == "2"
@@ -154,7 +158,8 @@ def test_unknown_name_and_split_are_clear_errors():
 def test_read_ts_missing_values_and_malformed_files(tmp_path):
     good = tmp_path / "good.ts"
     good.write_text(
-        "# comment\n@problemName T\n@classLabel true a b\n@data\n1,2,?:3,4,5:b\n6:7:a\n"
+        "# comment\n@problemName T\n@classLabel true a b\n@data\n1,2,?:3,4,5:b\n6:7:a\n",
+        encoding="utf-8",
     )
     series, labels, declared = read_ts(good)
     assert labels == ["b", "a"] and declared == ("a", "b")
@@ -170,7 +175,7 @@ def test_read_ts_missing_values_and_malformed_files(tmp_path):
     }
     for text, problem in cases.items():
         path = tmp_path / "bad.ts"
-        path.write_text(text)
+        path.write_text(text, encoding="utf-8")
         with pytest.raises(ValueError, match=problem):
             read_ts(path)
 
@@ -502,7 +507,7 @@ def test_make_data_ucr(tmp_path, capsys):
         f"test: 370 rows -> {out / 'test'} (1 files)",
         f"classes: 9 names -> {out / 'classes.json'}",
     ]
-    assert json.loads((out / "classes.json").read_text()) == {
+    assert json.loads((out / "classes.json").read_text(encoding="utf-8")) == {
         "dataset": "JapaneseVowels",
         "classes": list("123456789"),
     }
@@ -522,7 +527,7 @@ def test_make_data_ucr(tmp_path, capsys):
     assert status == 2 and "is not empty; pass --overwrite" in stderr
     assert run(capsys, "ucr", "GunPoint", "--out", out, "--overwrite")[0] == 0
     assert pq.read_table(out / "test").num_rows == 150
-    assert json.loads((out / "classes.json").read_text())["classes"] == ["1", "2"]
+    assert json.loads((out / "classes.json").read_text(encoding="utf-8"))["classes"] == ["1", "2"]
     status, _, stderr = run(capsys, "ucr", "Nope", "--out", tmp_path / "nope")
     assert status == 2 and "available: ACSF1" in stderr and not (tmp_path / "nope").exists()
 
@@ -536,7 +541,7 @@ def test_make_data_airline(tmp_path, capsys):
         f"test: 3 rows -> {out / 'test'} (1 files)",
     ]
     split = airline_windows(12, 12)
-    config = json.loads((out / "scaler.json").read_text())
+    config = json.loads((out / "scaler.json").read_text(encoding="utf-8"))
     assert LogStandardScaler.from_config(config) == split.scaler
     for name, x, y in (
         ("train", split.x_train, split.y_train),
@@ -558,7 +563,7 @@ def test_make_data_airline(tmp_path, capsys):
     # 1949-1954 train (72 months, 60 differences: 25 windows of 24 + 12), 1955-1957 test.
     assert status == 0 and "train: 25 rows" in stdout and "test: 3 rows" in stdout
     held = holdout_windows(load_airline()[1][:108], 24, 12, seasonal_difference=True)
-    config = json.loads((validation / "scaler.json").read_text())
+    config = json.loads((validation / "scaler.json").read_text(encoding="utf-8"))
     assert scaler_from_config(config) == held.scaler
     labels = np.array(pq.read_table(validation / "test").column("label").to_pylist())
     np.testing.assert_array_equal(labels, held.y_test.astype(np.float32))
@@ -586,7 +591,10 @@ def test_make_data_kjv(tmp_path, capsys, corpus):
         f"test: 19 rows -> {out / 'test'} (1 files)",  # (1000 - 1 - 50) // 50 + 1
         f"vocab: 69 symbols -> {out / 'vocab.json'}",
     ]
-    assert CharVocab.from_config(json.loads((out / "vocab.json").read_text())) == corpus.vocab
+    assert (
+        CharVocab.from_config(json.loads((out / "vocab.json").read_text(encoding="utf-8")))
+        == corpus.vocab
+    )
     tokens = pa.list_(pa.int32())
     for split, ids, stride in (("train", corpus.train_ids, 25), ("test", corpus.test_ids, 50)):
         table = pq.read_table(out / split)
@@ -600,6 +608,6 @@ def test_make_data_kjv(tmp_path, capsys, corpus):
     assert status == 2
     assert "--seq-len 1000: the train split has only 1000 characters" in stderr
     (tmp_path / "k3").mkdir()
-    (tmp_path / "k3" / "vocab.json").write_text("{}")
+    (tmp_path / "k3" / "vocab.json").write_text("{}", encoding="utf-8")
     status, _, stderr = run(capsys, *args[:-2], "--out", tmp_path / "k3")
     assert status == 2 and "vocab.json exists; pass --overwrite" in stderr

@@ -37,8 +37,10 @@ def submit(job: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def run_python(job: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``python jobs/JOB.py ARGS`` (local[*] Spark when the job gets that far)."""
-    command = [sys.executable, str(ROOT / "jobs" / job), *args]
+    """``python jobs/JOB.py --master local[2] ARGS``: two partitions on any host (the jobs'
+    default, local[*], splits the 1,200 rows into one partition per core, and on a host of 38
+    cores or more every partition holds fewer rows than a batch)."""
+    command = [sys.executable, str(ROOT / "jobs" / job), "--master", "local[2]", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=600, env=_env(), cwd=cwd)
 
 
@@ -69,7 +71,8 @@ def test_train_predict_evaluate_with_spark_submit(sines_data, tmp_path):
                 "model": {"hidden_sizes": [24], "seed": 1},
                 "training": {"epochs": 4, "local_steps": 5, "batch_size": 32, "lr": 0.02},
             }
-        )
+        ),
+        encoding="utf-8",
     )
     trained = submit(
         "train.py",
@@ -84,11 +87,11 @@ def test_train_predict_evaluate_with_spark_submit(sines_data, tmp_path):
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
     summary = last_json(trained.stdout, "summary: ")
-    assert summary == json.loads((tmp_path / "summary.json").read_text())
+    assert summary == json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert summary["partitions"] == 2  # defaults to Spark's parallelism, not the file count
     assert summary["rows"] == 1200
     assert summary["validation"]["accuracy"] > 0.85
-    rounds = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+    rounds = [json.loads(line) for line in metrics_file.read_text(encoding="utf-8").splitlines()]
     assert len(rounds) == summary["rounds"] and rounds[-1]["epoch"] == 4
     assert rounds[-1]["train_loss"] < rounds[0]["train_loss"]
     # spark-submit sends the Python driver's stderr to its stdout
@@ -130,7 +133,7 @@ def test_train_predict_evaluate_with_spark_submit(sines_data, tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
-    report = json.loads(metrics_path.read_text())
+    report = json.loads(metrics_path.read_text(encoding="utf-8"))
     assert report == last_json(evaluated.stdout, "metrics: ")
     accuracy = float(np.mean(prediction == labels))
     assert report["accuracy"] == pytest.approx(accuracy)

@@ -249,12 +249,12 @@ def test_user_mistakes_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv,
 
 
 def test_output_problems_exit_2_before_writing(tmp_path, capsys):
-    (tmp_path / "file").write_text("x")
+    (tmp_path / "file").write_text("x", encoding="utf-8")
     status, _, stderr = run(capsys, "parity", "--out", tmp_path / "file")
     assert status == 2 and "exists and is not a directory" in stderr
     out = tmp_path / "out"
     (out / "test").mkdir(parents=True)
-    (out / "test" / "keep.txt").write_text("x")
+    (out / "test" / "keep.txt").write_text("x", encoding="utf-8")
     status, _, stderr = run(capsys, "parity", "--out", out, "--overwrite")
     assert status == 2 and "did not write (keep.txt)" in stderr
     assert sorted(p.name for p in out.iterdir()) == ["test"]  # no OUT/train left behind
@@ -307,8 +307,8 @@ def test_reference_text_matches_the_embeddings_reader(
 
 
 def test_reference_text_without_unknown_row_appends_it_last(tmp_path, capsys):
-    (tmp_path / "d.txt").write_text("a\t1,2\nb\t3,4\n")
-    (tmp_path / "e.txt").write_text("1\tb,zz,a\n0\tzz\n")
+    (tmp_path / "d.txt").write_text("a\t1,2\nb\t3,4\n", encoding="utf-8")
+    (tmp_path / "e.txt").write_text("1\tb,zz,a\n0\tzz\n", encoding="utf-8")
     base = ["--input", tmp_path / "e.txt", "--dictionary", tmp_path / "d.txt"]
     assert run(capsys, "reference-text", *base, "--token-ids", "--out", tmp_path / "ids")[0] == 0
     data = table(tmp_path / "ids" / "train")
@@ -319,7 +319,7 @@ def test_reference_text_without_unknown_row_appends_it_last(tmp_path, capsys):
         [[3.0, 4.0], [0.0, 0.0], [1.0, 2.0]],
         [[0.0, 0.0]],
     ]
-    (tmp_path / "bad.txt").write_text("1\tb\nx\ta\n")
+    (tmp_path / "bad.txt").write_text("1\tb\nx\ta\n", encoding="utf-8")
     status, _, stderr = run(
         capsys,
         "reference-text",

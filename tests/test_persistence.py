@@ -89,7 +89,7 @@ def edit_manifest(path: Path, edit) -> None:
     if path.is_dir():
         manifest = json.loads((path / "manifest.json").read_text("utf-8"))
         edit(manifest)
-        (path / "manifest.json").write_text(json.dumps(manifest), "utf-8")
+        (path / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     else:
         members = read_members(path)
         manifest = json.loads(members["__manifest__"].tobytes().decode("utf-8"))
@@ -258,17 +258,17 @@ def test_overwrite_false_on_new_path_writes(target: Path) -> None:
 def test_refuses_to_replace_a_foreign_directory(tmp_path: Path) -> None:
     foreign = tmp_path / "results"
     foreign.mkdir()
-    (foreign / "notes.txt").write_text("keep me")
+    (foreign / "notes.txt").write_text("keep me", encoding="utf-8")
     with pytest.raises(FileExistsError, match="notes.txt"):
         save(foreign)
-    assert (foreign / "notes.txt").read_text() == "keep me"
+    assert (foreign / "notes.txt").read_text(encoding="utf-8") == "keep me"
     assert sorted(os.listdir(tmp_path)) == ["results"]
 
     plain_file = tmp_path / "plain"
-    plain_file.write_text("data")
+    plain_file.write_text("data", encoding="utf-8")
     with pytest.raises(FileExistsError, match="not a bundle directory"):
         save(plain_file)
-    assert plain_file.read_text() == "data"
+    assert plain_file.read_text(encoding="utf-8") == "data"
 
     directory = tmp_path / "dir.npz"
     directory.mkdir()
@@ -316,7 +316,7 @@ def test_crash_between_the_two_renames_reads_the_old_bundle(
     os.rename(path, aside)
     partial = tmp_path / ".bundle.tmp-0123456789abcdef"
     partial.mkdir()
-    (partial / "manifest.json").write_text("{}")
+    (partial / "manifest.json").write_text("{}", encoding="utf-8")
 
     with caplog.at_level(logging.WARNING, logger="sparklstm.persistence"):
         config, arrays = load(path)
@@ -474,7 +474,7 @@ def test_foreign_files(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="no '__manifest__' member"):
         load(plain)
     text = tmp_path / "notes.npz"
-    text.write_text("hello")
+    text.write_text("hello", encoding="utf-8")
     with pytest.raises(ModelFileError, match="not a readable .npz"):
         load(text)
 

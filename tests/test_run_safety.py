@@ -98,7 +98,7 @@ def test_the_job_with_one_seed_writes_the_same_model_files(spark, job_data, tmp_
     assert summary["seed"] == 4
     a, b, c = (tmp_path / n for n in "abc")
     assert (a / "arrays.npz").read_bytes() == (b / "arrays.npz").read_bytes()
-    manifests = [json.loads((p / "manifest.json").read_text()) for p in (a, b)]
+    manifests = [json.loads((p / "manifest.json").read_text(encoding="utf-8")) for p in (a, b)]
     for manifest in manifests:
         manifest.pop("created")  # the only field that records when, not what
     assert manifests[0] == manifests[1]
@@ -220,7 +220,7 @@ def test_a_locked_directory_is_refused_and_a_dead_owner_releases_it(tmp_path):
         holder.wait()
     assert lock_file.exists()  # the dead owner's file is left behind: stale, not held
     with RunLock(lock_file, "again") as lock:
-        assert lock.held and json.loads(lock_file.read_text())["pid"] == os.getpid()
+        assert lock.held and json.loads(lock_file.read_text(encoding="utf-8"))["pid"] == os.getpid()
     assert not lock_file.exists()
 
 

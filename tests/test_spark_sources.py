@@ -184,7 +184,7 @@ def test_overwrite_replaces_only_a_dataset(tmp_path):
     assert listing(path) == ["_SUCCESS", "part-00000.parquet"]
     assert pq.read_table(path).column("label").to_pylist() == [9]
 
-    (path / "notes.txt").write_text("mine")
+    (path / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(FileExistsError, match=r"did not write \(notes.txt\)"):
         write_parquet_dataset(path, x[:1], np.zeros(1, int), overwrite=True)
     assert listing(path) == ["_SUCCESS", "notes.txt", "part-00000.parquet"]
