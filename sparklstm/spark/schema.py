@@ -1,26 +1,37 @@
 """Check a DataFrame against the trainer's input schema before any training work.
 
 Everything here is Spark SQL (higher-order functions run in the JVM, not in Python): one job
-profiles the data (row count, feature count, largest label and token id), a second counts the
-rows that break each rule. A user then gets one clear error naming the column and the problem,
-with an example row, before any round runs; or, with ``invalid_rows="skip"``, the bad rows are
-dropped and counted in the job summary.
+profiles the data (row count, feature count, largest label and token id, smallest label and
+the number of distinct integer labels), a second counts the rows that break each rule. A user
+then gets one clear error naming the column and the problem, with an example row, before any
+round runs; or, with ``invalid_rows="skip"``, the bad rows are dropped and counted in the job
+summary. Class labels whose number is taken from the data must be exactly ``0..K-1``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sparklstm.config import ModelConfig
 
-__all__ = ["Columns", "DataProfile", "profile_data", "check_rows", "model_sizes", "default_task"]
+__all__ = [
+    "Columns",
+    "DataProfile",
+    "profile_data",
+    "check_rows",
+    "check_class_labels",
+    "model_sizes",
+    "default_task",
+]
 
 logger = logging.getLogger(__name__)
 
 _NUMERIC = ("byte", "short", "integer", "long", "float", "double", "decimal")
 _INTEGRAL = ("byte", "short", "integer", "long")
+_LABELS_SHOWN = 10  # distinct labels an error message lists
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,19 @@ class DataProfile:
     max_label: float | None
     label_width: int | None  # size of an array label (vector target or per-step labels)
     skipped: dict[str, int] = field(default_factory=dict)
+    label_col: str | None = None
+    min_label: float | None = None
+    # Integer labels, one per row: how many distinct values (exact), and, when they are not
+    # 0..max_label (a gap, or no 0), the smallest few of them for error messages.
+    num_labels: int | None = None
+    some_labels: tuple[int, ...] = ()
+
+    @property
+    def labels_are_classes(self) -> bool | None:
+        """Whether the integer labels are exactly ``0..max_label`` (None: not known here)."""
+        if self.num_labels is None or self.max_label is None or self.min_label is None:
+            return None
+        return self.min_label == 0 and self.num_labels == int(self.max_label) + 1
 
 
 def _type_name(data_type: Any) -> str:
@@ -118,9 +142,15 @@ def profile_data(df: Any, columns: Columns) -> DataProfile:
         aggregates.append(F.expr(f"max(array_max({f}))").alias("max_token"))
     if label_kind in ("int", "float"):
         aggregates.append(F.max(F.col(columns.label)).alias("max_label"))
+        aggregates.append(F.min(F.col(columns.label)).alias("min_label"))
+        if label_kind == "int":
+            # Exact; integer labels only (a float target's distinct values would cost a shuffle
+            # of the whole column, for a count no regression uses).
+            aggregates.append(F.count_distinct(F.col(columns.label)).alias("num_labels"))
     elif label_kind == "array":
         lab = _q(columns.label)
         aggregates.append(F.expr(f"max(array_max({lab}))").alias("max_label"))
+        aggregates.append(F.expr(f"min(array_min({lab}))").alias("min_label"))
         aggregates.append(F.expr(f"max(size({lab}))").alias("label_width"))
     row = df.agg(*aggregates).first().asDict()
     rows = int(row["rows"])
@@ -132,7 +162,15 @@ def profile_data(df: Any, columns: Columns) -> DataProfile:
             f"features column {columns.features!r}: could not read the feature count from the "
             "first step of any row (empty or null inner arrays)"
         )
-    max_label = row.get("max_label")
+    max_label, min_label = row.get("max_label"), row.get("min_label")
+    num_labels = None if row.get("num_labels") is None else int(row["num_labels"])
+    some_labels: tuple[int, ...] = ()
+    if num_labels and (min_label != 0 or num_labels != int(max_label) + 1):
+        # Only for labels that are not 0..max (an error unless the class count is given): the
+        # smallest few, for the message (one more small job, on this path only).
+        label = F.col(columns.label)
+        smallest = df.select(label).where(label.isNotNull()).distinct().orderBy(label)
+        some_labels = tuple(int(r[0]) for r in smallest.limit(_LABELS_SHOWN).collect())
     return DataProfile(
         rows=rows,
         sequence_kind=kind,
@@ -141,11 +179,74 @@ def profile_data(df: Any, columns: Columns) -> DataProfile:
         label_kind=label_kind,
         max_label=None if max_label is None else float(max_label),
         label_width=None if row.get("label_width") is None else int(row["label_width"]),
+        label_col=columns.label,
+        min_label=None if min_label is None else float(min_label),
+        num_labels=num_labels,
+        some_labels=some_labels,
     )
 
 
-def model_sizes(profile: DataProfile, task: str, head: str) -> dict[str, int]:
-    """``input_size`` or ``vocab_size``, and ``output_size``, as the data implies."""
+def _shown_labels(profile: DataProfile) -> str:
+    labels = [str(v) for v in profile.some_labels]
+    count = profile.num_labels or 0
+    if count > len(labels) or count > _LABELS_SHOWN:
+        labels = labels[: _LABELS_SHOWN - 1] + ["...", str(int(profile.max_label or 0))]
+    return ", ".join(labels)
+
+
+def check_class_labels(profile: DataProfile, task: str, head: str) -> None:
+    """Raise ValueError unless one-label-per-row class labels are exactly ``0..K-1``.
+
+    For use when the number of classes is taken from the data (``K = max label + 1``): a
+    label far above the others (``{0, 1, 2, 3, 1000}`` would make 1001 classes), a class that
+    no row has, or no class 0 is then almost surely a labelling mistake. The message names the
+    column and the distinct labels, and how to remap them or give the number of classes.
+    Per-step labels (``head="all"``) are not checked: a text slice need not hold every token.
+    """
+    if task != "classification" or head != "last" or profile.label_kind != "int":
+        return
+    if profile.labels_are_classes is not False:
+        return
+    count, largest = profile.num_labels or 0, int(profile.max_label or 0)
+    smallest = int(profile.min_label or 0)
+    if smallest < 0:
+        problem = f"class labels must be 0..K-1, and {smallest} is negative"
+    else:
+        problem = (
+            f"taken as classes 0..{largest} they make {largest + 1} classes, only {count} of "
+            "them present" + (" (no label 0)" if smallest > 0 else "")
+        )
+    raise ValueError(
+        f"label column {profile.label_col!r} has {count} distinct label"
+        f"{'s' if count != 1 else ''} ({_shown_labels(profile)}); {problem}. Remap the labels "
+        f"to 0..{count - 1} (e.g. with pyspark.ml.feature.StringIndexer), or give the number "
+        "of classes explicitly "
+        "(output_size; numClasses for LSTMClassifier; --num-classes in jobs/train.py)"
+    )
+
+
+_UNSAID = object()
+
+
+def _classes_given(model: Any) -> bool:
+    """Whether a starting model or model options fix ``output_size`` (the number of classes)."""
+    if model is None:
+        return False
+    if isinstance(model, Mapping):
+        return model.get("output_size") is not None
+    return True  # a ModelConfig or SequenceModel
+
+
+def model_sizes(profile: DataProfile, task: str, head: str, model: Any = _UNSAID) -> dict[str, int]:
+    """``input_size`` or ``vocab_size``, and ``output_size``, as the data implies.
+
+    ``model`` is what the caller starts from (``fit_distributed``'s ``model``: a SequenceModel,
+    ModelConfig, dict of options or None). When it is given and leaves ``output_size`` to the
+    data, the class labels must be exactly ``0..K-1`` (:func:`check_class_labels`, ValueError
+    otherwise); when it is not given, the class labels are not checked here.
+    """
+    if model is not _UNSAID and not _classes_given(model):
+        check_class_labels(profile, task, head)
     sizes: dict[str, int] = {}
     if profile.sequence_kind == "tokens":
         sizes["vocab_size"] = (profile.max_token or 0) + 1

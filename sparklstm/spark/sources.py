@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -105,16 +107,246 @@ def _path_string(name: str, path: object) -> str:
     return text
 
 
-def _load(name: str, path: str, reader: Any) -> DataFrame:
-    """Call ``reader(path)``; a missing path becomes a FileNotFoundError naming the argument."""
+@dataclass(frozen=True)
+class _Names:
+    """How error messages name the path and the options: as a job's flags (``--data X``,
+    ``--format csv``) or as :func:`read_sequences`'s arguments (``path X``, ``format='csv'``)."""
+
+    flag: str | None = None
+
+    def path(self, argument: str = "path") -> str:
+        """The name of ``path`` (or, with ``argument="dictionary"``, of the dictionary)."""
+        if self.flag is None:
+            return argument
+        return self.flag if argument == "path" else f"--{argument}"
+
+    def format(self, value: str) -> str:
+        return f"--format {value}" if self.flag is not None else f"format={value!r}"
+
+    def format_option(self) -> str:
+        return "--format" if self.flag is not None else "format="
+
+
+# A data file's first and last 4 bytes in Parquet; how much of a file the sniff reads.
+_PARQUET_MAGIC = b"PAR1"
+_SNIFF_BYTES = 4096
+_SNIFF_FILES = 8  # empty files skipped before the sniff gives up
+_GZIP_MAGIC = b"\x1f\x8b"
+_TEXT_CONTROLS = frozenset(range(32)) - {9, 10, 12, 13}
+
+
+def _local_path(path: str) -> Path | None:
+    """The local file-system path of ``path`` (no URI scheme, or ``file:``); None for remote
+    URIs (hdfs://, s3a://, ...) and glob patterns, which only Spark resolves."""
+    if any(c in path for c in "*?[{"):
+        return None
+    if path.startswith("file:"):
+        return Path("/" + path[len("file:") :].lstrip("/"))
+    if "://" in path:
+        return None
+    return Path(path)
+
+
+def _ignored(name: str) -> bool:
+    """Names Spark's file listing skips: ``_SUCCESS``, ``_temporary``, ``.crc`` and other hidden
+    files (a ``_key=value`` partition directory is data)."""
+    return (
+        (name.startswith("_") and "=" not in name)
+        or name.startswith(".")
+        or name.endswith((".crc", "._COPYING_"))
+    )
+
+
+def _data_files(root: Path) -> Iterator[Path]:
+    """The data files under ``root`` in name order, files before subdirectories (partitioned
+    ``key=value/`` directories recurse); ``root`` itself if it is a file."""
+    if root.is_file():
+        yield root
+        return
+    try:
+        entries = sorted(e for e in root.iterdir() if not _ignored(e.name))
+    except OSError:
+        return
+    directories = []
+    for entry in entries:
+        if entry.is_file():
+            yield entry
+        elif entry.is_dir():
+            directories.append(entry)
+    for directory in directories:
+        yield from _data_files(directory)
+
+
+def _sniff(file: Path) -> tuple[str, str]:
+    """What a file holds, by its first bytes: ``("parquet", "")``, ``("csv" | "json", first
+    line)``, ``("gzip" | "binary", "")``, or ``("", "")`` when it cannot tell (a Parquet file
+    without its footer, an empty or unreadable file)."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+            size = handle.seek(0, os.SEEK_END)
+            tail = b""
+            if size >= 2 * len(_PARQUET_MAGIC):
+                handle.seek(-len(_PARQUET_MAGIC), os.SEEK_END)
+                tail = handle.read(len(_PARQUET_MAGIC))
+    except OSError:
+        return "", ""
+    if not head:
+        return "", ""
+    if head.startswith(_PARQUET_MAGIC):
+        return ("parquet" if tail == _PARQUET_MAGIC else ""), ""
+    if head.startswith(_GZIP_MAGIC):
+        return "gzip", ""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A multi-byte character cut at the end of the sniffed bytes is still text.
+        if exc.start < len(head) - 3:
+            return "binary", ""
+        text = head[: exc.start].decode("utf-8")
+    if any(ord(c) in _TEXT_CONTROLS for c in text):
+        return "binary", ""
+    stripped = text.lstrip()
+    if not stripped:
+        return "", ""
+    first_line = stripped.splitlines()[0]
+    return ("json" if stripped[0] in "{[" else "csv"), first_line
+
+
+def _sniffed(path: str) -> tuple[Path | None, str, str] | None:
+    """``(file, kind, first line)`` for the first non-empty data file of a local ``path``;
+    ``(None, "", "")`` for a directory without data files; None for a remote URI, a glob or a
+    file that cannot be told."""
+    local = _local_path(path)
+    if local is None or not local.exists():
+        return None
+    count = -1
+    for count, file in enumerate(_data_files(local)):
+        if count == _SNIFF_FILES:
+            break
+        kind, first_line = _sniff(file)
+        if kind:
+            return file, kind, first_line
+        try:
+            if file.stat().st_size:
+                return None  # data that cannot be told apart: Spark decides
+        except OSError:
+            return None
+    return (None, "", "") if count < 0 and local.is_dir() else None
+
+
+def _check_format(path: str, format: str, names: _Names, argument: str = "path") -> None:
+    """Raise ValueError (one line naming the path, what it holds and the option to use) when a
+    local ``path`` plainly does not hold ``format``: not Parquet for ``"parquet"``, Parquet for
+    the text formats. Remote URIs and files that cannot be told are left to Spark."""
+    found = _sniffed(path)
+    if found is None:
+        return
+    file, kind, first_line = found
+    label = f"{names.path(argument)} {path}"
+    if file is None:
+        raise ValueError(
+            f"{label}: the directory holds no data files (names starting with '_' or '.', such "
+            "as _SUCCESS, are not data)"
+        )
+    which = "it" if str(file) == str(_local_path(path)) else f"the file {file}"
+    if format == "parquet" and kind != "parquet":
+        if kind in ("csv", "json"):
+            line = _short(first_line, 60)
+            raise ValueError(
+                f"{label}: not Parquet ({which} starts like {kind.upper()} text: {line!r}); "
+                f"pass {names.format(kind)}"
+            )
+        if kind == "gzip":
+            raise ValueError(
+                f"{label}: not Parquet ({which} is gzip-compressed, as a .csv.gz or .json.gz "
+                f"file is); pass {names.format('csv')} (or json) for compressed text"
+            )
+        raise ValueError(
+            f"{label}: not Parquet ({which} is binary, unknown format: no 'PAR1' marker of "
+            "Parquet); give data in Parquet, CSV, JSON lines or text, with "
+            f"{names.format_option()} naming the format"
+        )
+    if format != "parquet" and kind == "parquet":
+        if argument == "dictionary":
+            raise ValueError(
+                f"{label} is Parquet ({which}); the dictionary must be a text file of "
+                "'word<TAB>v1,v2,...' lines"
+            )
+        remedy = (
+            f"drop --format {format}"
+            if names.flag is not None
+            else "pass format='parquet' (the default)"
+        )
+        raise ValueError(f"{label} is Parquet ({which}), not {format.upper()}; {remedy}")
+
+
+def _spark_failures() -> tuple[type[BaseException], ...]:
+    """The exceptions Spark raises for data it cannot read: a JVM exception caught by PySpark
+    (SparkRuntimeException, IllegalArgumentException, ...), or the raw Py4JJavaError."""
+    from pyspark.errors import PySparkException
+
+    failures: list[type[BaseException]] = [PySparkException]
+    try:
+        from py4j.protocol import Py4JJavaError
+
+        failures.append(Py4JJavaError)
+    except ImportError:  # pragma: no cover - Spark Connect clients have no py4j
+        pass
+    return tuple(failures)
+
+
+def _spark_message(exc: BaseException) -> str:
+    """The first line of Spark's message, and of its root cause when that says more."""
+    java = getattr(exc, "java_exception", None)
+    lines = []
+    if java is not None:
+        lines.append(str(java.getMessage() or java.toString()))
+        cause = java
+        while cause.getCause() is not None and cause.getCause() != cause:
+            cause = cause.getCause()
+        if cause != java:
+            lines.append(str(cause.getMessage() or cause.toString()))
+    else:
+        lines.append(str(exc))
+    firsts = []
+    for text in lines:
+        first = next((t.strip() for t in text.splitlines() if t.strip()), "")
+        if first and first not in firsts:
+            firsts.append(_short(first, 240))
+    return "; ".join(firsts) or type(exc).__name__
+
+
+@contextmanager
+def _spark_reading(path: str, format: str, names: _Names, argument: str = "path") -> Iterator[None]:
+    """Turn Spark's errors on reading ``path`` into one line: FileNotFoundError for a missing
+    path, ValueError naming the path, the format and Spark's message otherwise."""
     from pyspark.errors import AnalysisException
 
+    label = names.path(argument)
     try:
-        return reader(path)
+        yield
     except AnalysisException as exc:
         if exc.getCondition() == "PATH_NOT_FOUND":
-            raise FileNotFoundError(f"{name}: no such file or directory: {path}") from None
-        raise
+            raise FileNotFoundError(f"{label}: no such file or directory: {path}") from None
+        raise ValueError(_read_failure(label, path, format, names, exc)) from exc
+    except _spark_failures() as exc:
+        if isinstance(exc, (ValueError, TypeError)):
+            raise  # PySpark's own argument checks (PySparkValueError...), not a failure to read
+        raise ValueError(_read_failure(label, path, format, names, exc)) from exc
+
+
+def _read_failure(label: str, path: str, format: str, names: _Names, exc: BaseException) -> str:
+    return (
+        f"{label} {path}: Spark could not read it as {format} ({_spark_message(exc)}); check "
+        f"that {names.format(format)} is the data's format (parquet, csv, json or text)"
+    )
+
+
+def _load(path: str, format: str, reader: Any, names: _Names, argument: str = "path") -> DataFrame:
+    """Call ``reader(path)`` with Spark's errors made one line (see :func:`_spark_reading`)."""
+    with _spark_reading(path, format, names, argument):
+        return reader(path)
 
 
 def _type_name(data_type: Any) -> str:
@@ -343,17 +575,25 @@ def _read_delimited(
     csv_sep: str,
     header: bool,
     validate: bool,
+    names: _Names,
 ) -> DataFrame:
     from pyspark.sql import functions as F
 
     if format == "csv":
         raw = _load(
-            "path",
             path,
+            format,
             lambda p: spark.read.csv(p, header=header, sep=csv_sep, mode="PERMISSIVE"),
+            names,
         )
+        if header and raw.columns and raw.columns[0].startswith(_PARQUET_MAGIC.decode()):
+            # Parquet read as CSV (a remote path, which was not sniffed): binary "column names".
+            raise ValueError(
+                f"{names.path()} {path} is Parquet, not CSV (its first bytes are 'PAR1'); "
+                + ("drop --format csv" if names.flag else "pass format='parquet' (the default)")
+            )
     else:
-        raw = _load("path", path, lambda p: spark.read.json(p, mode="PERMISSIVE"))
+        raw = _load(path, format, lambda p: spark.read.json(p, mode="PERMISSIVE"), names)
     where = f"{path} (format {format!r})"
     _require_columns(raw, where, features=features_col, label=label_col, length=length_col)
     features, problems = _parse_features(raw, features_col, sequence_type, step_sep, value_sep)
@@ -374,7 +614,8 @@ def _read_delimited(
         shown = F.to_json(F.struct(*[F.col(c) for c in replaced]))
         if "_corrupt_record" in raw.columns and "_corrupt_record" not in replaced:
             shown = F.coalesce(F.col("_corrupt_record"), shown)
-        rows = _check(raw, problems, shown, where)
+        with _spark_reading(path, format, names):  # the first job that reads the files
+            rows = _check(raw, problems, shown, where)
         logger.info("read %d rows from %s (%s)", rows, path, format)
     out = raw.withColumns(replaced)
     if "_corrupt_record" in out.columns and "_corrupt_record" not in replaced:
@@ -396,12 +637,12 @@ def _split_tab(text: Column) -> tuple[Column, Column]:
 
 
 def _read_dictionary(
-    spark: SparkSession, dictionary: str, unknown_token: str
+    spark: SparkSession, dictionary: str, unknown_token: str, names: _Names
 ) -> tuple[DataFrame, list[float]]:
     """The dictionary as ``(_word, _vector)`` rows, and the vector for unknown tokens."""
     from pyspark.sql import functions as F
 
-    lines = _load("dictionary", dictionary, spark.read.text)
+    lines = _load(dictionary, "text", spark.read.text, names, "dictionary")
     lines = lines.filter(~_blank(F.col("value")))
     word, values = _split_tab(F.col("value"))
     vector = _parse_list(values, ",", "float")
@@ -422,18 +663,19 @@ def _read_dictionary(
         conditions.append(condition & ~earlier)
         earlier = earlier | condition
     numbered = entries.withColumn(_ROW, F.monotonically_increasing_id())
-    result = numbered.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.count_distinct(F.col("_word")).alias("words"),
-        F.min(width).alias("min_width"),
-        F.max(width).alias("max_width"),
-        F.first(F.when(F.col("_word") == unknown_token, F.col("_vector")), True).alias("unk"),
-        *[F.sum(F.when(c, 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(conditions)],
-        *[
-            F.min_by(F.col("value"), F.when(c, F.col(_ROW))).alias(f"e{i}")
-            for i, c in enumerate(conditions)
-        ],
-    ).first()
+    with _spark_reading(dictionary, "text", names, "dictionary"):
+        result = numbered.agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.count_distinct(F.col("_word")).alias("words"),
+            F.min(width).alias("min_width"),
+            F.max(width).alias("max_width"),
+            F.first(F.when(F.col("_word") == unknown_token, F.col("_vector")), True).alias("unk"),
+            *[F.sum(F.when(c, 1).otherwise(0)).alias(f"n{i}") for i, c in enumerate(conditions)],
+            *[
+                F.min_by(F.col("value"), F.when(c, F.col(_ROW))).alias(f"e{i}")
+                for i, c in enumerate(conditions)
+            ],
+        ).first()
     rows = int(result["rows"])
     if rows == 0:
         raise ValueError(f"{where} holds no word vectors (the file is empty)")
@@ -475,10 +717,11 @@ def _read_reference_text(
     unknown_token: str,
     broadcast_dictionary: bool,
     validate: bool,
+    names: _Names,
 ) -> DataFrame:
     from pyspark.sql import functions as F
 
-    lines = _load("path", path, spark.read.text)
+    lines = _load(path, "text", spark.read.text, names)
     lines = lines.filter(~_blank(F.col("value")))
     label_text, rest = _split_tab(F.col("value"))
     tokens = F.split(rest, ",")
@@ -496,9 +739,10 @@ def _read_reference_text(
             ("empty token lists", _blank(F.col("_rest"))),
             ("empty tokens (two commas in a row?)", F.array_contains(F.col("_tokens"), "")),
         ]
-        rows = _check(examples, problems, F.col("value"), where)
+        with _spark_reading(path, "text", names):
+            rows = _check(examples, problems, F.col("value"), where)
         logger.info("read %d examples from %s", rows, path)
-    words, unknown = _read_dictionary(spark, dictionary, unknown_token)
+    words, unknown = _read_dictionary(spark, dictionary, unknown_token, names)
     if broadcast_dictionary:
         words = F.broadcast(words)
     numbered = examples.select(F.monotonically_increasing_id().alias(_ROW), "_label", "_tokens")
@@ -537,6 +781,7 @@ def read_sequences(
     broadcast_dictionary: bool = True,
     validate: bool = True,
     num_partitions: int | None = None,
+    flag: str | None = None,
 ) -> DataFrame:
     """Load sequences into a DataFrame in the trainer's input schema.
 
@@ -589,6 +834,10 @@ def read_sequences(
         before training; ``False`` leaves bad values as nulls for the trainer's checks.
     num_partitions : int, optional
         Repartition the result into this many partitions.
+    flag : str, optional
+        The command-line flag ``path`` came from (a job passes ``"--data"``): error messages
+        then name the path and options as flags (``--data X``, ``--format csv``) rather than
+        as this function's arguments (``path X``, ``format='csv'``).
 
     Returns
     -------
@@ -597,9 +846,12 @@ def read_sequences(
     Raises
     ------
     ValueError
-        Unknown ``format``/``sequence_type``/``label_type``, a missing column (the message lists
-        the columns present), unparseable values (naming the column, the number of bad rows and
-        the first bad row), a malformed dictionary, or no rows.
+        Unknown ``format``/``sequence_type``/``label_type``, data in another format than
+        ``format`` (a local path's first data file is looked at before Spark reads it: Parquet
+        files start and end with ``PAR1``; the message names the file and the format to pass),
+        data Spark cannot read (one line with the first line of Spark's message), a missing
+        column (the message lists the columns present), unparseable values (naming the column,
+        the number of bad rows and the first bad row), a malformed dictionary, or no rows.
     TypeError
         A column of a type that cannot hold what was asked for.
     FileNotFoundError
@@ -611,6 +863,13 @@ def read_sequences(
     >>> df.schema.simpleString()  # doctest: +SKIP
     'struct<features:array<array<float>>,label:float>'
     """
+    if flag is not None and (not isinstance(flag, str) or not flag):
+        raise TypeError(f"flag must be a non-empty str or None, got {flag!r}")
+    names = _Names(flag)
+    if flag is not None and (not isinstance(format, str) or format not in FORMATS):
+        raise ValueError(
+            f"--format {format!r} (reading {flag} {path}): must be one of " + ", ".join(FORMATS)
+        )
     format = _choice("format", format, FORMATS)
     sequence_type = _choice("sequence_type", sequence_type, SEQUENCE_TYPES)
     if label_type is not None:
@@ -635,7 +894,8 @@ def read_sequences(
         or num_partitions < 1
     ):
         raise ValueError(f"num_partitions = {num_partitions!r}: must be an integer >= 1")
-    path = _path_string("path", path)
+    path = _path_string(names.path(), path)
+    _check_format(path, format, names)
     if format == "text":
         if dictionary is None:
             raise ValueError("format='text' needs dictionary= (the word<TAB>v1,v2,... file)")
@@ -646,21 +906,24 @@ def read_sequences(
             )
         if not isinstance(unknown_token, str) or not unknown_token:
             raise TypeError("unknown_token must be a non-empty str")
+        dictionary = _path_string(names.path("dictionary"), dictionary)
+        _check_format(dictionary, "text", names, "dictionary")
         df = _read_reference_text(
             spark,
             path,
-            _path_string("dictionary", dictionary),
+            dictionary,
             features_col,
             label_col,
             length_col,
             unknown_token,
             bool(broadcast_dictionary),
             bool(validate),
+            names,
         )
     elif dictionary is not None:
         raise ValueError(f"dictionary is only used with format='text', not format={format!r}")
     elif format == "parquet":
-        df = _load("path", path, spark.read.parquet)
+        df = _load(path, format, spark.read.parquet, names)  # reads a footer: the schema
         _require_columns(
             df,
             f"{path} (format 'parquet')",
@@ -683,6 +946,7 @@ def read_sequences(
             csv_sep,
             bool(header),
             bool(validate),
+            names,
         )
     if num_partitions is not None:
         df = df.repartition(int(num_partitions))
