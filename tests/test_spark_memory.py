@@ -102,7 +102,7 @@ print(json.dumps({"pinned": pinned, "done": done, "after": where_block_goes()}))
 
 
 # A tiny partition, encoded and decoded by the functions the trainer caches chunks with, and a
-# payload that stands in for the broadcast (anything with a ``.value``).
+# payload as the round task decodes it (sparklstm.spark.wire.decode_payload).
 TASK = """
 import json
 import types
@@ -140,7 +140,7 @@ spec = rounds.RoundSpec(
     batch_size=16, seed=0, local_steps=2, rounds_per_epoch=2, shuffle=True, bucket=True,
     clip_norm=None, clip_value=None, state_policy="average",
 )
-payload = types.SimpleNamespace(value={"params": params, "state": state, "states": {}})
+payload = {"params": params, "state": state, "states": {}}
 
 
 def train(round_index):

@@ -2,8 +2,9 @@
 
 ::
 
-    driver: model (config + params) ──broadcast once per call──▶ every Python worker builds the
-                                                                  SequenceModel once per broadcast
+    driver: model (config + params) ──bytes inside the task function──▶ every Python worker
+                                                                          builds the SequenceModel
+                                                                          once per call
     executors: Arrow record batch ──slices of <= batch_size rows──▶ padded NumPy ──forward──▶
                head outputs ──▶ Arrow columns appended to the untouched input columns
 
@@ -44,12 +45,13 @@ from sparklstm.spark.blas import limit_blas_threads
 from sparklstm.spark.memory import keep_large_allocations_on_heap
 from sparklstm.spark.rounds import task_cpus
 from sparklstm.spark.schema import sequence_kind_of
+from sparklstm.spark.wire import pack, unpack
 
 __all__ = ["predict_dataframe", "output_fields", "predict_partition"]
 
 logger = logging.getLogger(__name__)
 
-# Models rebuilt on this Python worker, keyed by the token of the broadcast they came from
+# Models rebuilt on this Python worker, keyed by the token of the call they came from
 # (most recently used last). A reused worker serves many tasks of the same call from one model;
 # the bound keeps a long-lived worker from holding every model it ever saw.
 _MODEL_CACHE: OrderedDict[str, SequenceModel] = OrderedDict()
@@ -60,7 +62,7 @@ _MODEL_CACHE_SIZE = 4
 class PredictSpec:
     """What an inference task needs besides the model (plain data, shipped with the task)."""
 
-    token: str  # identifies the broadcast model in the worker's cache
+    token: str  # identifies the call's model in the worker's cache
     features_col: str
     length_col: str | None
     prediction_col: str | None
@@ -198,7 +200,8 @@ def predict_dataframe(
     Parameters
     ----------
     model : SequenceModel
-        A trained model; its config and parameters are broadcast once per call.
+        A trained model; its config and parameters travel as bytes (``sparklstm.spark.wire``)
+        inside the task function, so this works on Spark Connect as on a classic session.
     df : pyspark.sql.DataFrame
         A sequence column (``array<array<float>>`` ``[time][feature]``, ``array<float>`` or
         ``array<int>`` token ids, as in training) and any other columns, which pass through.
@@ -217,7 +220,7 @@ def predict_dataframe(
     -------
     pyspark.sql.DataFrame
         ``df``'s columns, then the new ones (types in the module docstring). Lazy, like any
-        transformation; the broadcast lives as long as Spark keeps the plan that uses it.
+        transformation.
 
     Raises
     ------
@@ -250,8 +253,7 @@ def predict_dataframe(
         raw_col=raw_col,
         batch_size=int(batch_size),
     )
-    sc = df.sparkSession.sparkContext
-    payload = sc.broadcast({"model": model.config.to_dict(), "params": model.state_dict()})
+    payload = pack({"model": model.config.to_dict()}, model.state_dict())
     logger.info(
         "predicting with %r: new columns %s, batch_size %d",
         model,
@@ -263,13 +265,13 @@ def predict_dataframe(
 
 
 # ------------------------------------------------------------------------------ executors
-def _model_for(spec: PredictSpec, payload: Any) -> SequenceModel:
-    """The broadcast model, rebuilt at most once per worker per broadcast (LRU of 4)."""
+def _model_for(spec: PredictSpec, payload: bytes) -> SequenceModel:
+    """The call's model, rebuilt at most once per worker per call (LRU of 4)."""
     model = _MODEL_CACHE.get(spec.token)
     if model is None:
-        values = payload.value
-        model = SequenceModel.from_config(values["model"])
-        model.load_state_dict(values["params"])
+        header, params = unpack(payload)
+        model = SequenceModel.from_config(header["model"])
+        model.load_state_dict(params)
         _MODEL_CACHE[spec.token] = model
         while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
             _MODEL_CACHE.popitem(last=False)

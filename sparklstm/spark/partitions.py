@@ -1,10 +1,13 @@
 """DataFrame -> cached NumPy chunks on the executors, built once and reused every round.
 
 Each executor turns its Arrow record batches into padded NumPy arrays (``mapInArrow``; no
-per-row Python), in chunks of ``chunk_rows`` rows. A chunk travels as one row of raw buffers,
-so the RDD that holds the chunks has one Python object per chunk, not per sequence. The RDD is
-persisted ``MEMORY_AND_DISK``: a dataset larger than executor memory spills and still trains,
-and every round streams a partition's chunks instead of holding them all.
+per-row Python), in chunks of at most ``chunk_rows`` rows and about :data:`MAX_CHUNK_BYTES`
+of padded inputs. A chunk is one row of raw buffers (with its partition and index), so the
+encoded DataFrame has one row per chunk, not per sequence. It is persisted
+``MEMORY_AND_DISK`` in Spark's block store, where its column batches (a few MiB each) spill to
+disk when memory runs short; every round reads it back through another ``mapInArrow``, whose
+Arrow input batches are bounded by ``spark.sql.execution.arrow.maxBytesPerBatch``. Only
+DataFrame operations are used, so the same code runs on a classic session and on Spark Connect.
 
 Before encoding, each partition's rows are put in a canonical order: sorted by two hashes of
 their content (:func:`training_row_order`). Spark fixes which rows a partition holds (a file
@@ -37,13 +40,16 @@ __all__ = [
     "training_row_order",
 ]
 
-# One chunk's arrays as they cross from the Arrow side to the RDD side.
+# One chunk: where it belongs (partition, index; index -1 and 0 rows mark a partition that
+# has no rows, so that every partition shows up) and its arrays as raw buffers.
 _CHUNK_SCHEMA = (
-    "rows int, inputs binary, inputs_dtype string, inputs_shape array<bigint>, "
-    "lengths binary, targets binary, targets_dtype string, targets_shape array<bigint>"
+    "partition int, chunk int, rows int, inputs binary, inputs_dtype string, "
+    "inputs_shape array<bigint>, lengths binary, targets binary, targets_dtype string, "
+    "targets_shape array<bigint>"
 )
-# A chunk's padded inputs stay below this size (and chunks shrink to stay under it).
-_MAX_CHUNK_BYTES = 128 * 2**20
+# A chunk's padded inputs stay below this size unless one minibatch alone is larger (chunks
+# shrink to stay under it): a few MiB keeps every cached block and Arrow batch small.
+MAX_CHUNK_BYTES = 8 * 2**20
 
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # inputs, lengths, targets
 
@@ -62,7 +68,9 @@ class ChunkEncoding:
     batch_size: int
 
 
-def _chunk_row(table: pa.Table, encoding: ChunkEncoding) -> pa.RecordBatch:
+def _chunk_row(
+    table: pa.Table, encoding: ChunkEncoding, partition: int, chunk: int
+) -> pa.RecordBatch:
     columns = encoding.columns
     inputs, lengths, targets = batch_to_numpy(
         table,
@@ -93,6 +101,8 @@ def _chunk_row(table: pa.Table, encoding: ChunkEncoding) -> pa.RecordBatch:
     empty = np.zeros(0, dtype=np.uint8)
     return pa.RecordBatch.from_pydict(
         {
+            "partition": pa.array([partition], pa.int32()),
+            "chunk": pa.array([chunk], pa.int32()),
             "rows": pa.array([len(lengths)], pa.int32()),
             "inputs": pa.array([np.ascontiguousarray(inputs).tobytes()], pa.binary()),
             "inputs_dtype": [inputs.dtype.str],
@@ -117,16 +127,23 @@ def _rows_per_chunk(table: pa.Table, encoding: ChunkEncoding) -> int:
     longest = int(pc.max(pc.list_value_length(column)).as_py() or 1)
     width = 1 if encoding.tokens else (encoding.num_features or 1)
     row_bytes = max(1, longest * width * np.dtype(encoding.dtype).itemsize)
-    budget_rows = max(encoding.batch_size, _MAX_CHUNK_BYTES // row_bytes)
+    budget_rows = max(encoding.batch_size, MAX_CHUNK_BYTES // row_bytes)
     rows = min(encoding.chunk_rows, budget_rows)
     return max(encoding.batch_size, rows - rows % encoding.batch_size)
 
 
 def encode_partition(
-    batches: Iterator[pa.RecordBatch], encoding: ChunkEncoding
+    batches: Iterator[pa.RecordBatch], encoding: ChunkEncoding, partition: int | None = None
 ) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function: regroup a partition's record batches into chunks of
-    ``chunk_rows`` rows (in order) and emit each as one row of NumPy buffers."""
+    ``chunk_rows`` rows (in order) and emit each as one row of NumPy buffers. A partition
+    without rows emits one row of 0 rows (chunk -1), so the driver sees every partition.
+    ``partition`` defaults to the running Spark task's partition."""
+    if partition is None:
+        from sparklstm.spark.rounds import _task_partition
+
+        partition = _task_partition()
+    chunk = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
     for batch in batches:
@@ -140,7 +157,8 @@ def encode_partition(
         step = _rows_per_chunk(table, encoding)
         start = 0
         while table.num_rows - start >= step:
-            yield _chunk_row(table.slice(start, step), encoding)
+            yield _chunk_row(table.slice(start, step), encoding, partition, chunk)
+            chunk += 1
             start += step
         rest = table.slice(start)
         pending = rest.to_batches() if rest.num_rows else []
@@ -149,12 +167,33 @@ def encode_partition(
         table = pa.Table.from_batches(pending)
         step = _rows_per_chunk(table, encoding)
         for start in range(0, table.num_rows, step):
-            yield _chunk_row(table.slice(start, step), encoding)
+            yield _chunk_row(table.slice(start, step), encoding, partition, chunk)
+            chunk += 1
+    if chunk == 0:
+        yield _empty_marker(partition)
+
+
+def _empty_marker(partition: int) -> pa.RecordBatch:
+    binary, shape = pa.array([b""], pa.binary()), pa.array([[]], pa.list_(pa.int64()))
+    return pa.RecordBatch.from_pydict(
+        {
+            "partition": pa.array([partition], pa.int32()),
+            "chunk": pa.array([-1], pa.int32()),
+            "rows": pa.array([0], pa.int32()),
+            "inputs": binary,
+            "inputs_dtype": [""],
+            "inputs_shape": shape,
+            "lengths": binary,
+            "targets": binary,
+            "targets_dtype": [""],
+            "targets_shape": shape,
+        }
+    )
 
 
 def decode_chunk(row: Any) -> Chunk:
-    """One encoded row -> ``(inputs, lengths, targets)`` NumPy arrays (no copies beyond the
-    one out of the row)."""
+    """One encoded row (a mapping of the chunk columns) -> ``(inputs, lengths, targets)``
+    NumPy arrays (no copies beyond the one out of the row)."""
     inputs = np.frombuffer(row["inputs"], dtype=np.dtype(row["inputs_dtype"]))
     inputs = inputs.reshape(tuple(row["inputs_shape"]))
     lengths = np.frombuffer(row["lengths"], dtype=np.int64)
@@ -165,12 +204,23 @@ def decode_chunk(row: Any) -> Chunk:
     return inputs, lengths, targets
 
 
+def read_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[Chunk]:
+    """A partition's chunks, in order, from the Arrow batches of its encoded rows (the input
+    of a ``mapInArrow`` over :attr:`CachedChunks.df`); the empty-partition marker is skipped.
+    One Arrow batch at a time is held."""
+    for batch in batches:
+        for row in batch.to_pylist():
+            if row["rows"]:
+                yield decode_chunk(row)
+
+
 @dataclass
 class CachedChunks:
-    """The persisted RDD of chunks and, per partition, the row count of each chunk."""
+    """The persisted DataFrame of encoded chunks and, per partition, the row count of each
+    chunk (``chunk_rows[partition][chunk]``)."""
 
-    rdd: Any
-    chunk_rows: list[list[int]]  # chunk_rows[partition][chunk]
+    df: Any
+    chunk_rows: list[list[int]]
 
     @property
     def num_partitions(self) -> int:
@@ -185,11 +235,7 @@ class CachedChunks:
         return sum(self.partition_rows)
 
     def unpersist(self) -> None:
-        self.rdd.unpersist()
-
-
-def _chunk_sizes(partition: int, chunks: Iterator[Chunk]) -> Iterator[tuple[int, list[int]]]:
-    yield partition, [len(chunk[1]) for chunk in chunks]
+        self.df.unpersist()
 
 
 def training_row_order(df: Any, columns: Columns) -> list[Any]:
@@ -202,7 +248,7 @@ def training_row_order(df: Any, columns: Columns) -> list[Any]:
 
 
 def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) -> CachedChunks:
-    """Convert ``df`` on the executors, persist the chunks, and return their sizes (one job;
+    """Encode ``df`` on the executors, persist the chunks, and return their sizes (one job;
     only the chunk sizes come back to the driver)."""
     from pyspark import StorageLevel
 
@@ -210,8 +256,13 @@ def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) ->
     ordered = selected.sortWithinPartitions(*training_row_order(selected, encoding.columns))
     encoded = ordered.mapInArrow(
         functools.partial(encode_partition, encoding=encoding), _CHUNK_SCHEMA
-    )
-    rdd = encoded.rdd.map(decode_chunk).persist(storage_level or StorageLevel.MEMORY_AND_DISK)
-    sizes = dict(rdd.mapPartitionsWithIndex(_chunk_sizes).collect())
-    chunk_rows = [sizes.get(p, []) for p in range(rdd.getNumPartitions())]
-    return CachedChunks(rdd, chunk_rows)
+    ).persist(storage_level or StorageLevel.MEMORY_AND_DISK)
+    sizes = encoded.select("partition", "chunk", "rows").collect()
+    partitions = 1 + max((row.partition for row in sizes), default=-1)
+    chunk_rows: list[list[int]] = [[] for _ in range(partitions)]
+    for row in sorted(sizes, key=lambda r: (r.partition, r.chunk)):
+        if row.rows:
+            if row.chunk != len(chunk_rows[row.partition]):
+                raise RuntimeError(f"partition {row.partition}: chunk {row.chunk} out of order")
+            chunk_rows[row.partition].append(row.rows)
+    return CachedChunks(encoded, chunk_rows)

@@ -40,6 +40,10 @@ __all__ = [
     "train_partition",
     "evaluate_partition",
     "merge_results",
+    "train_task",
+    "evaluate_task",
+    "collect_results",
+    "RESULT_SCHEMA",
     "flatten",
     "unflatten",
 ]
@@ -181,9 +185,8 @@ def _round_batches(
 ) -> list[SequenceData]:
     """This round's minibatches of ``partition``, read by streaming its chunks once."""
     epoch, position = divmod(round_index, spec.rounds_per_epoch)
-    plan = epoch_plan(
-        spec.chunk_rows[partition], spec.batch_size, spec.seed, epoch, partition, spec.shuffle
-    )
+    rows = spec.chunk_rows[partition] if partition < len(spec.chunk_rows) else ()
+    plan = epoch_plan(rows, spec.batch_size, spec.seed, epoch, partition, spec.shuffle)
     start = position * spec.local_steps
     wanted = plan[start : start + spec.local_steps]
     by_chunk: dict[int, list[tuple[int, int]]] = defaultdict(list)
@@ -216,8 +219,9 @@ def train_partition(
     round_index: int,
     payload: Any,
 ) -> Iterator[WorkerResult]:
-    """``mapPartitionsWithIndex`` function of a training round: ``local_steps`` minibatch
-    updates from the broadcast parameters; yields one :class:`WorkerResult`."""
+    """One partition's training round: ``local_steps`` minibatch updates from the round's
+    parameters; yields one :class:`WorkerResult`. ``chunks`` are the partition's cached chunks
+    in order; ``payload`` is :func:`sparklstm.spark.wire.decode_payload`'s dict."""
     from sparklstm.model import SequenceModel
 
     if spec.task_hook is not None:
@@ -229,7 +233,7 @@ def train_partition(
     if not batches:
         yield WorkerResult()
         return
-    values = payload.value
+    values = payload
     model = SequenceModel.from_config(spec.model_config)
     model.load_state_dict(values["params"])
     before = flatten(model.params, spec.param_names).astype(np.float64)
@@ -289,13 +293,14 @@ def evaluate_partition(
     payload: Any,
     batch_size: int,
 ) -> Iterator[dict[str, float]]:
-    """Summed evaluation totals of one partition (see ``SequenceModel.evaluation_totals``)."""
+    """Summed evaluation totals of one partition (see ``SequenceModel.evaluation_totals``);
+    ``payload`` holds ``{"params": ...}``."""
     from sparklstm.model import SequenceModel
 
     limit_blas_threads(task_cpus())
     keep_large_allocations_on_heap()
     model = SequenceModel.from_config(model_config)
-    model.load_state_dict(payload.value["params"])
+    model.load_state_dict(payload["params"])
     totals: dict[str, float] = defaultdict(float)
     for inputs, lengths, targets in chunks:
         part = model.evaluation_totals(SequenceData(inputs, lengths, targets), batch_size)
@@ -307,3 +312,67 @@ def evaluate_partition(
 def add_totals(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
     keys = set(a) | set(b)
     return {key: a.get(key, 0.0) + b.get(key, 0.0) for key in keys}
+
+
+# --------------------------------------------------------------- the mapInArrow task functions
+# A round is one ``mapInArrow`` over the cached chunks (sparklstm.spark.partitions): the
+# parameters travel as bytes inside the task function, each partition answers with one Arrow
+# row (its index and its result as bytes), and the driver merges the rows in partition order.
+RESULT_SCHEMA = "partition int, result binary"
+
+
+def _task_partition() -> int:
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    return int(context.partitionId()) if context is not None else 0
+
+
+def _result_row(partition: int, data: bytes) -> Any:
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_pydict(
+        {"partition": pa.array([partition], pa.int32()), "result": pa.array([data], pa.binary())}
+    )
+
+
+def train_task(
+    batches: Iterator[Any], *, spec: RoundSpec, round_index: int, payload: bytes
+) -> Iterator[Any]:
+    """``mapInArrow`` function of a training round (see :func:`train_partition`)."""
+    from sparklstm.spark.partitions import read_chunks
+    from sparklstm.spark.wire import decode_payload, encode_result
+
+    partition = _task_partition()
+    values = decode_payload(payload)
+    for result in train_partition(
+        partition, read_chunks(batches), spec=spec, round_index=round_index, payload=values
+    ):
+        yield _result_row(partition, encode_result(result))
+
+
+def evaluate_task(
+    batches: Iterator[Any], *, model_config: dict[str, Any], payload: bytes, batch_size: int
+) -> Iterator[Any]:
+    """``mapInArrow`` function of an evaluation (see :func:`evaluate_partition`); the result
+    is the totals as JSON bytes."""
+    import json
+
+    from sparklstm.spark.partitions import read_chunks
+    from sparklstm.spark.wire import decode_payload
+
+    partition = _task_partition()
+    values = decode_payload(payload)
+    for totals in evaluate_partition(
+        partition,
+        read_chunks(batches),
+        model_config=model_config,
+        payload=values,
+        batch_size=batch_size,
+    ):
+        yield _result_row(partition, json.dumps(totals).encode("utf-8"))
+
+
+def collect_results(rows: Sequence[Any]) -> list[tuple[int, bytes]]:
+    """``(partition, result bytes)`` of collected result rows, in partition order."""
+    return sorted((int(row.partition), bytes(row.result)) for row in rows)

@@ -2,9 +2,14 @@
 
 ::
 
-    driver: theta_r, optimizer state ──broadcast──▶ every partition p: local_steps minibatch
-                                                       updates from theta_r ──▶ theta_p, state_p
-    driver: theta_{r+1} = sum_p n_p theta_p / sum_p n_p  ◀──treeAggregate── (n_p, theta_p, ...)
+    driver: theta_r, optimizer state ──bytes in the task──▶ every partition p: local_steps
+                                       (mapInArrow)          minibatch updates ──▶ theta_p, state_p
+    driver: theta_{r+1} = sum_p n_p theta_p / sum_p n_p  ◀──collect, merged in partition order──
+                                                           one Arrow row per partition (bytes)
+
+Only DataFrame operations (``mapInArrow``, ``persist``, ``collect``): the same code runs on a
+classic session and on Spark Connect. Merging in partition order makes the float sums, and so
+the result, independent of which task finishes first.
 
 ``n_p`` is the number of loss terms worker ``p`` trained on this round. With block momentum
 (``outer_momentum`` > 0) the averaged move ``d = mean_p(theta_p) - theta_r`` drives
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import json
 import logging
 import math
 import secrets
@@ -45,16 +51,19 @@ from sparklstm.spark.config import RESUMABLE_CHANGES, DistributedConfig
 from sparklstm.spark.metrics import MetricsFile, RoundHistory, RoundPrinter
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
 from sparklstm.spark.rounds import (
+    RESULT_SCHEMA,
     RoundSpec,
     WorkerResult,
     add_totals,
-    evaluate_partition,
+    collect_results,
+    evaluate_task,
     flatten,
     merge_results,
-    train_partition,
+    train_task,
     unflatten,
 )
 from sparklstm.spark.schema import Columns, check_rows, model_sizes, profile_data
+from sparklstm.spark.wire import decode_result, encode_payload
 from sparklstm.train import batches_per_chunk, resolve_seed
 
 __all__ = ["fit_distributed", "evaluate_distributed"]
@@ -110,30 +119,17 @@ def _prepare(
 ) -> tuple[CachedChunks, dict[str, int]]:
     profile = profile_data(df, columns)
     checked, skipped = check_rows(df, columns, profile, config, invalid_rows)
-    if num_partitions is not None and checked.rdd.getNumPartitions() != num_partitions:
+    return _encoded(checked, _encoding(config, columns, cfg), num_partitions), skipped
+
+
+def _encoded(checked: Any, encoding: ChunkEncoding, num_partitions: int | None) -> CachedChunks:
+    """The data encoded and cached; with ``num_partitions`` always spread over exactly that
+    many partitions by a round-robin repartition (deterministic membership: Spark sorts each
+    input partition before dealing its rows out), since a DataFrame cannot tell its partition
+    count without running a job on a Connect session."""
+    if num_partitions is not None:
         checked = checked.repartition(num_partitions)
-    return cache_chunks(checked, _encoding(config, columns, cfg)), skipped
-
-
-def _balanced(
-    cached: CachedChunks, checked: Any, encoding: ChunkEncoding, cfg: DistributedConfig
-) -> CachedChunks:
-    """``cached``, or the data spread evenly over ``cfg.num_partitions`` partitions when the
-    input already had that many but one of them holds less than a batch.
-
-    A file source splits by byte ranges, so one Parquet file whose single row group straddles
-    the split yields two partitions with every row in one of them; the count alone looks right.
-    """
-    rows = cached.partition_rows
-    if min(rows) >= cfg.batch_size:
-        return cached
-    logger.info(
-        "the input's %d partitions hold %s rows; repartitioning them evenly",
-        len(rows),
-        rows,
-    )
-    cached.unpersist()
-    return cache_chunks(checked.repartition(cfg.num_partitions), encoding)
+    return cache_chunks(checked, encoding)
 
 
 def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
@@ -276,7 +272,7 @@ def _fit(
     checkpoint = _starting_checkpoint(checkpoint_dir, resume)
     profile = profile_data(data, columns)
     model_config, start_model = _model_config(
-        model, model_sizes(profile, _option(model, "task"), _option(model, "head"))
+        model, model_sizes(profile, _option(model, "task"), _option(model, "head"), model)
     )
     if checkpoint is not None:
         _check_resumable(checkpoint, model_config, cfg)
@@ -286,20 +282,12 @@ def _fit(
         seed, run_id = checkpoint.seed, checkpoint.run_id
 
     checked, skipped = check_rows(data, columns, profile, model_config, cfg.invalid_rows)
-    repartitioned = False
-    if cfg.num_partitions is not None and checked.rdd.getNumPartitions() != cfg.num_partitions:
-        checked, repartitioned = checked.repartition(cfg.num_partitions), True
-    parallelism = checked.sparkSession.sparkContext.defaultParallelism
-    if cfg.num_partitions is None and checked.rdd.getNumPartitions() < parallelism:
+    cached = _encoded(checked, _encoding(model_config, columns, cfg), cfg.num_partitions)
+    if cfg.num_partitions is None and cached.num_partitions < 2:
         logger.warning(
-            "training on the data's %d partition(s) while Spark offers %d task slots; set "
-            "num_partitions to use them",
-            checked.rdd.getNumPartitions(),
-            parallelism,
+            "training on the data's %d partition: one worker; set num_partitions to use more",
+            cached.num_partitions,
         )
-    cached = cache_chunks(checked, _encoding(model_config, columns, cfg))
-    if cfg.num_partitions is not None and not repartitioned:
-        cached = _balanced(cached, checked, _encoding(model_config, columns, cfg), cfg)
     val_cached = None
     try:
         skipped_small = _check_partition_sizes(cached, cfg)
@@ -369,7 +357,6 @@ def _train(
     skipped: dict[str, int],
     started_run: float,
 ) -> tuple[SequenceModel, RoundHistory]:
-    sc = cached.rdd.context
     seed = run.seed
     model = start_model if start_model is not None else _initial_model(model_config, seed)
     params = {name: value.copy() for name, value in model.params.items()}
@@ -445,16 +432,15 @@ def _train(
     round_index = first_round
     for round_index in range(first_round, total_rounds):
         started = time.perf_counter()
-        payload = {"params": params, "state": state, "states": states}
-        broadcast = sc.broadcast(payload)
-        broadcast_seconds = time.perf_counter() - started
-        task = functools.partial(
-            train_partition, spec=spec, round_index=round_index, payload=broadcast
+        payload = encode_payload(params, state, states)
+        broadcast_seconds = time.perf_counter() - started  # parameters -> bytes for the tasks
+        task = functools.partial(train_task, spec=spec, round_index=round_index, payload=payload)
+        rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
+        result = functools.reduce(
+            merge_results,
+            (decode_result(data) for _, data in collect_results(rows)),
+            WorkerResult(),
         )
-        result: WorkerResult = cached.rdd.mapPartitionsWithIndex(task).treeAggregate(
-            WorkerResult(), merge_results, merge_results, depth=2
-        )
-        broadcast.destroy()
         wall = time.perf_counter() - started
         previous = params
         if result.contributors:
@@ -617,16 +603,16 @@ def evaluate_cached(
     batch_size: int = 512,
 ) -> dict[str, float]:
     """Metrics of ``params`` on cached data, computed on the executors."""
-    sc = cached.rdd.context
-    broadcast = sc.broadcast({"params": dict(params)})
     task = functools.partial(
-        evaluate_partition,
+        evaluate_task,
         model_config=model_config.to_dict(),
-        payload=broadcast,
+        payload=encode_payload(dict(params)),
         batch_size=max(batch_size, 256),
     )
-    totals = cached.rdd.mapPartitionsWithIndex(task).treeAggregate({}, add_totals, add_totals)
-    broadcast.destroy()
+    rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
+    totals: dict[str, float] = {}
+    for _, data in collect_results(rows):
+        totals = add_totals(totals, json.loads(data.decode("utf-8")))
     return metrics_from_totals(model_config, totals)
 
 
