@@ -1,4 +1,4 @@
-"""Driver program of ``test_spark_executor_loss.py``: in ``local-cluster`` mode (separate
+"""Driver program of ``test_spark_cluster.py``: in ``local-cluster`` mode (separate
 executor JVMs), trains once cleanly and once with an executor killed by SIGKILL while one of
 its training tasks runs, and prints one JSON line with both results' digests."""
 
@@ -62,24 +62,13 @@ def digest(params: dict[str, np.ndarray]) -> str:
 
 
 def main(workdir: str) -> None:
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
+    from cluster_training_job import local_cluster_session
 
     from sparklstm.data.arrow import numpy_to_arrow
     from sparklstm.data.synthetic import noisy_sines
-    from sparklstm.packaging import build_zip
     from sparklstm.spark.trainer import fit_distributed
 
-    archive = build_zip(Path(workdir) / "sparklstm.zip")
-    spark = (
-        SparkSession.builder.master("local-cluster[2,1,1024]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.submit.pyFiles", str(archive))
-        .config("spark.task.maxFailures", "4")
-        .getOrCreate()
-    )
-    spark.sparkContext.addPyFile(str(archive))
+    spark = local_cluster_session(workdir, **{"spark.task.maxFailures": "4"})
     spark.sparkContext.setLogLevel("OFF")
     x, y, lengths = noisy_sines(400, 16, 3, np.random.default_rng(0), min_len=8)
     train = spark.createDataFrame(numpy_to_arrow(x, y, lengths)).repartition(2)

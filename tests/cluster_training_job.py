@@ -27,25 +27,35 @@ def executor_facts(_: object) -> list[dict]:
     ]
 
 
-def main(workdir: str) -> None:
+def local_cluster_session(workdir: str, **conf: str):
+    """A ``local-cluster[2,1,1024]`` session (two executor JVMs) that ships sparklstm to the
+    executors as a ``--py-files`` zip, as a cluster without it installed needs."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     from pyspark.sql import SparkSession
 
-    from sparklstm.data.arrow import numpy_to_arrow
-    from sparklstm.data.synthetic import noisy_sines
     from sparklstm.packaging import build_zip
-    from sparklstm.spark.trainer import fit_distributed
 
     archive = build_zip(Path(workdir) / "sparklstm.zip")
-    spark = (
+    builder = (
         SparkSession.builder.master("local-cluster[2,1,1024]")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.submit.pyFiles", str(archive))
-        .getOrCreate()
     )
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
     spark.sparkContext.addPyFile(str(archive))
     spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def main(workdir: str) -> None:
+    from sparklstm.data.arrow import numpy_to_arrow
+    from sparklstm.data.synthetic import noisy_sines
+    from sparklstm.spark.trainer import fit_distributed
+
+    spark = local_cluster_session(workdir)
     x, y, lengths = noisy_sines(1600, 24, 3, np.random.default_rng(0), min_len=12)
     xv, yv, lv = noisy_sines(400, 24, 3, np.random.default_rng(1), min_len=12)
     train = spark.createDataFrame(numpy_to_arrow(x, y, lengths)).repartition(2)
