@@ -21,6 +21,7 @@ from sparklstm import SequenceModel
 from sparklstm.cli import (
     JobArgumentParser,
     add_data_options,
+    add_session_options,
     check_input_path,
     load_config_file,
     merge_sections,
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
     parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
-    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    add_session_options(parser)
     add_data_options(parser, "labelled data (required)")
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
     parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
@@ -66,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "length_col": data.get("length_col"),
     }
 
-    spark = get_session("sparklstm-evaluate", master=args.master)
+    spark = get_session("sparklstm-evaluate", master=args.master, remote=args.remote)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
     predicted = predict_dataframe(

@@ -21,6 +21,7 @@ from sparklstm import SequenceModel
 from sparklstm.cli import (
     JobArgumentParser,
     add_data_options,
+    add_session_options,
     check_input_path,
     load_config_file,
     merge_sections,
@@ -40,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
     parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
-    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    add_session_options(parser)
     add_data_options(parser, "data to predict (required)")
     out = parser.add_argument_group("output")
     out.add_argument("--output", required=True, help="Parquet directory to write")
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if model.config.task != "classification":
         probability_col = None
 
-    spark = get_session("sparklstm-predict", master=args.master)
+    spark = get_session("sparklstm-predict", master=args.master, remote=args.remote)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"], labelled=False)
     predicted = predict_dataframe(

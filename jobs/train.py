@@ -22,6 +22,7 @@ from sparklstm.cli import (
     DATA_READ_KEYS,
     JobArgumentParser,
     add_data_options,
+    add_session_options,
     check_input_path,
     load_config_file,
     merge_sections,
@@ -47,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 2)[2],
     )
     parser.add_argument("--config", help="JSON/YAML file of options (see above)")
-    parser.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    add_session_options(parser)
 
     data = add_data_options(parser, "training data path (required)")
     data.add_argument(
@@ -100,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
         help="embedding width for token inputs",
     )
     model.add_argument("--dtype", dest="model.dtype", choices=("float32", "float64"), default=S)
+    model.add_argument(
+        "--num-classes",
+        dest="model.output_size",
+        type=int,
+        default=S,
+        help="classes of a classification model (default: from the labels, which must then be "
+        "0..K-1 with none missing)",
+    )
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", dest="training.epochs", type=int, default=S)
@@ -278,7 +287,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
     data, output = options["data"], options["output"]
-    spark = get_session("sparklstm-train", master=args.master)
+    spark = get_session("sparklstm-train", master=args.master, remote=args.remote)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
     validation = read_data(spark, data, data["validation"]) if data.get("validation") else None

@@ -19,6 +19,7 @@ __all__ = [
     "DATA_READ_KEYS",
     "JobArgumentParser",
     "add_data_options",
+    "add_session_options",
     "check_input_path",
     "read_data",
     "load_config_file",
@@ -123,6 +124,19 @@ DATA_READ_KEYS = frozenset(
 )
 
 
+def add_session_options(parser: argparse.ArgumentParser) -> None:
+    """``--master`` and ``--remote`` (exclusive; dests ``master`` and ``remote``, ``None``
+    unless given): where the job's Spark runs, for ``get_session(master=..., remote=...)``.
+    Both given is a one-line usage error."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    group.add_argument(
+        "--remote",
+        metavar="sc://HOST:PORT",
+        help="Spark Connect server instead of a master (default: $SPARK_REMOTE if set)",
+    )
+
+
 def add_data_options(parser: argparse.ArgumentParser, path_help: str) -> Any:
     """The ``data`` option group shared by the jobs (dests ``data.KEY``, absent unless given)."""
     from sparklstm.spark.sources import FORMATS, LABEL_TYPES, SEQUENCE_TYPES
@@ -188,14 +202,28 @@ def check_input_path(flag: str, path: str) -> None:
         raise FileNotFoundError(f"{flag}: no such file or directory: {path}")
 
 
-def read_data(spark: Any, data: Mapping[str, Any], path: str, labelled: bool = True) -> Any:
-    """``read_sequences`` with the ``data`` section's reader options."""
+def read_data(
+    spark: Any,
+    data: Mapping[str, Any],
+    path: str,
+    labelled: bool = True,
+    flag: str | None = None,
+) -> Any:
+    """``read_sequences`` with the ``data`` section's reader options.
+
+    ``flag`` is the option ``path`` came from, named in one-line errors (``--data X: not
+    Parquet ...; pass --format csv``); by default ``--validation`` for the section's
+    ``validation`` path and ``--data`` otherwise.
+    """
     from sparklstm.spark.sources import read_sequences
 
     options = {k: v for k, v in data.items() if k in DATA_READ_KEYS}
     if not labelled:
         options["label_col"] = None
-    return read_sequences(spark, path, **options)
+    if flag is None:
+        same_as_data = path == data.get("path")
+        flag = "--validation" if path == data.get("validation") and not same_as_data else "--data"
+    return read_sequences(spark, path, flag=flag, **options)
 
 
 def write_json(path: str | Path, document: Any) -> Path:

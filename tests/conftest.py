@@ -1,9 +1,22 @@
 """Shared fixtures. Spark tests share one local session (started on first use) and write only
-to ``tmp_path``; tests that need no Spark never start a JVM."""
+to ``tmp_path``; tests that need no Spark never start a JVM.
+
+Three session fixtures: ``spark`` (a classic ``local[2,2]`` session in this process),
+``connect_spark`` (a Spark Connect client of a ``local[2,2]`` Connect server that the test run
+starts itself, on first use, as a subprocess) and ``any_spark`` (each of the two in turn: a test
+that takes it runs twice, ``[classic]`` and ``[connect]``).
+"""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -44,21 +57,218 @@ def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
     scratch = tmp_path_factory.mktemp("spark")
-    session = (
-        SparkSession.builder.master("local[2,2]")
-        .appName("sparklstm-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.default.parallelism", "2")
-        .config("spark.driver.memory", "2g")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.python.worker.reuse", "true")
-        # Spark's scratch (spilled blocks, shuffle files) and warehouse: under pytest's basetemp,
-        # not in java.io.tmpdir or the working directory.
-        .config("spark.local.dir", str(scratch / "local"))
-        .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
-        .getOrCreate()
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        # Set, this variable sends the builder to Spark Connect (see _spark_api_mode).
+        patch.delenv(CONNECT_MODE_VARIABLE, raising=False)
+        session = (
+            SparkSession.builder.master("local[2,2]")
+            .appName("sparklstm-tests")
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.default.parallelism", "2")
+            .config("spark.driver.memory", "2g")
+            .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+            .config("spark.python.worker.reuse", "true")
+            # Spark's scratch (spilled blocks, shuffle files) and warehouse: under pytest's
+            # basetemp, not in java.io.tmpdir or the working directory.
+            .config("spark.local.dir", str(scratch / "local"))
+            .config("spark.sql.warehouse.dir", str(scratch / "warehouse"))
+            .getOrCreate()
+        )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+# --- Spark Connect ------------------------------------------------------------------------------
+
+# pyspark.sql.functions, SparkSession.getActiveSession, pyspark.ml, ... build Connect objects
+# when this variable is set and classic ones when it is not: one process-wide switch, which
+# pyspark's SparkSession.builder.remote() sets for good. _spark_api_mode flips it per test.
+CONNECT_MODE_VARIABLE = "SPARK_CONNECT_MODE_ENABLED"
+CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
+CONNECT_START_TIMEOUT = 120.0  # seconds; a cold start on a busy 2-core machine takes ~6-15 s
+
+
+@dataclass(frozen=True)
+class ConnectServer:
+    """A running local Spark Connect server: its URL, log file and start-up time."""
+
+    url: str
+    port: int
+    log: Path
+    started_in: float  # seconds from launch until the port accepted connections
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _free_port() -> int:
+    """A TCP port free on the loopback address now (the OS picks it; a race with another
+    process binding it before the server does is possible but unlikely)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _accepts_connections(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def _stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM (Spark's shutdown hooks stop the context and its Python workers), then SIGKILL to
+    the server's own process group if it does not exit within 30 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # the group started with start_new_session
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def connect_server(tmp_path_factory, request, _spark_environment):
+    """A Spark Connect server for the whole run, started on first use: ``spark-submit --class
+    SparkConnectServer`` of the venv's pyspark (whose ``jars/`` ship the server) in the
+    foreground as a subprocess, ``local[2,2]`` like the classic fixture (two cores, a failed
+    task retried once), gRPC on a free loopback port chosen now. Its Python workers run this
+    interpreter (so they import the editable sparklstm) with the repository root on PYTHONPATH
+    (so functions defined in test modules unpickle there too, as on the classic session, whose
+    workers start in the repository). Its scratch, warehouse, working directory and log
+    (``server.log``) are under pytest's basetemp. Waits until the port accepts connections
+    (``CONNECT_START_TIMEOUT``; on a timeout or an early exit the test fails with the log's last
+    lines), and at the end terminates the server (then kills it if it does not exit)."""
+    root = tmp_path_factory.mktemp("spark-connect")
+    port = _free_port()
+    settings = {
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        "spark.ui.enabled": "false",
+        "spark.sql.shuffle.partitions": "4",
+        "spark.default.parallelism": "2",
+        "spark.driver.memory": "2g",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.python.worker.reuse": "true",
+        "spark.local.dir": str(root / "local"),
+        "spark.sql.warehouse.dir": str(root / "warehouse"),
+        "spark.log.level": "WARN",
+    }
+    command = [
+        str(Path(sys.executable).with_name("spark-submit")),
+        "--class",
+        CONNECT_SERVER_CLASS,
+        "--master",
+        "local[2,2]",
+        "--name",
+        "sparklstm-tests-connect",
+    ]
+    for key, value in settings.items():
+        command += ["--conf", f"{key}={value}"]
+    env = dict(os.environ)
+    for name in (*HOST_SPARK_VARIABLES, CONNECT_MODE_VARIABLE):
+        env.pop(name, None)
+    repository = str(request.config.rootpath)
+    env.update(
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_LOCAL_IP="127.0.0.1",
+        PYTHONPATH=os.pathsep.join(filter(None, [repository, env.get("PYTHONPATH")])),
+    )
+    log = root / "server.log"
+    started = time.monotonic()
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        server = None
+        while server is None:
+            elapsed = time.monotonic() - started
+            if process.poll() is not None:
+                pytest.fail(
+                    f"the Spark Connect server exited with status {process.returncode} after "
+                    f"{elapsed:.1f} s; end of {log}:\n"
+                    + ConnectServer("", port, log, elapsed).tail(),
+                    pytrace=False,
+                )
+            if elapsed > CONNECT_START_TIMEOUT:
+                pytest.fail(
+                    f"the Spark Connect server did not listen on port {port} within "
+                    f"{CONNECT_START_TIMEOUT:.0f} s; end of {log}:\n"
+                    + ConnectServer("", port, log, elapsed).tail(),
+                    pytrace=False,
+                )
+            if _accepts_connections(port):
+                server = ConnectServer(f"sc://127.0.0.1:{port}", port, log, elapsed)
+            else:
+                time.sleep(0.25)
+        yield server
+    finally:
+        _stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def connect_spark(connect_server):
+    """A Spark Connect client session of ``connect_server``, shared by the whole run.
+
+    A classic session (``spark``) and this one live in the same process. pyspark's own
+    ``SparkSession.builder.remote(url).getOrCreate()`` refuses that (``SESSION_ALREADY_EXIST``
+    while a classic SparkContext runs) and would set ``SPARK_CONNECT_MODE_ENABLED`` for good,
+    after which ``pyspark.sql.functions`` build Connect columns that classic DataFrames reject
+    (and the other way round without it). So the session is made with the Connect class's own
+    builder, ``pyspark.sql.connect.session.SparkSession.builder.remote(url).create()``, which
+    does neither, and ``_spark_api_mode`` sets the variable only during the tests that use
+    this fixture (directly or as ``any_spark[connect]``). A test that needs both sessions must
+    flip the variable itself around the classic calls.
+    """
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    session = ConnectSession.builder.remote(connect_server.url).create()
+    try:
+        if session.range(1).count() != 1:  # the first query: the server answers
+            pytest.fail(f"the Spark Connect server at {connect_server.url} answers wrongly")
+    except Exception as exc:
+        session.stop()
+        pytest.fail(
+            f"the Spark Connect server at {connect_server.url} does not answer: {exc}; end of "
+            f"{connect_server.log}:\n{connect_server.tail()}",
+            pytrace=False,
+        )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session", params=["classic", "connect"])
+def any_spark(request):
+    """``spark`` and then ``connect_spark``: a test that takes this runs on both kinds of
+    session (ids ``[classic]`` and ``[connect]``). Session-scoped, so module- or session-scoped
+    fixtures may build on it, and pytest runs the tests of one kind together."""
+    return request.getfixturevalue("spark" if request.param == "classic" else "connect_spark")
+
+
+@pytest.fixture(autouse=True)
+def _spark_api_mode(request, monkeypatch):
+    """``SPARK_CONNECT_MODE_ENABLED`` set during a test that uses ``connect_spark`` (directly or
+    as ``any_spark[connect]``), unset otherwise; restored afterwards either way."""
+    callspec = getattr(request.node, "callspec", None)
+    kind = callspec.params.get("any_spark") if callspec is not None else None
+    if kind == "connect" or (kind is None and "connect_spark" in request.fixturenames):
+        monkeypatch.setenv(CONNECT_MODE_VARIABLE, "1")
+    else:
+        monkeypatch.delenv(CONNECT_MODE_VARIABLE, raising=False)

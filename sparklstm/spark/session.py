@@ -1,10 +1,16 @@
-"""The SparkSession that sparklstm's jobs run in.
+"""The SparkSession that sparklstm's jobs run in: a classic session or a Spark Connect client.
 
 Under ``spark-submit`` the master, deploy mode and resources come from the command line and
 ``spark-defaults.conf``; :func:`get_session` leaves them alone. Started as a plain Python
 program (``python -m jobs.train``, a notebook, a test), it runs Spark in local mode on all cores
 unless told otherwise, with Python workers on the same interpreter as the driver (so a
 virtualenv's packages reach the workers without further set-up).
+
+Given a Spark Connect URL (``remote="sc://host:15002"``, ``--remote`` in the jobs, or the
+``SPARK_REMOTE`` environment variable), it returns a Spark Connect client session instead
+(``pip install 'sparklstm[connect]'`` for the client's gRPC packages). The server owns the
+master, the executors and every static setting; the client can only change runtime SQL
+settings of its own session. :func:`is_connect` tells the two kinds apart.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["DEFAULT_MASTER", "get_session", "under_spark_submit"]
+__all__ = ["DEFAULT_MASTER", "get_session", "is_connect", "under_spark_submit"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +46,24 @@ def under_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
+def is_connect(spark: Any) -> bool:
+    """Whether ``spark`` is a Spark Connect client session (``False`` for a classic session).
+
+    On Spark Connect there is no ``sparkContext``, no RDD API, no broadcast variable and no
+    ``_jvm``: code that needs them must check this first (or, better, use DataFrame operations
+    only, which serve both kinds). An isinstance check on the session object, so it answers
+    correctly when a classic session and a Connect session live in one process (as in the
+    tests); it never imports the Connect client (whose gRPC packages may be missing): a Connect
+    session cannot exist unless its module was imported.
+
+    >>> is_connect(spark)  # doctest: +SKIP
+    False
+    """
+    module = sys.modules.get("pyspark.sql.connect.session")
+    connect_session = getattr(module, "SparkSession", None)
+    return connect_session is not None and isinstance(spark, connect_session)
+
+
 def _is_local(master: str) -> bool:
     return master == "local" or master.startswith(("local[", "local-cluster["))
 
@@ -53,37 +77,125 @@ def _submitted_settings() -> set[str]:
     return {key for key, _ in SparkConf(loadDefaults=True).getAll()}
 
 
+# Spark Connect's answers when a setting cannot be changed from a client session: a static or
+# core setting (spark.python.worker.reuse, spark.ui.*, spark.executor.*, spark.log.level, ...)
+# or a static SQL setting (spark.sql.warehouse.dir, ...). The server's own settings decide those.
+_NOT_SETTABLE = ("CANNOT_MODIFY_CONFIG", "CANNOT_MODIFY_STATIC_CONFIG")
+
+
+def _connect_session(remote: str, settings: Mapping[str, str], given: set[str]) -> SparkSession:
+    """A Spark Connect client session for ``remote``, with the runtime ``settings`` it accepts;
+    the others are skipped (with a warning for those the caller gave, the keys in ``given``)."""
+    from pyspark.errors import PySparkException
+
+    if remote.startswith("sc://"):
+        try:
+            from pyspark.sql.connect.session import SparkSession as ConnectSession
+        except ImportError as exc:
+            raise ImportError(
+                f"Spark Connect ({remote}) needs the client's gRPC packages: "
+                f"pip install 'sparklstm[connect]' ({exc})"
+            ) from exc
+        # pyspark's own builder (SparkSession.builder.remote) marks the process as a Connect
+        # client with this variable, which makes pyspark.sql.functions build Connect columns;
+        # it refuses to start while a classic SparkContext runs in the process, the Connect
+        # class's builder does not.
+        os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+        session = ConnectSession.builder.remote(remote).getOrCreate()
+    else:
+        # "local", "local[4]": pyspark starts a Connect server inside this process.
+        from pyspark.sql import SparkSession
+
+        session = SparkSession.builder.remote(remote).getOrCreate()
+    for key, value in settings.items():
+        try:
+            session.conf.set(key, value)
+        except PySparkException as exc:
+            condition = exc.getCondition()
+            if condition not in _NOT_SETTABLE:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else condition
+                raise ValueError(f"conf {key}={value!r}: {first}") from None
+            log = logger.warning if key in given else logger.debug
+            log("Spark Connect: %s cannot be set from a client session; skipped", key)
+    logger.info("Spark %s, Spark Connect at %s", session.version, remote)
+    return session
+
+
 def get_session(
     app_name: str = "sparklstm",
     master: str | None = None,
     conf: Mapping[str, Any] | None = None,
     log_level: str | None = "WARN",
+    remote: str | None = None,
 ) -> SparkSession:
-    """Get or create the SparkSession.
+    """Get or create the SparkSession: a classic one, or a Spark Connect client session.
 
     Parameters
     ----------
-    app_name : application name shown in the Spark UI and the cluster manager.
+    app_name : application name shown in the Spark UI and the cluster manager (classic only:
+        a Connect server has its own).
     master : Spark master URL. ``None`` keeps the one spark-submit was given (spark-submit's own
         default is ``local[*]``), or uses ``local[*]`` when not under spark-submit.
     conf : extra Spark settings (``{"spark.executor.memory": "4g"}``); they win over the
         defaults above but not over settings of an already running session. The defaults
-        never override a setting given to spark-submit.
+        never override a setting given to spark-submit. On Spark Connect only runtime SQL
+        settings apply (``spark.sql.*`` that are not static), set on this client's session
+        after it is created; the others are skipped with a warning (the server decides them).
     log_level : the SparkContext's log level (``None`` leaves it). A new context also gets it
         as ``spark.log.level`` (unless given to spark-submit or in ``conf``), so that
-        spark-submit jobs do not print Spark's start-up INFO lines.
+        spark-submit jobs do not print Spark's start-up INFO lines. Ignored on Spark Connect.
+    remote : Spark Connect URL, e.g. ``"sc://localhost:15002"`` (or ``"local"`` for a server
+        inside this process). ``None`` uses ``$SPARK_REMOTE`` when set, else a classic
+        session. Exclusive with ``master``.
 
     Returns
     -------
     pyspark.sql.SparkSession
+        a ``pyspark.sql.connect.session.SparkSession`` on Spark Connect (see
+        :func:`is_connect`).
+
+    Notes
+    -----
+    A Connect session makes the process a Connect client: as with pyspark's own
+    ``SparkSession.builder.remote``, ``SPARK_CONNECT_MODE_ENABLED`` is set, and from then on
+    ``pyspark.sql.functions`` build Connect columns, which a classic session in the same
+    process cannot use.
+
+    Examples
+    --------
+    >>> spark = get_session(master="local[2]")  # doctest: +SKIP
+    >>> spark = get_session(remote="sc://localhost:15002")  # doctest: +SKIP
+    >>> is_connect(spark)  # doctest: +SKIP
+    True
     """
+    if master is not None and not isinstance(master, str):
+        raise TypeError(f"master must be a str such as 'local[2]', got {master!r}")
+    if remote is not None and not isinstance(remote, str):
+        raise TypeError(f"remote must be a str such as 'sc://localhost:15002', got {remote!r}")
+    if remote is not None and master is not None:
+        raise ValueError(
+            f"master={master!r} and remote={remote!r}: give one (classic or Spark Connect)"
+        )
+    if remote is None and os.environ.get("SPARK_REMOTE"):
+        remote = os.environ["SPARK_REMOTE"]
+        if master is not None:
+            raise ValueError(
+                f"master={master!r} with SPARK_REMOTE={remote!r} set: unset SPARK_REMOTE for "
+                "a classic session, or leave the master out for Spark Connect"
+            )
+    if remote is not None:
+        given = {str(k) for k in conf or {}}
+        # Of the defaults only the runtime SQL ones: Connect refuses the others (and its server
+        # logs a stack trace for each refusal).
+        defaults = {k: v for k, v in _DEFAULTS.items() if k.startswith("spark.sql.")}
+        settings = {**defaults, **{str(k): str(v) for k, v in (conf or {}).items()}}
+        return _connect_session(remote, settings, given)
+
     from pyspark.sql import SparkSession
 
     submitted = under_spark_submit()
     if master is None and not submitted:
         master = DEFAULT_MASTER
-    if master is not None and not isinstance(master, str):
-        raise TypeError(f"master must be a str such as 'local[2]', got {master!r}")
     if master is not None and _is_local(master) and not submitted:
         # Local Python workers are started with $PYSPARK_PYTHON (default: "python3" on PATH),
         # which need not be the interpreter that has sparklstm installed.
