@@ -12,11 +12,11 @@ from sparklstm.spark.evaluation import (
 )
 
 
-def test_classification_metrics_match_numpy(spark):
+def test_classification_metrics_match_numpy(any_spark):
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 4, size=500)
     predictions = np.where(rng.random(500) < 0.7, labels, rng.integers(0, 4, size=500))
-    df = spark.createDataFrame(
+    df = any_spark.createDataFrame(
         [(int(a), float(b)) for a, b in zip(labels, predictions, strict=True)],
         "label int, prediction double",
     )
@@ -44,9 +44,9 @@ def test_classification_metrics_match_numpy(spark):
     assert report["weighted_f1"] == pytest.approx(np.dot(f1, support) / 500)
 
 
-def test_per_step_classification_pairs_valid_steps_only(spark):
+def test_per_step_classification_pairs_valid_steps_only(any_spark):
     # Labels padded past each sequence's length; predictions only for the valid steps.
-    df = spark.createDataFrame(
+    df = any_spark.createDataFrame(
         [([1, 0, 2, 0], [1.0, 0.0]), ([2, 2, 0, 0], [2.0, 1.0, 0.0])],
         "label array<int>, prediction array<double>",
     )
@@ -56,12 +56,12 @@ def test_per_step_classification_pairs_valid_steps_only(spark):
     assert report["confusion_matrix"] == [[2, 0, 0], [0, 1, 0], [0, 1, 1]]
 
 
-def test_regression_metrics_match_numpy(spark):
+def test_regression_metrics_match_numpy(any_spark):
     rng = np.random.default_rng(1)
     labels = rng.normal(3.0, 2.0, size=300)
     labels[:5] = 0.0  # left out of MAPE only
     predictions = labels + rng.normal(0.0, 0.5, size=300)
-    df = spark.createDataFrame(
+    df = any_spark.createDataFrame(
         [(float(a), float(b)) for a, b in zip(labels, predictions, strict=True)],
         "label double, prediction double",
     )
@@ -78,8 +78,8 @@ def test_regression_metrics_match_numpy(spark):
     assert evaluate_predictions(df, "regression") == report
 
 
-def test_vector_targets_are_scored_element_by_element(spark):
-    df = spark.createDataFrame(
+def test_vector_targets_are_scored_element_by_element(any_spark):
+    df = any_spark.createDataFrame(
         [([1.0, 2.0], [1.5, 2.0]), ([4.0, -2.0], [4.0, -1.0])],
         "label array<float>, prediction array<double>",
     )
@@ -90,21 +90,21 @@ def test_vector_targets_are_scored_element_by_element(spark):
     assert report["mape"] == pytest.approx(100 * np.mean(error / np.array([1, 2, 4, 2])))
 
 
-def test_bad_inputs_are_named(spark):
-    df = spark.createDataFrame([(1, 1.0), (None, 0.0)], "label int, prediction double")
+def test_bad_inputs_are_named(any_spark):
+    df = any_spark.createDataFrame([(1, 1.0), (None, 0.0)], "label int, prediction double")
     with pytest.raises(ValueError, match="label column 'label' has 1 null"):
         classification_metrics(df)
     with pytest.raises(ValueError, match="prediction column 'pred' not found"):
         classification_metrics(df, prediction_col="pred")
-    mixed = spark.createDataFrame([([1], 1.0)], "label array<int>, prediction double")
+    mixed = any_spark.createDataFrame([([1], 1.0)], "label array<int>, prediction double")
     with pytest.raises(TypeError, match="both be scalars or both be arrays"):
         regression_metrics(mixed)
-    fractional = spark.createDataFrame([(1.5, 1.0)], "label double, prediction double")
+    fractional = any_spark.createDataFrame([(1.5, 1.0)], "label double, prediction double")
     with pytest.raises(ValueError, match="not a class index"):
         classification_metrics(fractional)
     with pytest.raises(ValueError, match="out of range for num_classes=2"):
         classification_metrics(
-            spark.createDataFrame([(3, 1.0)], "label int, prediction double"), num_classes=2
+            any_spark.createDataFrame([(3, 1.0)], "label int, prediction double"), num_classes=2
         )
     with pytest.raises(ValueError, match="task"):
         evaluate_predictions(df, "ranking")

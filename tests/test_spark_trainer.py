@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from pyspark.sql import functions as F
 
 from sparklstm import SequenceModel
 from sparklstm.data.arrow import numpy_to_arrow
@@ -50,9 +51,23 @@ def union_of(spark, parts):
         key = np.full(len(y), key_of[index], dtype=np.int64)
         tables.append(table.append_column("part", pa.array(key)))
     df = spark.createDataFrame(pa.concat_tables(tables)).repartition(len(parts), "part")
-    parts_seen = df.rdd.mapPartitions(lambda rows: [sorted({row.part for row in rows})]).collect()
-    assert parts_seen == [[key_of[i]] for i in range(len(parts))]
+    seen = df.select(F.spark_partition_id().alias("p"), "part").distinct().collect()
+    assert sorted((row.p, row.part) for row in seen) == [(i, key_of[i]) for i in range(len(parts))]
     return df
+
+
+def partition_sizes(df):
+    """Rows in each partition, empty ones included (no RDD API: also on Spark Connect)."""
+    import pyarrow as pa
+
+    def count(batches):
+        from pyspark import TaskContext
+
+        rows = sum(batch.num_rows for batch in batches)
+        partition = pa.array([TaskContext.get().partitionId()], pa.int32())
+        yield pa.RecordBatch.from_pydict({"p": partition, "rows": pa.array([rows], pa.int64())})
+
+    return [row.rows for row in sorted(df.mapInArrow(count, "p int, rows long").collect())]
 
 
 def assert_params_equal(a, b):
@@ -76,11 +91,11 @@ def training_order(spark, x, y, lengths):
     return df, np.asarray(order)
 
 
-def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(spark):
+def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(any_spark):
     x, y, lengths = sines(150, seed=0)
     config = {**MODEL, "hidden_sizes": [8, 6], "dropout": 0.25}
     options = {"epochs": 2, "batch_size": 16, "seed": 11, "lr": 0.01}
-    df, order = training_order(spark, x, y, lengths)
+    df, order = training_order(any_spark, x, y, lengths)
     local = SequenceModel(**config)
     local.fit(x[order], y[order], lengths[order], progress=False, **options)
 
@@ -89,12 +104,12 @@ def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(spar
     assert_params_equal(distributed.params, local.params)
 
 
-def test_sgd_with_one_local_step_is_synchronous_gradient_averaging(spark):
+def test_sgd_with_one_local_step_is_synchronous_gradient_averaging(any_spark):
     # Uneven partitions (20 and 35 rows), each one batch: one round is one SGD step on the
     # union, because sum_p n_p (theta - lr g_p) / N = theta - lr * mean gradient.
     x, y, lengths = sines(55, seed=1, dtype=np.float64)
     config = {**MODEL, "dtype": "float64"}
-    df = union_of(spark, [(x[:20], y[:20], lengths[:20]), (x[20:], y[20:], lengths[20:])])
+    df = union_of(any_spark, [(x[:20], y[:20], lengths[:20]), (x[20:], y[20:], lengths[20:])])
     lr = 0.5
     trained, history = fit_distributed(
         df,
@@ -138,13 +153,13 @@ def _weighted(results, pick):
 
 
 @pytest.mark.parametrize("policy", ["average", "reset", "local"])
-def test_adam_state_policies_behave_as_documented(spark, tmp_path, policy):
+def test_adam_state_policies_behave_as_documented(any_spark, tmp_path, policy):
     x, y, lengths = sines(50, seed=2, dtype=np.float64)
     config = {**MODEL, "dtype": "float64"}
     parts = [(x[:18], y[:18], lengths[:18]), (x[18:], y[18:], lengths[18:])]
     lr = 0.05
     trained, _ = fit_distributed(
-        union_of(spark, parts),
+        union_of(any_spark, parts),
         config,
         {
             "rounds": 2,
@@ -195,15 +210,15 @@ def test_adam_state_policies_behave_as_documented(spark, tmp_path, policy):
 
 
 # -------------------------------------------------------------------- convergence, metrics
-def test_training_converges_with_validation_metrics_and_drift(spark, tmp_path):
+def test_training_converges_with_validation_metrics_and_drift(any_spark, tmp_path):
     x, y, lengths = sines(1200, seed=4, seq_len=24, min_len=12)
     xv, yv, lv = sines(300, seed=5, seq_len=24, min_len=12)
     metrics_path = tmp_path / "metrics.jsonl"
     model, history = fit_distributed(
-        frame(spark, x, y, lengths, partitions=2),
+        frame(any_spark, x, y, lengths, partitions=2),
         {**MODEL, "hidden_sizes": [16]},
         {"epochs": 4, "local_steps": 10, "batch_size": 32, "lr": 0.03, "seed": 1},
-        validation=frame(spark, xv, yv, lv),
+        validation=frame(any_spark, xv, yv, lv),
         metrics_path=metrics_path,
         progress=False,
     )
@@ -218,22 +233,22 @@ def test_training_converges_with_validation_metrics_and_drift(spark, tmp_path):
         assert row["sequences_per_second"] > 0
         assert row["broadcast_seconds"] >= 0 and row["compute_seconds"] > 0
     assert sum(row["examples"] for row in rows) == 4 * 1200
-    distributed = evaluate_distributed(model, frame(spark, xv, yv, lv, partitions=2))
+    distributed = evaluate_distributed(model, frame(any_spark, xv, yv, lv, partitions=2))
     assert distributed["accuracy"] == pytest.approx(model.evaluate(xv, yv, lv)["accuracy"])
     assert distributed["loss"] == pytest.approx(model.evaluate(xv, yv, lv)["loss"], rel=1e-5)
 
 
-def test_early_stopping_restores_the_best_validated_parameters(spark):
+def test_early_stopping_restores_the_best_validated_parameters(any_spark):
     x, y, lengths = sines(200, seed=6)
     # Validation labels that disagree with the training task: the validation loss rises as
     # the model learns, so training stops early and ends with the best validated round.
     xv, yv, lv = sines(100, seed=7)
     yv = (yv + 1) % 3
     model, history = fit_distributed(
-        frame(spark, x, y, lengths),
+        frame(any_spark, x, y, lengths),
         MODEL,
         {"epochs": 30, "local_steps": 3, "batch_size": 16, "lr": 0.03, "early_stopping": 2},
-        validation=frame(spark, xv, yv, lv),
+        validation=frame(any_spark, xv, yv, lv),
         progress=False,
     )
     assert history.stopped_early and len(history) < 30 * history.summary["rounds_per_epoch"]
@@ -242,9 +257,9 @@ def test_early_stopping_restores_the_best_validated_parameters(spark):
 
 
 # ------------------------------------------------------------------------ faults, resume
-def test_a_task_that_fails_on_its_first_attempt_gives_the_same_result(spark):
+def test_a_task_that_fails_on_its_first_attempt_gives_the_same_result(any_spark):
     x, y, lengths = sines(160, seed=8)
-    df = frame(spark, x, y, lengths, partitions=2)
+    df = frame(any_spark, x, y, lengths, partitions=2)
     options = {"epochs": 1, "local_steps": 2, "batch_size": 16, "seed": 2}
     clean, _ = fit_distributed(df, MODEL, options, progress=False)
 
@@ -261,9 +276,9 @@ def test_a_task_that_fails_on_its_first_attempt_gives_the_same_result(spark):
     assert_params_equal(retried.params, clean.params)
 
 
-def test_resume_after_a_stop_gives_the_uninterrupted_result(spark, tmp_path):
+def test_resume_after_a_stop_gives_the_uninterrupted_result(any_spark, tmp_path):
     x, y, lengths = sines(120, seed=9)
-    df = frame(spark, x, y, lengths, partitions=2)
+    df = frame(any_spark, x, y, lengths, partitions=2)
     options = {
         "rounds": 5,
         "local_steps": 2,
@@ -316,24 +331,28 @@ def test_resume_after_a_stop_gives_the_uninterrupted_result(spark, tmp_path):
 
 
 # ------------------------------------------------------------------------------ bad data
-def test_bad_data_is_reported_before_training_with_the_column_named(spark):
+def test_bad_data_is_reported_before_training_with_the_column_named(any_spark):
     x, y, lengths = sines(40, seed=10)
     x_nan = x.copy()
     x_nan[3, 1, 0] = np.nan
     with pytest.raises(ValueError, match=r"features.*NaN or Inf.*1 row"):
-        fit_distributed(frame(spark, x_nan, y, lengths), MODEL, {"batch_size": 8}, progress=False)
+        fit_distributed(
+            frame(any_spark, x_nan, y, lengths), MODEL, {"batch_size": 8}, progress=False
+        )
     y_bad = y.copy()
     y_bad[5] = 7
     with pytest.raises(ValueError, match=r"label.*class ids in \[0, output_size=3\)"):
-        fit_distributed(frame(spark, x, y_bad, lengths), MODEL, {"batch_size": 8}, progress=False)
-    df = frame(spark, x, y, lengths)
+        fit_distributed(
+            frame(any_spark, x, y_bad, lengths), MODEL, {"batch_size": 8}, progress=False
+        )
+    df = frame(any_spark, x, y, lengths)
     with pytest.raises(ValueError, match="label column 'target' not found"):
         fit_distributed(df, MODEL, label_col="target", progress=False)
     with pytest.raises(ValueError, match="empty"):
         fit_distributed(df.limit(0), MODEL, progress=False)
     with pytest.raises(ValueError, match="fewer rows than batch_size=64"):
         fit_distributed(
-            frame(spark, x, y, lengths, partitions=2), MODEL, {"batch_size": 64}, progress=False
+            frame(any_spark, x, y, lengths, partitions=2), MODEL, {"batch_size": 64}, progress=False
         )
     with pytest.raises(ValueError, match="state_policy"):
         fit_distributed(df, MODEL, {"state_policy": "sometimes"}, progress=False)
@@ -357,7 +376,7 @@ def test_invalid_rows_can_be_skipped_and_are_counted(spark):
 
 
 # ------------------------------------------------------------------ tokens, per-step labels
-def test_token_inputs_with_per_step_labels_train_through_the_same_path(spark):
+def test_token_inputs_with_per_step_labels_train_through_the_same_path(any_spark):
     # Many-to-many: label at each step = (running count of token 1 so far) mod 2, over tokens
     # 0..3; variable lengths; the vocabulary and class count come from the data.
     rng = np.random.default_rng(12)
@@ -365,7 +384,7 @@ def test_token_inputs_with_per_step_labels_train_through_the_same_path(spark):
     tokens = rng.integers(0, 4, size=(n, t_max))
     lengths = rng.integers(5, t_max + 1, size=n)
     labels = np.cumsum(tokens == 1, axis=1) % 2
-    df = spark.createDataFrame(numpy_to_arrow(tokens, labels, lengths)).repartition(2)
+    df = any_spark.createDataFrame(numpy_to_arrow(tokens, labels, lengths)).repartition(2)
     assert df.schema["features"].dataType.simpleString() == "array<bigint>"
     model, history = fit_distributed(
         df,
@@ -398,7 +417,7 @@ def test_each_task_limits_blas_to_its_cores(spark):
     assert limit_blas_threads(1) and blas_threads() == 1
 
 
-def test_partitions_without_rows_are_rebalanced_when_num_partitions_is_given(spark, tmp_path):
+def test_partitions_without_rows_are_rebalanced_when_num_partitions_is_given(any_spark, tmp_path):
     """A Parquet file with one row group, split by byte range into several partitions, puts
     every row in one of them; with num_partitions set to that count, every worker trains."""
     import pyarrow.parquet as pq
@@ -407,12 +426,12 @@ def test_partitions_without_rows_are_rebalanced_when_num_partitions_is_given(spa
     pq.write_table(numpy_to_arrow(x, y, lengths), tmp_path / "one.parquet", row_group_size=400)
     size = (tmp_path / "one.parquet").stat().st_size
     keys = ("spark.sql.files.maxPartitionBytes", "spark.sql.files.openCostInBytes")
-    saved = {key: spark.conf.get(key) for key in keys}
-    spark.conf.set(keys[0], str(int(size * 0.6)))
-    spark.conf.set(keys[1], "0")
+    saved = {key: any_spark.conf.get(key) for key in keys}
+    any_spark.conf.set(keys[0], str(int(size * 0.6)))
+    any_spark.conf.set(keys[1], "0")
     try:
-        df = spark.read.parquet(str(tmp_path / "one.parquet"))
-        counts = df.rdd.glom().map(len).collect()
+        df = any_spark.read.parquet(str(tmp_path / "one.parquet"))
+        counts = partition_sizes(df)
         # The layout this test is about: several partitions, all rows in one.
         assert len(counts) >= 2 and max(counts) == 400
         _, history = fit_distributed(
@@ -423,6 +442,6 @@ def test_partitions_without_rows_are_rebalanced_when_num_partitions_is_given(spa
         )
     finally:
         for key, value in saved.items():
-            spark.conf.set(key, value)
+            any_spark.conf.set(key, value)
     assert history.summary["training_partitions"] == len(counts)
     assert history.summary["rows"] == 400 and history.rows[0]["workers"] == len(counts)
