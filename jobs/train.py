@@ -34,7 +34,7 @@ from sparklstm.optim import OPTIMIZER_NAMES
 from sparklstm.runlock import RunLock, lock_path_for
 from sparklstm.spark.config import SMALL_PARTITION_POLICIES, DistributedConfig
 from sparklstm.spark.schema import default_task
-from sparklstm.spark.session import get_session
+from sparklstm.spark.session import default_parallelism, get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
 
 PROG = "train.py"
@@ -302,7 +302,7 @@ def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
     }
     training = dict(options["training"])
     # One worker per task slot unless told otherwise (a single Parquet file is one partition).
-    training.setdefault("num_partitions", spark.sparkContext.defaultParallelism)
+    training.setdefault("num_partitions", default_parallelism(spark))
     model_options = dict(options["model"])
     model_options.setdefault("task", default_task(frame.schema, columns["label_col"]))
     model, history = fit_distributed(

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["DEFAULT_MASTER", "get_session", "is_connect", "under_spark_submit"]
+__all__ = [
+    "DEFAULT_MASTER",
+    "default_parallelism",
+    "get_session",
+    "is_connect",
+    "under_spark_submit",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +68,23 @@ def is_connect(spark: Any) -> bool:
     module = sys.modules.get("pyspark.sql.connect.session")
     connect_session = getattr(module, "SparkSession", None)
     return connect_session is not None and isinstance(spark, connect_session)
+
+
+def default_parallelism(spark: Any) -> int:
+    """The session's default parallelism: the task slots of the cluster unless
+    ``spark.default.parallelism`` says otherwise (the partition count of ``spark.range``).
+
+    A classic session asks its SparkContext; a Spark Connect session has none, so it counts
+    the partitions of a small ``spark.range`` (one cheap job), which Spark sizes by
+    ``spark.sql.leafNodeDefaultParallelism``, itself the default parallelism unless set.
+    """
+    if not is_connect(spark):
+        return int(spark.sparkContext.defaultParallelism)
+    from pyspark.sql import functions as F
+
+    # Every partition of a range of 2**16 rows holds rows while there are at most 2**16.
+    last = spark.range(1 << 16).agg(F.max(F.spark_partition_id())).first()[0]
+    return int(last) + 1
 
 
 def _is_local(master: str) -> bool:
