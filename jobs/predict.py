@@ -95,9 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.drop_features:
         predicted = predicted.drop(features_col)
-    predicted.write.mode("errorifexists" if args.mode == "error" else "overwrite").parquet(
-        args.output
-    )
+    predicted.write.mode(args.mode).parquet(args.output)
     written = spark.read.parquet(args.output).count()
     summary = {
         "model": args.model,

@@ -211,3 +211,72 @@ def test_persisted_map_in_arrow_is_computed_once(any_spark, tmp_path, capsys):
     # the control: without the cache, the next action encodes again
     encoded.mapInArrow(_round, "part long, rows long, total long").collect()
     assert encodes() == 4
+
+
+# --- the jobs on Spark Connect -----------------------------------------------------------------
+
+
+def test_default_parallelism_on_both_kinds(any_spark):
+    from sparklstm.spark.session import default_parallelism
+
+    # Both test sessions run local[2, 2]: two task slots, whatever the host's cores.
+    assert default_parallelism(any_spark) == 2
+
+
+def test_train_predict_evaluate_jobs_with_remote_match_a_classic_run(
+    connect_server, connect_spark, tmp_path
+):
+    """The three jobs with ``--remote`` train, predict and evaluate on the Connect server; the
+    model is byte for byte the one the same command trains on a classic local[2] session."""
+    import json
+    import subprocess
+    import sys
+
+    from jobs import evaluate as evaluate_job
+    from jobs import make_data
+    from jobs import predict as predict_job
+    from jobs import train as train_job
+    from sparklstm import SequenceModel
+    from sparklstm.data.arrow import batch_to_numpy
+
+    data = tmp_path / "data"
+    argv = ["sines", "--rows", "400", "--seq-len", "16", "--min-len", "6", "--seed", "2"]
+    assert make_data.main(argv + ["--test-fraction", "0.25", "--out", str(data)]) == 0
+    training = ["--data", str(data / "train"), "--hidden-sizes", "12", "--epochs", "3"]
+    training += ["--local-steps", "4", "--batch-size", "16", "--lr", "0.02", "--seed", "5"]
+    remote = ["--remote", connect_server.url]
+
+    assert train_job.main([*training, *remote, "--output", str(tmp_path / "m"), "--quiet"]) == 0
+    classic = subprocess.run(
+        [sys.executable, "-m", "jobs.train", *training, "--master", "local[2]", "--quiet"]
+        + ["--output", str(tmp_path / "classic")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).resolve().parents[1],
+        env={
+            k: v for k, v in __import__("os").environ.items() if k != "SPARK_CONNECT_MODE_ENABLED"
+        },
+    )
+    assert classic.returncode == 0, classic.stderr[-3000:]
+    assert (tmp_path / "m/arrays.npz").read_bytes() == (
+        tmp_path / "classic/arrays.npz"
+    ).read_bytes()
+
+    predictions = tmp_path / "predictions"
+    argv = ["--model", str(tmp_path / "m"), "--data", str(data / "test"), *remote]
+    assert predict_job.main([*argv, "--output", str(predictions)]) == 0
+    table = pq.read_table(predictions)
+    model = SequenceModel.load(tmp_path / "m")
+    inputs, lengths, labels = batch_to_numpy(table, "features", "label")
+    expected = model.predict_proba(inputs, lengths)
+    assert table.num_rows == 100
+    np.testing.assert_allclose(
+        np.array(table.column("probability").to_pylist()), expected, atol=1e-6
+    )
+
+    report_path = tmp_path / "metrics.json"
+    assert evaluate_job.main([*argv, "--output", str(report_path)]) == 0
+    report = json.loads(report_path.read_text(encoding="utf-8"))
+    assert report["accuracy"] == pytest.approx(float(np.mean(expected.argmax(1) == labels)))
+    assert report["accuracy"] > 0.5

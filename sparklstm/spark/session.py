@@ -83,7 +83,8 @@ def default_parallelism(spark: Any) -> int:
     from pyspark.sql import functions as F
 
     # Every partition of a range of 2**16 rows holds rows while there are at most 2**16.
-    last = spark.range(1 << 16).agg(F.max(F.spark_partition_id())).first()[0]
+    partitions = spark.range(1 << 16).select(F.spark_partition_id().alias("partition"))
+    last = partitions.agg(F.max("partition")).first()[0]
     return int(last) + 1
 
 
