@@ -145,7 +145,7 @@ payload = {"params": params, "state": state, "states": {}}
 
 def train(round_index):
     (result,) = rounds.train_partition(
-        0, iter(chunks), spec=spec, round_index=round_index, payload=payload
+        0, enumerate(chunks), spec=spec, round_index=round_index, payload=payload
     )
     return {"examples": result.examples, "steps": result.steps}
 

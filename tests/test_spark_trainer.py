@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -328,6 +329,32 @@ def test_resume_after_a_stop_gives_the_uninterrupted_result(any_spark, tmp_path)
     with pytest.raises(ValueError, match="already holds checkpoints"):
         fit_distributed(df, MODEL, options, checkpoint_dir=directory, progress=False)
     assert checkpoint_rounds(directory) == kept
+
+
+# ------------------------------------------------------------------------------- the cache
+def _counted(counter: str, batches):
+    """Pass the rows through, appending a line to ``counter`` each time a partition is read."""
+    with open(counter, "a", encoding="utf-8") as out:
+        out.write("read\n")
+    yield from batches
+
+
+def test_rounds_read_the_cache_and_only_the_chunks_they_train_on(any_spark, tmp_path):
+    x, y, lengths = sines(192, seed=13)
+    base = frame(any_spark, x, y, lengths, partitions=2)
+    # 192 rows in two partitions, chunks of 16 rows (two batches of 8): six chunks each.
+    options = {"batch_size": 8, "chunk_rows": 16, "local_steps": 1, "seed": 3}
+    reads = {}
+    for rounds in (2, 6):
+        counter = tmp_path / f"reads-{rounds}.txt"
+        counter.touch()
+        source = base.mapInArrow(functools.partial(_counted, str(counter)), base.schema)
+        _, history = fit_distributed(source, MODEL, {**options, "rounds": rounds}, progress=False)
+        reads[rounds] = len(counter.read_text(encoding="utf-8").split())
+        # One step per round: each partition reads the one chunk that holds its batch.
+        assert [row["chunks_read"] for row in history.rows] == [2] * rounds
+    # Preparation reads the source a fixed number of times; the rounds read only the cache.
+    assert reads[2] == reads[6] > 0
 
 
 # ------------------------------------------------------------------------------ bad data

@@ -37,6 +37,8 @@ __all__ = [
     "cache_chunks",
     "encode_partition",
     "decode_chunk",
+    "read_chunks",
+    "read_indexed_chunks",
     "training_row_order",
 ]
 
@@ -204,14 +206,21 @@ def decode_chunk(row: Any) -> Chunk:
     return inputs, lengths, targets
 
 
-def read_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[Chunk]:
-    """A partition's chunks, in order, from the Arrow batches of its encoded rows (the input
-    of a ``mapInArrow`` over :attr:`CachedChunks.df`); the empty-partition marker is skipped.
-    One Arrow batch at a time is held."""
+def read_indexed_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, Chunk]]:
+    """``(chunk index, chunk)`` of each chunk in the Arrow batches of a partition's encoded rows
+    (the input of a ``mapInArrow`` over :attr:`CachedChunks.df`, or over a filter of it that
+    keeps some chunks); the empty-partition marker is skipped. One Arrow batch at a time is
+    held."""
     for batch in batches:
         for row in batch.to_pylist():
             if row["rows"]:
-                yield decode_chunk(row)
+                yield int(row["chunk"]), decode_chunk(row)
+
+
+def read_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[Chunk]:
+    """The chunks of :func:`read_indexed_chunks`, without their indices."""
+    for _, chunk in read_indexed_chunks(batches):
+        yield chunk
 
 
 @dataclass

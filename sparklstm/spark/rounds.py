@@ -124,6 +124,7 @@ class WorkerResult:
     sq_delta_sum: float = 0.0  # sum of weight * ||theta_p - theta_round||^2
     compute_max: float = 0.0
     compute_sum: float = 0.0
+    chunks_read: int = 0  # cached chunks the tasks read
 
 
 def merge_results(a: WorkerResult, b: WorkerResult) -> WorkerResult:
@@ -143,6 +144,7 @@ def merge_results(a: WorkerResult, b: WorkerResult) -> WorkerResult:
         sq_delta_sum=a.sq_delta_sum + b.sq_delta_sum,
         compute_max=max(a.compute_max, b.compute_max),
         compute_sum=a.compute_sum + b.compute_sum,
+        chunks_read=a.chunks_read + b.chunks_read,
     )
 
 
@@ -180,22 +182,52 @@ def task_cpus() -> int:
         return 1
 
 
-def _round_batches(
-    spec: RoundSpec, round_index: int, partition: int, chunks: Iterator[Any]
-) -> list[SequenceData]:
-    """This round's minibatches of ``partition``, read by streaming its chunks once."""
+def round_chunks(spec: RoundSpec, round_index: int, partition: int) -> list[int]:
+    """The chunks of ``partition`` that hold this round's minibatches (sorted): the driver
+    reads only these from the cache (see :func:`round_filter`)."""
+    return sorted({chunk for chunk, _ in _round_plan(spec, round_index, partition)})
+
+
+def _round_plan(spec: RoundSpec, round_index: int, partition: int) -> list[tuple[int, int]]:
+    """``(chunk, j)`` of this round's minibatches, in the order they are trained on."""
     epoch, position = divmod(round_index, spec.rounds_per_epoch)
     rows = spec.chunk_rows[partition] if partition < len(spec.chunk_rows) else ()
     plan = epoch_plan(rows, spec.batch_size, spec.seed, epoch, partition, spec.shuffle)
     start = position * spec.local_steps
-    wanted = plan[start : start + spec.local_steps]
+    return plan[start : start + spec.local_steps]
+
+
+def round_filter(spec: RoundSpec, round_index: int) -> str:
+    """A SQL condition on the cached chunks' ``partition`` and ``chunk`` columns that keeps
+    only the chunks this round trains on. Spark prunes the cached column batches by their
+    statistics, so a round reads (and sends to Python) what it needs, not the whole
+    partition; the filter keeps the partitioning, so partition ``p`` still trains on its own
+    chunks."""
+    terms = []
+    for partition in range(len(spec.chunk_rows)):
+        chunks = round_chunks(spec, round_index, partition)
+        if chunks:
+            listed = ", ".join(str(c) for c in chunks)
+            terms.append(f"(partition = {partition} AND chunk IN ({listed}))")
+    return " OR ".join(terms) or "false"
+
+
+def _round_batches(
+    spec: RoundSpec, round_index: int, partition: int, chunks: Iterator[tuple[int, Any]]
+) -> tuple[list[SequenceData], int]:
+    """This round's minibatches of ``partition`` and the number of chunks read, from the
+    ``(index, chunk)`` pairs given (at least the round's chunks, in any order)."""
+    epoch = round_index // spec.rounds_per_epoch
+    wanted = _round_plan(spec, round_index, partition)
     by_chunk: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for order, (chunk, j) in enumerate(wanted):
         by_chunk[chunk].append((order, j))
     batches: dict[int, SequenceData] = {}
-    # The whole partition is read even when the batches are found early: a Python worker
-    # whose input is left unread cannot be reused, and starting a new one costs far more.
-    for chunk_index, (inputs, lengths, targets) in enumerate(chunks):
+    read = 0
+    # Every chunk given is read even when the batches are found early: a Python worker whose
+    # input is left unread cannot be reused, and starting a new one costs far more.
+    for chunk_index, (inputs, lengths, targets) in chunks:
+        read += 1
         if chunk_index not in by_chunk:
             continue
         data = SequenceData(inputs, lengths, targets)
@@ -205,23 +237,24 @@ def _round_batches(
             batches[order] = data.take(cut[j])
     if by_chunk:
         raise RuntimeError(
-            f"partition {partition} has fewer chunks than recorded when it was cached; the "
-            "cached data changed between rounds (non-deterministic input?)"
+            f"partition {partition} lacks chunks {sorted(by_chunk)} recorded when it was "
+            "cached; the cached data changed between rounds (non-deterministic input?)"
         )
-    return [batches[order] for order in range(len(wanted))]
+    return [batches[order] for order in range(len(wanted))], read
 
 
 def train_partition(
     partition: int,
-    chunks: Iterator[Any],
+    chunks: Iterator[tuple[int, Any]],
     *,
     spec: RoundSpec,
     round_index: int,
     payload: Any,
 ) -> Iterator[WorkerResult]:
     """One partition's training round: ``local_steps`` minibatch updates from the round's
-    parameters; yields one :class:`WorkerResult`. ``chunks`` are the partition's cached chunks
-    in order; ``payload`` is :func:`sparklstm.spark.wire.decode_payload`'s dict."""
+    parameters; yields one :class:`WorkerResult`. ``chunks`` are ``(index, chunk)`` pairs of
+    the partition's cached chunks (at least those of :func:`round_chunks`); ``payload`` is
+    :func:`sparklstm.spark.wire.decode_payload`'s dict."""
     from sparklstm.model import SequenceModel
 
     if spec.task_hook is not None:
@@ -229,9 +262,9 @@ def train_partition(
     limit_blas_threads(task_cpus())
     keep_large_allocations_on_heap()
     started = time.perf_counter()
-    batches = _round_batches(spec, round_index, partition, chunks)
+    batches, chunks_read = _round_batches(spec, round_index, partition, chunks)
     if not batches:
-        yield WorkerResult()
+        yield WorkerResult(chunks_read=chunks_read)
         return
     values = payload
     model = SequenceModel.from_config(spec.model_config)
@@ -268,6 +301,7 @@ def train_partition(
         max_grad_norm=stepped.grad_norm,
         params=WeightedMean.of(after, weight),
         sq_delta_sum=weight * float(delta @ delta),
+        chunks_read=chunks_read,
     )
     arrays = state.to_arrays()
     if spec.state_policy == "average":
@@ -340,13 +374,17 @@ def train_task(
     batches: Iterator[Any], *, spec: RoundSpec, round_index: int, payload: bytes
 ) -> Iterator[Any]:
     """``mapInArrow`` function of a training round (see :func:`train_partition`)."""
-    from sparklstm.spark.partitions import read_chunks
+    from sparklstm.spark.partitions import read_indexed_chunks
     from sparklstm.spark.wire import decode_payload, encode_result
 
     partition = _task_partition()
     values = decode_payload(payload)
     for result in train_partition(
-        partition, read_chunks(batches), spec=spec, round_index=round_index, payload=values
+        partition,
+        read_indexed_chunks(batches),
+        spec=spec,
+        round_index=round_index,
+        payload=values,
     ):
         yield _result_row(partition, encode_result(result))
 

@@ -59,6 +59,7 @@ from sparklstm.spark.rounds import (
     evaluate_task,
     flatten,
     merge_results,
+    round_filter,
     train_task,
     unflatten,
 )
@@ -435,7 +436,8 @@ def _train(
         payload = encode_payload(params, state, states)
         broadcast_seconds = time.perf_counter() - started  # parameters -> bytes for the tasks
         task = functools.partial(train_task, spec=spec, round_index=round_index, payload=payload)
-        rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
+        chunks = cached.df.where(round_filter(spec, round_index))
+        rows = chunks.mapInArrow(task, RESULT_SCHEMA).collect()
         result = functools.reduce(
             merge_results,
             (decode_result(data) for _, data in collect_results(rows)),
@@ -456,6 +458,7 @@ def _train(
             compute_seconds=result.compute_max,
             aggregate_seconds=max(0.0, wall - broadcast_seconds - result.compute_max),
             sequences_per_second=result.examples / wall if wall > 0 else 0.0,
+            chunks_read=result.chunks_read,
         )
         last = round_index + 1 == total_rounds
         if val_cached is not None and ((round_index + 1) % cfg.validate_every == 0 or last):

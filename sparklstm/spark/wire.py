@@ -101,6 +101,7 @@ _RESULT_SCALARS = (
     "sq_delta_sum",
     "compute_max",
     "compute_sum",
+    "chunks_read",
 )
 
 
