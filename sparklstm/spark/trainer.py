@@ -50,6 +50,7 @@ from sparklstm.spark.checkpoint import (
 from sparklstm.spark.config import RESUMABLE_CHANGES, DistributedConfig
 from sparklstm.spark.metrics import MetricsFile, RoundHistory, RoundPrinter
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
+from sparklstm.spark.reduction import collect_round_results
 from sparklstm.spark.rounds import (
     RESULT_SCHEMA,
     RoundSpec,
@@ -437,11 +438,9 @@ def _train(
         broadcast_seconds = time.perf_counter() - started  # parameters -> bytes for the tasks
         task = functools.partial(train_task, spec=spec, round_index=round_index, payload=payload)
         chunks = cached.df.where(round_filter(spec, round_index))
-        rows = chunks.mapInArrow(task, RESULT_SCHEMA).collect()
+        rows = collect_round_results(chunks.mapInArrow(task, RESULT_SCHEMA), partitions)
         result = functools.reduce(
-            merge_results,
-            (decode_result(data) for _, data in collect_results(rows)),
-            WorkerResult(),
+            merge_results, (decode_result(data) for _, data in rows), WorkerResult()
         )
         wall = time.perf_counter() - started
         previous = params
@@ -459,6 +458,7 @@ def _train(
             aggregate_seconds=max(0.0, wall - broadcast_seconds - result.compute_max),
             sequences_per_second=result.examples / wall if wall > 0 else 0.0,
             chunks_read=result.chunks_read,
+            results_collected=len(rows),
         )
         last = round_index + 1 == total_rounds
         if val_cached is not None and ((round_index + 1) % cfg.validate_every == 0 or last):

@@ -1,0 +1,83 @@
+"""Bringing a round's per-partition results to the driver: directly, or through a tree step.
+
+Every partition of a round answers with one row ``(partition, result bytes)`` (see
+:mod:`sparklstm.spark.rounds`), each about the size of the model (and its optimizer state).
+Collecting them all makes the driver hold ``partitions x model size`` bytes at once, which
+grows past a driver's memory at a few hundred partitions of a large model. Above
+:data:`TREE_MERGE_ABOVE` partitions the rows are first merged on the executors, in groups of
+``g = ceil(sqrt(P))`` consecutive partitions::
+
+    train tasks ──(partition, result)──▶ shuffle by group = partition // g, sorted by partition
+        ──▶ merge task: one running WorkerResult per group, rows added in partition order
+        ──▶ driver: ceil(P / g) rows, merged in group order
+
+A merge task streams its rows (one decoded result and the running sum in memory), and the
+driver holds about ``sqrt(P)`` results instead of ``P``. Every sum is taken in a fixed order
+(partition order inside a group, group order on the driver), so the result does not depend on
+which task finishes first and a retried task changes nothing. It is not bit-identical to the
+direct merge of the same results (the float sums associate differently); both are the same
+weighted mean to rounding. Only DataFrame operations: the same on classic and Spark Connect.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["TREE_MERGE_ABOVE", "group_size", "merge_task", "collect_round_results"]
+
+# Up to this many partitions the driver merges the rows itself (the tree step's shuffle costs
+# more than it saves); above it the executors merge groups first.
+TREE_MERGE_ABOVE = 32
+
+
+def group_size(partitions: int) -> int:
+    """Partitions per group of the tree step: ``ceil(sqrt(partitions))``, so that the groups
+    and the rows per group are both about ``sqrt(partitions)``."""
+    return max(1, math.isqrt(max(partitions - 1, 0)) + 1)
+
+
+def merge_task(batches: Iterator[Any], *, group: int) -> Iterator[Any]:
+    """``mapInArrow`` function of the tree step: rows sorted by partition in, one row per group
+    of ``group`` consecutive partitions out (its first partition and the merged result)."""
+    from sparklstm.spark.rounds import _result_row, merge_results
+    from sparklstm.spark.wire import decode_result, encode_result
+
+    current_group, first, merged = None, 0, None
+    for batch in batches:
+        partitions = batch.column("partition").to_pylist()
+        results = batch.column("result")
+        for index, partition in enumerate(partitions):
+            result = decode_result(results[index].as_py())
+            if partition // group != current_group:
+                if merged is not None:
+                    yield _result_row(first, encode_result(merged))
+                current_group, first, merged = partition // group, partition, result
+            else:
+                merged = merge_results(merged, result)
+    if merged is not None:
+        yield _result_row(first, encode_result(merged))
+
+
+def collect_round_results(
+    results: Any, partitions: int, tree_above: int | None = None
+) -> list[tuple[int, bytes]]:
+    """The rows of a round's results DataFrame (``RESULT_SCHEMA``) on the driver, sorted by
+    partition: all of them up to ``tree_above`` partitions (default
+    :data:`TREE_MERGE_ABOVE`), else one per group after the executors' tree step."""
+    from pyspark.sql import functions as F
+
+    from sparklstm.spark.rounds import RESULT_SCHEMA, collect_results
+
+    limit = TREE_MERGE_ABOVE if tree_above is None else tree_above
+    if partitions > limit:
+        group = group_size(partitions)
+        groups = math.ceil(partitions / group)
+        keyed = results.withColumn("group", F.floor(F.col("partition") / group))
+        ordered = keyed.repartition(groups, "group").sortWithinPartitions("partition")
+        results = ordered.select("partition", "result").mapInArrow(
+            functools.partial(merge_task, group=group), RESULT_SCHEMA
+        )
+    return collect_results(results.collect())
