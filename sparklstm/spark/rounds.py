@@ -13,6 +13,7 @@ weight 0 and changes nothing.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -370,23 +371,35 @@ def _result_row(partition: int, data: bytes) -> Any:
     )
 
 
+def _owned_chunks(batches: Iterator[Any]) -> Iterator[tuple[int, int, Any]]:
+    """``(partition, chunk index, chunk)`` of each chunk in encoded rows, in the order given
+    (the empty-partition marker skipped; one Arrow batch held at a time)."""
+    from sparklstm.spark.partitions import decode_chunk
+
+    for batch in batches:
+        for row in batch.to_pylist():
+            if row["rows"]:
+                yield int(row["partition"]), int(row["chunk"]), decode_chunk(row)
+
+
 def train_task(
     batches: Iterator[Any], *, spec: RoundSpec, round_index: int, payload: bytes
 ) -> Iterator[Any]:
-    """``mapInArrow`` function of a training round (see :func:`train_partition`)."""
-    from sparklstm.spark.partitions import read_indexed_chunks
+    """``mapInArrow`` function of a training round (see :func:`train_partition`).
+
+    The chunks say which partition (worker) they belong to; a task trains each partition whose
+    chunks it is given, which must arrive together and in chunk order (as they do from the
+    persisted chunks, one partition per task). A task given no chunks answers nothing."""
     from sparklstm.spark.wire import decode_payload, encode_result
 
-    partition = _task_partition()
     values = decode_payload(payload)
-    for result in train_partition(
-        partition,
-        read_indexed_chunks(batches),
-        spec=spec,
-        round_index=round_index,
-        payload=values,
-    ):
-        yield _result_row(partition, encode_result(result))
+    by_partition = itertools.groupby(_owned_chunks(batches), key=lambda item: item[0])
+    for partition, items in by_partition:
+        chunks = ((index, chunk) for _, index, chunk in items)
+        for result in train_partition(
+            partition, chunks, spec=spec, round_index=round_index, payload=values
+        ):
+            yield _result_row(partition, encode_result(result))
 
 
 def evaluate_task(
