@@ -1,9 +1,17 @@
 """Distributed inference and the pyspark.ml API: predictions equal the NumPy model's, rows pass
 through unchanged, the Estimators learn, Params behave like Spark's, and models persist (also
-inside a saved PipelineModel)."""
+inside a saved PipelineModel).
+
+The tests that take ``any_spark`` (directly or through the ``sines`` fixture) run on a classic
+session and on Spark Connect: the classifier's fit, transform and evaluation (the two kinds must
+fit bit-identical models), and the model, Estimator and Pipeline round trips.
+``tests/test_spark_ml_connect.py`` has what only Spark Connect does (a model saved by one kind
+and loaded by the other, the paths Connect refuses).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 
 import numpy as np
@@ -13,6 +21,7 @@ import pytest
 from sparklstm import SequenceModel
 from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
+from sparklstm.spark.evaluation import evaluate_predictions
 from sparklstm.spark.inference import predict_dataframe
 from sparklstm.spark.ml import (
     LSTMClassificationModel,
@@ -20,6 +29,22 @@ from sparklstm.spark.ml import (
     LSTMRegressionModel,
     LSTMRegressor,
 )
+from sparklstm.spark.session import is_connect
+
+CONNECT_MODE_VARIABLE = "SPARK_CONNECT_MODE_ENABLED"
+
+
+@contextlib.contextmanager
+def api_mode(session):
+    """``SPARK_CONNECT_MODE_ENABLED`` as the autouse ``_spark_api_mode`` sets it for a test on
+    ``session``'s kind (which ``pyspark.sql.functions`` follow): a module-scoped fixture is set
+    up before that function-scoped fixture runs, still in the previous test's mode."""
+    with pytest.MonkeyPatch.context() as patch:
+        if is_connect(session):
+            patch.setenv(CONNECT_MODE_VARIABLE, "1")
+        else:
+            patch.delenv(CONNECT_MODE_VARIABLE, raising=False)
+        yield
 
 
 def frame(spark, x, y=None, lengths=None, partitions=2, **extra):
@@ -188,14 +213,14 @@ def test_bad_inputs_are_refused_with_the_column_named(spark):
 
 # --------------------------------------------------------------------------- estimators
 @pytest.fixture(scope="module")
-def sines(spark):
+def sines(any_spark):
     x, y, lengths = noisy_sines(480, 16, 2, np.random.default_rng(0), min_len=8)
     held_out = np.arange(480) % 4 == 0
-    return x, y, lengths, frame(spark, x, y, lengths, held_out=held_out)
+    return x, y, lengths, frame(any_spark, x, y, lengths, held_out=held_out)
 
 
 @pytest.fixture(scope="module")
-def classifier_model(sines):
+def classifier_model(any_spark, sines):
     clf = LSTMClassifier(
         cellType="peephole",
         hiddenSizes=[8],
@@ -206,10 +231,23 @@ def classifier_model(sines):
         validationIndicatorCol="held_out",
         seed=1,
     )
-    return clf.fit(sines[3])
+    with api_mode(any_spark):
+        return clf.fit(sines[3])
 
 
-def test_the_classifier_learns_and_validates_on_the_indicated_rows(classifier_model, sines):
+# What test_the_classifier_learns_and_validates_on_the_indicated_rows saw on each kind of session
+# ("classic", "connect"): the run of the second kind (pytest runs every [classic] test first)
+# checks that its model and predictions are bit-identical to the first kind's.
+FITTED: dict[str, dict[str, object]] = {}
+
+
+def _kind(request) -> str:
+    return request.node.callspec.params["any_spark"]
+
+
+def test_the_classifier_learns_and_validates_on_the_indicated_rows(
+    classifier_model, sines, request
+):
     x, y, lengths, df = sines
     model = classifier_model
     assert isinstance(model, LSTMClassificationModel)
@@ -226,6 +264,48 @@ def test_the_classifier_learns_and_validates_on_the_indicated_rows(classifier_mo
     accuracy = scored.selectExpr("avg(cast(prediction = label AS double))").first()[0]
     assert accuracy > 0.85
     assert accuracy == pytest.approx(history[-1]["val_accuracy"])
+    # The evaluation helper scores the transformed rows as the trainer's validation did.
+    metrics = evaluate_predictions(scored, "classification", num_classes=2)
+    assert metrics["accuracy"] == pytest.approx(accuracy)
+    assert np.sum(metrics["confusion_matrix"]) == 120
+
+    # Every row comes out once, unchanged, with the NumPy model's predictions.
+    out = model.transform(df)
+    assert out.columns == [*df.columns, "prediction", "probability", "rawPrediction"]
+    assert out.schema.simpleString().endswith(
+        "prediction:double,probability:array<double>,rawPrediction:array<double>>"
+    )
+    rows = by_id(out, "features", "label", "held_out", "prediction", "probability")
+    assert sorted(rows) == list(range(480))
+    assert [rows[i]["label"] for i in range(480)] == y.tolist()
+    assert [rows[i]["held_out"] for i in range(480)] == (np.arange(480) % 4 == 0).tolist()
+    originals = by_id(df, "features")
+    assert all(rows[i]["features"] == originals[i]["features"] for i in range(480))
+    assert [len(rows[i]["features"]) for i in range(480)] == lengths.tolist()
+    probability = np.array([rows[i]["probability"] for i in range(480)])
+    np.testing.assert_array_equal(
+        [rows[i]["prediction"] for i in range(480)], model.sequenceModel.predict(x, lengths)
+    )
+    np.testing.assert_allclose(
+        probability, model.sequenceModel.predict_proba(x, lengths), atol=1e-6
+    )
+
+    # Training is deterministic: both kinds of session fit the same bits.
+    seen = {
+        "params": {name: value.tobytes() for name, value in model.sequenceModel.params.items()},
+        "losses": [
+            {key: value for key, value in row.items() if "loss" in key or "accuracy" in key}
+            for row in history
+        ],
+        "probability": probability.tobytes(),
+    }
+    kind = _kind(request)
+    FITTED[kind] = seen
+    other = FITTED.get("connect" if kind == "classic" else "classic")
+    if other is not None:
+        assert seen["params"] == other["params"]
+        assert seen["losses"] == other["losses"]
+        assert seen["probability"] == other["probability"]
 
 
 def test_the_regressor_beats_predicting_the_mean(spark):
@@ -344,7 +424,7 @@ def test_a_saved_model_reloads_and_predicts_identically(classifier_model, sines,
     assert "label_guess" in reloaded.transform(df).columns
 
 
-def test_a_pipeline_with_an_lstm_stage_round_trips(spark, sines, tmp_path):
+def test_a_pipeline_with_an_lstm_stage_round_trips(any_spark, sines, tmp_path):
     from pyspark.ml import Pipeline, PipelineModel
     from pyspark.ml.feature import SQLTransformer
 
@@ -361,14 +441,28 @@ def test_a_pipeline_with_an_lstm_stage_round_trips(spark, sines, tmp_path):
 
     fitted = pipeline.fit(df)
     fitted.save(str(tmp_path / "fitted"))
+    with pytest.raises(Exception, match="already exists"):
+        fitted.save(str(tmp_path / "fitted"))
+    fitted.write().overwrite().save(str(tmp_path / "fitted"))  # pyspark's overwrite, our stage
     loaded = PipelineModel.load(str(tmp_path / "fitted"))
     assert isinstance(loaded.stages[1], LSTMClassificationModel)
+    assert loaded.stages[1].uid == fitted.stages[1].uid
     before = fitted.transform(df)
     assert "id2" in before.columns and "rawPrediction" not in before.columns
-    assert by_id(before, "probability") == by_id(loaded.transform(df), "probability")
+    after = by_id(loaded.transform(df), "id2", "prediction", "probability")
+    assert sorted(after) == sorted(by_id(df))
+    assert all(row["id2"] == 2 * i for i, row in after.items())
+    assert by_id(before, "id2", "prediction", "probability") == after
+    x, _, lengths, _ = sines
+    ids = sorted(after)
+    np.testing.assert_allclose(
+        [after[i]["probability"] for i in ids],
+        fitted.stages[1].sequenceModel.predict_proba(x[ids], lengths[ids]),
+        atol=1e-6,
+    )
 
 
-def test_an_estimator_saves_and_loads_its_params(spark, tmp_path):
+def test_an_estimator_saves_and_loads_its_params(any_spark, tmp_path):
     reg = LSTMRegressor(cellType="gru", hiddenSizes=[7, 3], lengthCol="n", learningRate=0.02)
     reg.save(str(tmp_path / "reg"))
     loaded = LSTMRegressor.load(str(tmp_path / "reg"))
@@ -376,6 +470,8 @@ def test_an_estimator_saves_and_loads_its_params(spark, tmp_path):
     assert loaded.getCellType() == "gru" and loaded.getHiddenSizes() == [7, 3]
     assert loaded.getLengthCol() == "n" and loaded.getLearningRate() == 0.02
     assert loaded.getSeed() == reg.getSeed() and loaded.getEpochs() == 10
+    with pytest.raises(FileExistsError, match=r"already exists; use \.write\(\)\.overwrite\(\)"):
+        reg.save(str(tmp_path / "reg"))
     reg.setEpochs(3).write().overwrite().save(str(tmp_path / "reg"))
     assert LSTMRegressor.load(str(tmp_path / "reg")).getEpochs() == 3
     copied = reg.copy({reg.batchSize: 8})

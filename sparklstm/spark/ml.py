@@ -8,16 +8,35 @@ and transform with :func:`~sparklstm.spark.inference.predict_dataframe`. Sizes t
 determines (``input_size`` or ``vocab_size``, the number of classes or regression targets) are
 not Params: training reads them from the data.
 
-Persistence follows Spark ML: a model directory holds ``metadata/`` (Spark's Params JSON,
-written by ``DefaultParamsWriter.saveMetadata``, plus the round history) and ``model/`` (the
+Persistence follows Spark ML: a model directory holds ``metadata/`` (Spark's Params JSON, as
+``DefaultParamsWriter.saveMetadata`` writes it, plus the round history) and ``model/`` (the
 core model in :meth:`SequenceModel.save`'s format, so ``SequenceModel.load(path + "/model")``
-works without Spark). Models reload inside a saved ``PipelineModel``. Paths on the local file
-system (plain or ``file://``) are written directly; other Hadoop URIs (``hdfs://``, ``s3a://``)
-go through a local temporary directory and the Hadoop ``FileSystem`` API. Loading checks what it
-reads and never unpickles: another class's directory, an unsupported ``metadataVersion``, a
-malformed history, missing weights, or Params that disagree with the weights (``cellType``,
-``hiddenSizes``, ...) raise :class:`~sparklstm.persistence.ModelFileError`, one line naming the
-file and the problem.
+works without Spark). An Estimator's directory holds ``metadata/`` only. Models reload inside a
+saved ``PipelineModel``; the layout is the same on both kinds of session, so a model saved on
+one kind loads on the other.
+
+Where the files go:
+
+* **Classic session**: paths resolve as Spark resolves them. Local paths (plain or ``file://``)
+  are written and read directly; other Hadoop URIs (``hdfs://``, ``s3a://``) go through a local
+  temporary directory and the Hadoop ``FileSystem`` API.
+* **Spark Connect** (no JVM in this process): the server writes and reads ``metadata/`` and
+  reads ``model/`` (``binaryFile``), so loading takes any path or URI the server can read, and
+  an Estimator saves wherever the server can write. The weights' files must keep their names,
+  which no DataFrame writer can do, so this client writes ``model/`` itself: a fitted model
+  (alone or in a ``PipelineModel``) saves only to a directory that the client and the server
+  see at the same path -- one machine, or a shared file system mounted alike -- given as an
+  absolute plain path or ``file://`` URI. Another URI is refused in one line before anything is
+  written; after the server has written ``metadata/`` the writer checks that the client sees
+  it at the same path, and otherwise fails in one line before it writes any weights. To get a
+  model into HDFS or S3 from a Connect client, save it to a local directory and copy it there
+  (or save it with a classic session). ``overwrite()`` deletes the path first, by the server
+  (the call pyspark's own Connect writers make).
+
+Loading checks what it reads and never unpickles: another class's directory, an unsupported
+``metadataVersion``, a malformed history, missing weights, or Params that disagree with the
+weights (``cellType``, ``hiddenSizes``, ...) raise :class:`~sparklstm.persistence.ModelFileError`,
+one line naming the file and the problem.
 
 Examples
 --------
@@ -29,12 +48,14 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
 import shutil
 import tempfile
+import urllib.parse
 import zlib
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -65,7 +86,7 @@ from pyspark.ml.util import (
 
 from sparklstm.config import CELLS, HEADS, ModelConfig
 from sparklstm.model import SequenceModel
-from sparklstm.persistence import ModelFileError
+from sparklstm.persistence import ARRAYS_NAME, MANIFEST_NAME, ModelFileError
 from sparklstm.spark.config import (
     INVALID_ROW_POLICIES,
     LR_SCALINGS,
@@ -74,6 +95,7 @@ from sparklstm.spark.config import (
     DistributedConfig,
 )
 from sparklstm.spark.metrics import RoundHistory
+from sparklstm.spark.session import is_connect
 from sparklstm.validation import check_choice, check_positive_int
 
 __all__ = [
@@ -547,10 +569,16 @@ class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParam
         """An :class:`MLReader` for this class (refuses another class's directory)."""
         return _LSTMEstimatorReader(cls)
 
+    def write(self) -> MLWriter:
+        """An :class:`MLWriter` for the Params (``.overwrite()``, ``.save(path)``); also on
+        Spark Connect, where pyspark's ``DefaultParamsWriter`` cannot overwrite."""
+        return _LSTMEstimatorWriter(self)
+
     def _split(self, dataset: Any) -> tuple[Any, Any]:
         """``(training rows, validation rows or None)`` by ``validationIndicatorCol``; a null
-        indicator counts as false (training)."""
-        from pyspark.sql import functions as F
+        indicator counts as false (training). Built from the DataFrame's own column, so it is a
+        column of the DataFrame's kind of session (classic or Connect) whatever
+        ``pyspark.sql.functions`` would build."""
         from pyspark.sql.types import BooleanType
 
         column = self._validation_col()
@@ -565,8 +593,8 @@ class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParam
             raise TypeError(
                 f"validationIndicatorCol {column!r} must be boolean, got {data_type.simpleString()}"
             )
-        flag = F.coalesce(F.col(column), F.lit(False))
-        return dataset.where(~flag), dataset.where(flag)
+        flag = dataset[column]
+        return dataset.where(flag.isNull() | ~flag), dataset.where(flag)
 
     def _fit(self, dataset: Any) -> _LSTMModel:
         from sparklstm.spark.trainer import fit_distributed
@@ -1078,7 +1106,9 @@ class _LSTMModel(Model, _LSTMParams, MLWritable):
         )
 
     def write(self) -> MLWriter:
-        """An :class:`MLWriter` for this model (``.overwrite()``, ``.save(path)``)."""
+        """An :class:`MLWriter` for this model (``.overwrite()``, ``.save(path)``). On Spark
+        Connect the path must be a directory the client and the server share (see the module
+        docstring)."""
         return _LSTMModelWriter(self)
 
     def __repr__(self) -> str:
@@ -1134,55 +1164,6 @@ class LSTMRegressionModel(_LSTMModel, MLReadable["LSTMRegressionModel"]):
     def read(cls) -> MLReader[LSTMRegressionModel]:
         """An :class:`MLReader` for this class."""
         return _LSTMModelReader(cls)
-
-
-# ------------------------------------------------------------------------------ persistence
-def _hadoop_path(spark: Any, path: str) -> tuple[Any, Any, str | None]:
-    """``(FileSystem, qualified Path, local path or None)`` of ``path``, resolved as Spark
-    resolves it (relative paths and paths without a scheme against the default file system).
-    The local path is set when the file system is the local one (``file:``)."""
-    sc = spark.sparkContext
-    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(sc._jsc.hadoopConfiguration())
-    qualified = fs.makeQualified(hadoop_path)
-    uri = qualified.toUri()
-    local = uri.getPath() if (uri.getScheme() or "file") == "file" else None
-    return fs, qualified, local
-
-
-def save_sequence_model(spark: Any, model: SequenceModel, path: str) -> None:
-    """``model.save`` at a local path, a ``file://`` URI or any Hadoop URI (written to a local
-    temporary directory, then copied with ``FileSystem.copyFromLocalFile``)."""
-    fs, target, local = _hadoop_path(spark, path)
-    if local is not None:
-        model.save(local)
-        return
-    jvm = spark.sparkContext._jvm
-    scratch = tempfile.mkdtemp(prefix="sparklstm-save-")
-    try:
-        staged = model.save(os.path.join(scratch, MODEL_DIR))
-        source = jvm.org.apache.hadoop.fs.Path(staged.resolve().as_uri())
-        fs.copyFromLocalFile(False, True, source, target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-
-
-def load_sequence_model(spark: Any, path: str) -> SequenceModel:
-    """Inverse of :func:`save_sequence_model`; :class:`ModelFileError` if ``path`` is missing
-    or does not hold a valid model."""
-    fs, source, local = _hadoop_path(spark, path)
-    if local is not None:
-        return SequenceModel.load(local)
-    if not fs.exists(source):
-        raise ModelFileError(f"{path}: no such file or directory")
-    jvm = spark.sparkContext._jvm
-    scratch = tempfile.mkdtemp(prefix="sparklstm-load-")
-    try:
-        staged = os.path.join(scratch, MODEL_DIR)
-        fs.copyToLocalFile(False, source, jvm.org.apache.hadoop.fs.Path("file://" + staged), True)
-        return SequenceModel.load(staged)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _plain(value: Any) -> Any:
@@ -1248,21 +1229,262 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-class _LSTMModelWriter(MLWriter):
+# ------------------------------------------------------------------------------ persistence
+# Where the files go. A classic session resolves a path as Spark does (Hadoop, in the JVM of
+# this process): a local path is written and read directly, any other URI through a local
+# temporary directory and the Hadoop FileSystem API. A Spark Connect client has no JVM: its
+# server writes and reads the metadata (a DataFrame, as Spark ML's own writers do) and reads
+# the weights (the binaryFile source), but the weights' two files must keep their names, which
+# no DataFrame writer can do, so this client writes them itself.
+_EXISTS = "path {path!r} already exists; use .write().overwrite().save(path) to replace it"
+_WEIGHT_FILES = (MANIFEST_NAME, ARRAYS_NAME)
+
+
+def _hadoop_path(spark: Any, path: str) -> tuple[Any, Any, str | None]:
+    """Classic sessions only: ``(FileSystem, qualified Path, local path or None)`` of ``path``,
+    resolved as Spark resolves it (relative paths and paths without a scheme against the
+    default file system). The local path is set when the file system is the local one."""
+    sc = spark.sparkContext
+    hadoop_path = sc._jvm.org.apache.hadoop.fs.Path(path)
+    fs = hadoop_path.getFileSystem(sc._jsc.hadoopConfiguration())
+    qualified = fs.makeQualified(hadoop_path)
+    uri = qualified.toUri()
+    local = uri.getPath() if (uri.getScheme() or "file") == "file" else None
+    return fs, qualified, local
+
+
+def _client_path(path: str) -> str:
+    """Spark Connect: the absolute path on this client's file system that ``path`` names (a
+    plain path, a relative one against this process's working directory, or a ``file:`` URI).
+    Any other URI is refused in one line: only the server could write there."""
+    parts = urllib.parse.urlsplit(path)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        return os.path.abspath(path)
+    if scheme == "file" and parts.netloc in ("", "localhost"):
+        return os.path.abspath(parts.path)
+    raise ValueError(
+        f"path {path!r}: on Spark Connect this client writes a fitted model's weights itself, "
+        f"to its own file system, not to {scheme}:// URIs; save to a local or shared directory "
+        "that the client and the server see at the same path (or with a classic session), "
+        "then copy it there"
+    )
+
+
+def save_sequence_model(spark: Any, model: SequenceModel, path: str) -> None:
+    """``model.save`` at ``path``. On a classic session: a local path or ``file:`` URI directly,
+    any other Hadoop URI through a local temporary directory and
+    ``FileSystem.copyFromLocalFile``. On Spark Connect: on this client's file system (a plain
+    path or ``file:`` URI; other URIs raise ``ValueError``)."""
+    if is_connect(spark):
+        model.save(_client_path(path))
+        return
+    fs, target, local = _hadoop_path(spark, path)
+    if local is not None:
+        model.save(local)
+        return
+    jvm = spark.sparkContext._jvm
+    scratch = tempfile.mkdtemp(prefix="sparklstm-save-")
+    try:
+        staged = model.save(os.path.join(scratch, MODEL_DIR))
+        source = jvm.org.apache.hadoop.fs.Path(staged.resolve().as_uri())
+        fs.copyFromLocalFile(False, True, source, target)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def load_sequence_model(spark: Any, path: str) -> SequenceModel:
+    """Inverse of :func:`save_sequence_model`; :class:`ModelFileError` if ``path`` is missing
+    or does not hold a valid model. On Spark Connect the server reads the files: any path or
+    URI the server can read (a copy of the files comes to this client)."""
+    if is_connect(spark):
+        return _load_through_server(spark, path)
+    fs, source, local = _hadoop_path(spark, path)
+    if local is not None:
+        return SequenceModel.load(local)
+    if not fs.exists(source):
+        raise ModelFileError(f"{path}: no such file or directory")
+    jvm = spark.sparkContext._jvm
+    scratch = tempfile.mkdtemp(prefix="sparklstm-load-")
+    try:
+        staged = os.path.join(scratch, MODEL_DIR)
+        fs.copyToLocalFile(False, source, jvm.org.apache.hadoop.fs.Path("file://" + staged), True)
+        return _load_staged(staged, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _load_staged(staged: str, path: str) -> SequenceModel:
+    """``SequenceModel.load`` of a local copy of ``path``; a failure names ``path``."""
+    try:
+        return SequenceModel.load(staged)
+    except ModelFileError as exc:
+        raise ModelFileError(str(exc).replace(staged, path)) from exc
+
+
+def _load_through_server(spark: Any, path: str) -> SequenceModel:
+    """Spark Connect: the weights directory ``path`` read by the server (``binaryFile``, its
+    two files only), copied to a local temporary directory and loaded from there."""
+    try:
+        rows = (
+            spark.read.format("binaryFile")
+            .option("pathGlobFilter", "{" + ",".join(_WEIGHT_FILES) + "}")
+            .load(path)
+            .select("path", "content")
+            .collect()
+        )
+    except PySparkException as exc:
+        if exc.getCondition() == "PATH_NOT_FOUND":
+            raise ModelFileError(f"{path}: no such file or directory") from exc
+        raise ModelFileError(
+            f"{path}: the Spark Connect server cannot read the model files ({_one_line(exc)})"
+        ) from exc
+    found: dict[str, bytes] = {}
+    for row in rows:
+        name = row["path"].rstrip("/").rsplit("/", 1)[-1]
+        if name in found:  # one in path, another in a subdirectory
+            raise ModelFileError(f"{path}: holds more than one {name}; a model directory has one")
+        found[name] = bytes(row["content"])
+    scratch = tempfile.mkdtemp(prefix="sparklstm-load-")
+    try:
+        staged = os.path.join(scratch, MODEL_DIR)
+        os.mkdir(staged)
+        for name, content in found.items():
+            with open(os.path.join(staged, name), "wb") as file:
+                file.write(content)
+        return _load_staged(staged, path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _write_metadata(
+    spark: Any,
+    instance: Params,
+    path: str,
+    extra: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+) -> str:
+    """Write what ``DefaultParamsWriter.saveMetadata`` writes (one JSON line, in
+    ``<path>/metadata``) through ``spark`` -- on Spark Connect the server writes it -- and
+    return the line."""
+    text = DefaultParamsWriter._get_metadata_to_save(instance, spark, extra, params)
+    where = os.path.join(path, METADATA_DIR)
+    try:
+        spark.createDataFrame([(text,)], schema=["value"]).coalesce(1).write.text(where)
+    except PySparkException as exc:
+        if exc.getCondition() == "PATH_ALREADY_EXISTS":
+            raise FileExistsError(_EXISTS.format(path=path) + f" ({where} exists)") from exc
+        raise OSError(f"path {path!r}: cannot write {where} ({_one_line(exc)})") from exc
+    return text
+
+
+def _check_client_sees(path: str, text: str) -> None:
+    """Spark Connect: this client must find, at its own ``path``, the metadata line the server
+    has just written there; otherwise the weights it writes next would land elsewhere."""
+    folder = os.path.join(_client_path(path), METADATA_DIR)
+    lines = []
+    with contextlib.suppress(OSError):
+        for name in sorted(os.listdir(folder)):
+            if name.startswith("part-"):
+                with open(os.path.join(folder, name), encoding="utf-8", errors="replace") as file:
+                    lines.append(file.read().rstrip("\n"))
+    if text not in lines:
+        raise ValueError(
+            f"path {path!r}: the Spark Connect server wrote the metadata there, but this client "
+            f"does not see it at {folder}; the client writes the weights itself, so save to a "
+            "directory that the client and the server see at the same path (one machine, or a "
+            "shared file system mounted alike), given as an absolute path (the server resolves a "
+            "relative one against its own working directory)"
+        )
+
+
+def _exists_on_server(spark: Any, path: str) -> bool:
+    """Spark Connect: whether the server finds ``path`` (a file or directory). Resolving a
+    file source checks that its path exists (and lists it: a model directory is small)."""
+    try:
+        spark.read.format("binaryFile").load(path).schema  # noqa: B018 (the server resolves it)
+    except PySparkException as exc:
+        return exc.getCondition() != "PATH_NOT_FOUND"
+    return True
+
+
+def _delete_on_server(path: str) -> None:
+    """Spark Connect: the server deletes ``path`` if it exists, as Spark ML writers do before
+    an overwrite. It is the call pyspark's own Connect writers make (``Pipeline``,
+    ``CrossValidator``); it goes to the active Connect session."""
+    from pyspark.ml.connect.readwrite import RemoteMLWriter
+
+    try:
+        RemoteMLWriter.handleOverwrite(path, True)
+    except PySparkException as exc:
+        raise OSError(
+            f"path {path!r}: the Spark Connect server cannot delete it to overwrite it "
+            f"({_one_line(exc)})"
+        ) from exc
+
+
+class _Writer(MLWriter):
+    """An :class:`MLWriter` for both kinds of session. ``save`` refuses a path that exists
+    unless ``overwrite()`` was called; then the path is deleted first, as Spark ML does: by
+    the JVM on a classic session (``MLWriter.save``), by the server on Spark Connect (where
+    ``MLWriter.save`` would need a JVM in this process)."""
+
+    def save(self, path: str) -> None:
+        if isinstance(path, os.PathLike):
+            path = os.fspath(path)
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"path must be a non-empty string, got {path!r}")
+        spark = self.sparkSession
+        if not is_connect(spark):
+            if not self.shouldOverwrite:
+                fs, qualified, _ = _hadoop_path(spark, path)
+                if fs.exists(qualified):
+                    raise FileExistsError(_EXISTS.format(path=path))
+            super().save(path)
+            return
+        self._check_connect_path(spark, path)
+        if self.shouldOverwrite:
+            _delete_on_server(path)
+        self.saveImpl(path)
+
+    def _check_connect_path(self, spark: Any, path: str) -> None:
+        """Spark Connect: refuse ``path`` before anything is written or deleted."""
+        if not self.shouldOverwrite and _exists_on_server(spark, path):
+            raise FileExistsError(_EXISTS.format(path=path))
+
+
+class _LSTMEstimatorWriter(_Writer):
+    """Writes an Estimator's Params: ``<path>/metadata`` only (no weights), so on Spark
+    Connect any path or URI the server can write."""
+
+    def __init__(self, instance: _LSTMEstimator) -> None:
+        super().__init__()
+        self.instance = instance
+
+    def saveImpl(self, path: str) -> None:
+        _write_metadata(self.sparkSession, self.instance, path)
+        logger.info("saved %s to %s", self.instance.uid, path)
+
+
+class _LSTMModelWriter(_Writer):
     """Writes ``<path>/metadata`` (Spark's Params JSON and the round history) and
-    ``<path>/model`` (the core model files)."""
+    ``<path>/model`` (the core model files). On Spark Connect the server writes the metadata
+    and this client the weights: ``path`` must be a directory both see at the same path; the
+    writer checks that the client sees the metadata the server wrote before it writes the
+    weights."""
 
     def __init__(self, instance: _LSTMModel) -> None:
         super().__init__()
         self.instance = instance
 
+    def _check_connect_path(self, spark: Any, path: str) -> None:
+        # The client writes here too: its own file system decides (the server's copy of the
+        # directory is the same one, which saveImpl checks).
+        if not self.shouldOverwrite and os.path.lexists(_client_path(path)):
+            raise FileExistsError(_EXISTS.format(path=path))
+
     def saveImpl(self, path: str) -> None:
         spark = self.sparkSession
-        fs, qualified, _ = _hadoop_path(spark, path)
-        if not self.shouldOverwrite and fs.exists(qualified):
-            raise FileExistsError(
-                f"path {path!r} already exists; use model.write().overwrite().save(path)"
-            )
         model = self.instance.sequenceModel
         history = self.instance._history
         extra = {
@@ -1278,9 +1500,9 @@ class _LSTMModelWriter(MLWriter):
         for name, implied in _implied_structure(model.config).items():
             if not _agrees(name, self.instance.getOrDefault(name), implied):
                 params[name] = implied
-        DefaultParamsWriter.saveMetadata(
-            self.instance, path, spark, extraMetadata=extra, paramMap=params
-        )
+        text = _write_metadata(spark, self.instance, path, extra, params)
+        if is_connect(spark):
+            _check_client_sees(path, text)
         save_sequence_model(spark, model, os.path.join(path, MODEL_DIR))
         logger.info("saved %s to %s", self.instance.uid, path)
 
