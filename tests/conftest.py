@@ -58,7 +58,7 @@ def spark(tmp_path_factory):
 
     scratch = tmp_path_factory.mktemp("spark")
     with pytest.MonkeyPatch.context() as patch:
-        # Set, this variable sends the builder to Spark Connect (see _spark_api_mode).
+        # Set, this variable sends the builder to Spark Connect (see pytest_runtest_setup below).
         patch.delenv(CONNECT_MODE_VARIABLE, raising=False)
         session = (
             SparkSession.builder.master("local[2,2]")
@@ -84,7 +84,7 @@ def spark(tmp_path_factory):
 
 # pyspark.sql.functions, SparkSession.getActiveSession, pyspark.ml, ... build Connect objects
 # when this variable is set and classic ones when it is not: one process-wide switch, which
-# pyspark's SparkSession.builder.remote() sets for good. _spark_api_mode flips it per test.
+# pyspark's SparkSession.builder.remote() sets for good. pytest_runtest_setup flips it per test.
 CONNECT_MODE_VARIABLE = "SPARK_CONNECT_MODE_ENABLED"
 CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CONNECT_START_TIMEOUT = 120.0  # seconds; a cold start on a busy 2-core machine takes ~6-15 s
@@ -233,7 +233,7 @@ def connect_spark(connect_server):
     after which ``pyspark.sql.functions`` build Connect columns that classic DataFrames reject
     (and the other way round without it). So the session is made with the Connect class's own
     builder, ``pyspark.sql.connect.session.SparkSession.builder.remote(url).create()``, which
-    does neither, and ``_spark_api_mode`` sets the variable only during the tests that use
+    does neither, and ``pytest_runtest_setup`` sets the variable only during the tests that use
     this fixture (directly or as ``any_spark[connect]``). A test that needs both sessions must
     flip the variable itself around the classic calls.
     """
@@ -262,13 +262,33 @@ def any_spark(request):
     return request.getfixturevalue("spark" if request.param == "classic" else "connect_spark")
 
 
-@pytest.fixture(autouse=True)
-def _spark_api_mode(request, monkeypatch):
-    """``SPARK_CONNECT_MODE_ENABLED`` set during a test that uses ``connect_spark`` (directly or
-    as ``any_spark[connect]``), unset otherwise; restored afterwards either way."""
-    callspec = getattr(request.node, "callspec", None)
+def _connect_mode(item) -> bool:
+    """Whether ``item`` runs on Spark Connect: it uses ``connect_spark`` directly or as
+    ``any_spark[connect]``."""
+    callspec = getattr(item, "callspec", None)
     kind = callspec.params.get("any_spark") if callspec is not None else None
-    if kind == "connect" or (kind is None and "connect_spark" in request.fixturenames):
-        monkeypatch.setenv(CONNECT_MODE_VARIABLE, "1")
+    return kind == "connect" or (kind is None and "connect_spark" in item.fixturenames)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """``SPARK_CONNECT_MODE_ENABLED`` set for a test on Spark Connect, unset otherwise, from
+    before its fixtures are set up (module-scoped ones included, which a function-scoped
+    fixture would come too late for) until after they are torn down."""
+    item.stash[_SAVED_MODE] = os.environ.get(CONNECT_MODE_VARIABLE)
+    if _connect_mode(item):
+        os.environ[CONNECT_MODE_VARIABLE] = "1"
     else:
-        monkeypatch.delenv(CONNECT_MODE_VARIABLE, raising=False)
+        os.environ.pop(CONNECT_MODE_VARIABLE, None)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    saved = item.stash.get(_SAVED_MODE, None)
+    if saved is None:
+        os.environ.pop(CONNECT_MODE_VARIABLE, None)
+    else:
+        os.environ[CONNECT_MODE_VARIABLE] = saved
+
+
+_SAVED_MODE = pytest.StashKey[str | None]()

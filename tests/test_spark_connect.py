@@ -44,8 +44,9 @@ def test_is_connect_tells_the_two_kinds_apart(any_spark, request):
 
 
 def test_each_kind_builds_its_own_columns(any_spark):
-    # pyspark.sql.functions follow SPARK_CONNECT_MODE_ENABLED, which _spark_api_mode sets for
-    # [connect] only: in the same process, each kind gets columns it accepts.
+    # pyspark.sql.functions follow SPARK_CONNECT_MODE_ENABLED, which conftest's
+    # pytest_runtest_setup sets for [connect] only: in the same process, each kind gets
+    # columns it accepts.
     from pyspark.sql import functions as F
 
     row = any_spark.range(5).agg(F.sum(F.col("id") + 1).alias("total")).first()

@@ -11,7 +11,6 @@ and loaded by the other, the paths Connect refuses).
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 
 import numpy as np
@@ -29,22 +28,6 @@ from sparklstm.spark.ml import (
     LSTMRegressionModel,
     LSTMRegressor,
 )
-from sparklstm.spark.session import is_connect
-
-CONNECT_MODE_VARIABLE = "SPARK_CONNECT_MODE_ENABLED"
-
-
-@contextlib.contextmanager
-def api_mode(session):
-    """``SPARK_CONNECT_MODE_ENABLED`` as the autouse ``_spark_api_mode`` sets it for a test on
-    ``session``'s kind (which ``pyspark.sql.functions`` follow): a module-scoped fixture is set
-    up before that function-scoped fixture runs, still in the previous test's mode."""
-    with pytest.MonkeyPatch.context() as patch:
-        if is_connect(session):
-            patch.setenv(CONNECT_MODE_VARIABLE, "1")
-        else:
-            patch.delenv(CONNECT_MODE_VARIABLE, raising=False)
-        yield
 
 
 def frame(spark, x, y=None, lengths=None, partitions=2, **extra):
@@ -231,8 +214,7 @@ def classifier_model(any_spark, sines):
         validationIndicatorCol="held_out",
         seed=1,
     )
-    with api_mode(any_spark):
-        return clf.fit(sines[3])
+    return clf.fit(sines[3])
 
 
 # What test_the_classifier_learns_and_validates_on_the_indicated_rows saw on each kind of session
