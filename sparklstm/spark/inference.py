@@ -45,6 +45,7 @@ from sparklstm.spark.blas import limit_blas_threads
 from sparklstm.spark.memory import keep_large_allocations_on_heap
 from sparklstm.spark.rounds import task_cpus
 from sparklstm.spark.schema import sequence_kind_of
+from sparklstm.spark.transport import Parcel, receive, ship
 from sparklstm.spark.wire import pack, unpack
 
 __all__ = ["predict_dataframe", "output_fields", "predict_partition"]
@@ -253,23 +254,28 @@ def predict_dataframe(
         raw_col=raw_col,
         batch_size=int(batch_size),
     )
+    # The model's bytes, in the task function or (large) as a session file that stays while
+    # this process runs: the DataFrame returned is lazy, its jobs may run much later.
     payload = pack({"model": model.config.to_dict()}, model.state_dict())
+    parcel = ship(
+        df.sparkSession, payload, f"sparklstm-model-{spec.token}.npz", keep_until_exit=True
+    ).parcel
     logger.info(
         "predicting with %r: new columns %s, batch_size %d",
         model,
         [f.name for f in fields],
         batch_size,
     )
-    task = functools.partial(predict_partition, spec=spec, payload=payload)
+    task = functools.partial(predict_partition, spec=spec, payload=parcel)
     return df.mapInArrow(task, schema)
 
 
 # ------------------------------------------------------------------------------ executors
-def _model_for(spec: PredictSpec, payload: bytes) -> SequenceModel:
+def _model_for(spec: PredictSpec, payload: Parcel) -> SequenceModel:
     """The call's model, rebuilt at most once per worker per call (LRU of 4)."""
     model = _MODEL_CACHE.get(spec.token)
     if model is None:
-        header, params = unpack(payload)
+        header, params = unpack(receive(payload))
         model = SequenceModel.from_config(header["model"])
         model.load_state_dict(params)
         _MODEL_CACHE[spec.token] = model

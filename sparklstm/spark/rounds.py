@@ -383,16 +383,28 @@ def _owned_chunks(batches: Iterator[Any]) -> Iterator[tuple[int, int, Any]]:
 
 
 def train_task(
-    batches: Iterator[Any], *, spec: RoundSpec, round_index: int, payload: bytes
+    batches: Iterator[Any],
+    *,
+    spec: RoundSpec,
+    round_index: int,
+    payload: Any,
+    file_prefix: str = "",
 ) -> Iterator[Any]:
     """``mapInArrow`` function of a training round (see :func:`train_partition`).
 
     The chunks say which partition (worker) they belong to; a task trains each partition whose
     chunks it is given, which must arrive together and in chunk order (as they do from the
-    persisted chunks, one partition per task). A task given no chunks answers nothing."""
+    persisted chunks, one partition per task). A task given no chunks answers nothing.
+
+    ``payload`` is a :class:`~sparklstm.spark.transport.Parcel` of
+    :func:`~sparklstm.spark.wire.encode_payload`'s bytes; when it is a session file, this
+    executor's copies of the run's earlier rounds (named ``file_prefix<round>.npz``) are
+    deleted."""
+    from sparklstm.spark.transport import forget_earlier_rounds, receive
     from sparklstm.spark.wire import decode_payload, encode_result
 
-    values = decode_payload(payload)
+    values = decode_payload(receive(payload))
+    forget_earlier_rounds(payload, file_prefix, round_index)
     by_partition = itertools.groupby(_owned_chunks(batches), key=lambda item: item[0])
     for partition, items in by_partition:
         chunks = ((index, chunk) for _, index, chunk in items)
@@ -403,17 +415,18 @@ def train_task(
 
 
 def evaluate_task(
-    batches: Iterator[Any], *, model_config: dict[str, Any], payload: bytes, batch_size: int
+    batches: Iterator[Any], *, model_config: dict[str, Any], payload: Any, batch_size: int
 ) -> Iterator[Any]:
     """``mapInArrow`` function of an evaluation (see :func:`evaluate_partition`); the result
     is the totals as JSON bytes."""
     import json
 
     from sparklstm.spark.partitions import read_chunks
+    from sparklstm.spark.transport import receive
     from sparklstm.spark.wire import decode_payload
 
     partition = _task_partition()
-    values = decode_payload(payload)
+    values = decode_payload(receive(payload))
     for totals in evaluate_partition(
         partition,
         read_chunks(batches),

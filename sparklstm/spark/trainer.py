@@ -65,6 +65,7 @@ from sparklstm.spark.rounds import (
     unflatten,
 )
 from sparklstm.spark.schema import Columns, check_rows, model_sizes, profile_data
+from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import decode_result, encode_payload
 from sparklstm.train import batches_per_chunk, resolve_seed
 
@@ -431,14 +432,26 @@ def _train(
     }
     logger.info("training: %s", history.summary)
     loop_started = time.perf_counter()
+    session = cached.df.sparkSession
+    file_prefix = f"sparklstm-{secrets.token_hex(6)}-round-"  # for payloads sent as files
     round_index = first_round
     for round_index in range(first_round, total_rounds):
         started = time.perf_counter()
-        payload = encode_payload(params, state, states)
-        broadcast_seconds = time.perf_counter() - started  # parameters -> bytes for the tasks
-        task = functools.partial(train_task, spec=spec, round_index=round_index, payload=payload)
+        # Parameters -> bytes -> in the task function, or a session file when large.
+        shipment = ship(
+            session, encode_payload(params, state, states), f"{file_prefix}{round_index}.npz"
+        )
+        broadcast_seconds = time.perf_counter() - started
+        task = functools.partial(
+            train_task,
+            spec=spec,
+            round_index=round_index,
+            payload=shipment.parcel,
+            file_prefix=file_prefix,
+        )
         chunks = cached.df.where(round_filter(spec, round_index))
-        rows = collect_round_results(chunks.mapInArrow(task, RESULT_SCHEMA), partitions)
+        with shipment:
+            rows = collect_round_results(chunks.mapInArrow(task, RESULT_SCHEMA), partitions)
         result = functools.reduce(
             merge_results, (decode_result(data) for _, data in rows), WorkerResult()
         )
@@ -606,13 +619,15 @@ def evaluate_cached(
     batch_size: int = 512,
 ) -> dict[str, float]:
     """Metrics of ``params`` on cached data, computed on the executors."""
-    task = functools.partial(
-        evaluate_task,
-        model_config=model_config.to_dict(),
-        payload=encode_payload(dict(params)),
-        batch_size=max(batch_size, 256),
-    )
-    rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
+    payload = encode_payload(dict(params))
+    with ship(cached.df.sparkSession, payload, f"sparklstm-{secrets.token_hex(8)}.npz") as sent:
+        task = functools.partial(
+            evaluate_task,
+            model_config=model_config.to_dict(),
+            payload=sent.parcel,
+            batch_size=max(batch_size, 256),
+        )
+        rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
     totals: dict[str, float] = {}
     for _, data in collect_results(rows):
         totals = add_totals(totals, json.loads(data.decode("utf-8")))
