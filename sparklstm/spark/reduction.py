@@ -69,7 +69,7 @@ def collect_round_results(
     :data:`TREE_MERGE_ABOVE`), else one per group after the executors' tree step."""
     from pyspark.sql import functions as F
 
-    from sparklstm.spark.rounds import RESULT_SCHEMA, collect_results
+    from sparklstm.spark.rounds import RESULT_SCHEMA
 
     limit = TREE_MERGE_ABOVE if tree_above is None else tree_above
     if partitions > limit:
@@ -80,4 +80,10 @@ def collect_round_results(
         results = ordered.select("partition", "result").mapInArrow(
             functools.partial(merge_task, group=group), RESULT_SCHEMA
         )
-    return collect_results(results.collect())
+    # As Arrow (toArrow): the JVM streams each partition's rows to this process as they come,
+    # rather than holding every row and then a pickled copy of them (collect); a round's rows
+    # are about the model's size each.
+    table = results.toArrow()
+    partitions_ = table.column("partition").to_pylist()
+    blobs = table.column("result")
+    return sorted((int(p), blobs[i].as_py()) for i, p in enumerate(partitions_))

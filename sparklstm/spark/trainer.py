@@ -60,6 +60,7 @@ from sparklstm.spark.rounds import (
     evaluate_task,
     flatten,
     merge_results,
+    round_chunks,
     round_filter,
     train_task,
     unflatten,
@@ -455,6 +456,7 @@ def _train(
         result = functools.reduce(
             merge_results, (decode_result(data) for _, data in rows), WorkerResult()
         )
+        _check_every_worker_answered(result, spec, round_index)
         wall = time.perf_counter() - started
         previous = params
         if result.contributors:
@@ -530,6 +532,23 @@ def _train(
     history.summary["seconds"] = time.perf_counter() - started_run
     history.summary["rounds_done"] = len(history.rows)
     return final, history
+
+
+def _check_every_worker_answered(result: WorkerResult, spec: RoundSpec, round_index: int):
+    """A round whose results do not come back from every partition that had batches to train
+    on must not be averaged as if it were whole (it would silently train on part of the
+    data): raise, naming the memory setting that a lost result most often points to."""
+    expected = sum(
+        1 for partition in range(len(spec.chunk_rows)) if round_chunks(spec, round_index, partition)
+    )
+    if result.contributors != expected:
+        raise RuntimeError(
+            f"round {round_index + 1}: results of {result.contributors} of {expected} "
+            "partitions came back; the driver may have run out of memory collecting them "
+            "(each is about the size of the model and its optimizer state): raise "
+            "spark.driver.memory (--driver-memory), or use more partitions (results are then "
+            "merged on the executors first)"
+        )
 
 
 def _initial_model(model_config: ModelConfig, seed: int) -> SequenceModel:
