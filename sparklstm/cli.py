@@ -254,10 +254,59 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.splitlines()[:1]) if type(exc).__name__ == "AnalysisException" else text
 
 
+# A Spark failure that ran out of memory: what its message says, and the setting to change.
+_OUT_OF_MEMORY = (
+    (
+        "Cannot reserve additional contiguous bytes in the vectorized reader",
+        "lower spark.sql.parquet.columnarReaderBatchSize, or raise {memory}",
+    ),
+    ("java.lang.OutOfMemoryError", "raise {memory}"),
+    ("exceeding memory limits", "raise spark.executor.memoryOverhead"),
+    ("MemoryError", "give the Python workers more memory (spark.executor.pyspark.memory)"),
+)
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """One line for a Spark failure that ran out of memory (the JVM's heap in a task, the
+    Parquet reader's column batch, a container's limit, a Python worker), naming the setting to
+    change; None for any other exception."""
+    import re
+
+    if not type(exc).__module__.startswith(("py4j", "pyspark")):
+        return None
+    text = str(exc)
+    found = next(((m, r) for m, r in _OUT_OF_MEMORY if m in text), None)
+    if found is None:
+        return None
+    marker, remedy = found
+    line = next(t for t in text.splitlines() if marker in t)
+    what = line[line.index(marker) :].split(". ")[0].strip().rstrip(":;,.")
+    stage = re.search(r"in stage (\d+(?:\.\d+)?)", text)
+    memory = "--driver-memory (local mode: the tasks run in the driver) or spark.executor.memory"
+    try:
+        from pyspark import SparkContext
+
+        context = SparkContext._active_spark_context
+        if context is not None:
+            local = context.master.startswith("local")
+            key = "spark.driver.memory" if local else "spark.executor.memory"
+            now = context.getConf().get(key, "1g")
+            memory = (
+                f"--driver-memory (now {now}; local mode: the tasks run in the driver)"
+                if local
+                else f"spark.executor.memory (now {now})"
+            )
+    except Exception:  # no context, or its JVM is gone: both settings are named
+        pass
+    where = f" in stage {stage.group(1)}" if stage else ""
+    return f"Spark ran out of memory{where} ({what}); {remedy.format(memory=memory)}"
+
+
 def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
     """Run ``main(sys.argv[1:])`` and exit with its status; a user mistake (bad option, missing
-    column or file, invalid data) ends the job with one ``PROG: error: ...`` line on stderr and
-    status 1 instead of a traceback. ``SPARKLSTM_DEBUG=1`` shows the traceback."""
+    column or file, invalid data) or a Spark job that ran out of memory (naming the setting to
+    raise, see :func:`out_of_memory`) ends the job with one ``PROG: error: ...`` line on stderr
+    and status 1 instead of a traceback. ``SPARKLSTM_DEBUG=1`` shows the traceback."""
     import os
 
     logging.basicConfig(
@@ -275,4 +324,10 @@ def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
     except KeyboardInterrupt:
         sys.stderr.write(f"{prog}: interrupted\n")
         status = 130
+    except Exception as exc:
+        line = out_of_memory(exc)
+        if line is None or os.environ.get("SPARKLSTM_DEBUG"):
+            raise
+        sys.stderr.write(f"{prog}: error: {line}\n")
+        status = 1
     sys.exit(status)

@@ -1,13 +1,15 @@
 """DataFrame -> cached NumPy chunks on the executors, built once and reused every round.
 
 Each executor turns its Arrow record batches into padded NumPy arrays (``mapInArrow``; no
-per-row Python), in chunks of at most ``chunk_rows`` rows and about :data:`MAX_CHUNK_BYTES`
-of padded inputs. A chunk is one row of raw buffers (with its partition and index), so the
-encoded DataFrame has one row per chunk, not per sequence. It is persisted
-``MEMORY_AND_DISK`` in Spark's block store, where its column batches (a few MiB each) spill to
-disk when memory runs short; every round reads it back through another ``mapInArrow``, whose
-Arrow input batches are bounded by ``spark.sql.execution.arrow.maxBytesPerBatch``. Only
-DataFrame operations are used, so the same code runs on a classic session and on Spark Connect.
+per-row Python), in chunks of at most ``chunk_rows`` rows and a bounded number of bytes of
+padded inputs (:func:`chunk_byte_budget`: 1 to 8 MiB, from the executors' memory). A chunk is
+one row of raw buffers (with its partition and index), so the encoded DataFrame has one row
+per chunk, not per sequence; its rows never pass through a row pickler. It is persisted
+``MEMORY_AND_DISK`` in Spark's block store, where its column batches (one chunk, or a few
+small ones, each) spill to disk when memory runs short; every round reads it back through
+another ``mapInArrow``, whose Arrow input batches are bounded by
+``spark.sql.execution.arrow.maxBytesPerBatch``. Only DataFrame operations are used, so the
+same code runs on a classic session and on Spark Connect.
 
 Before encoding, each partition's rows are put in a canonical order: sorted by two hashes of
 their content (:func:`training_row_order`). Spark fixes which rows a partition holds (a file
@@ -19,7 +21,9 @@ bits. Sorted by content, a partition's chunks are a function of its rows alone.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +39,7 @@ __all__ = [
     "Chunk",
     "CachedChunks",
     "cache_chunks",
+    "chunk_byte_budget",
     "encode_partition",
     "decode_chunk",
     "read_chunks",
@@ -52,6 +57,13 @@ _CHUNK_SCHEMA = (
 # A chunk's padded inputs stay below this size unless one minibatch alone is larger (chunks
 # shrink to stay under it): a few MiB keeps every cached block and Arrow batch small.
 MAX_CHUNK_BYTES = 8 * 2**20
+MIN_CHUNK_BYTES = 2**20
+# Spark keeps this much of an executor's heap out of its memory accounting.
+_RESERVED_HEAP = 300 * 2**20
+# Heap per task slot, over the chunk size: caching one chunk holds a few copies of it at once
+# (the Arrow row, its UnsafeRow, the column builder growing by doubling, the built and the
+# serialized batch), none of them counted by Spark's memory manager.
+_HEAP_PER_CHUNK = 16
 
 Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # inputs, lengths, targets
 
@@ -68,6 +80,9 @@ class ChunkEncoding:
     num_features: int | None
     chunk_rows: int
     batch_size: int
+    # Bytes of padded inputs per chunk; None: MAX_CHUNK_BYTES (cache_chunks sets it from the
+    # executors' memory, see chunk_byte_budget).
+    max_chunk_bytes: int | None = None
 
 
 def _chunk_row(
@@ -122,16 +137,26 @@ def _chunk_row(
     )
 
 
-def _rows_per_chunk(table: pa.Table, encoding: ChunkEncoding) -> int:
-    """``chunk_rows``, lowered (to a multiple of ``batch_size``) if the padded chunk would
-    exceed the byte budget: long sequences make fewer rows per chunk."""
+def _longest(table: pa.Table | pa.RecordBatch, encoding: ChunkEncoding) -> int:
     column = table.column(encoding.columns.features)
-    longest = int(pc.max(pc.list_value_length(column)).as_py() or 1)
+    return int(pc.max(pc.list_value_length(column)).as_py() or 1)
+
+
+def _step(longest: int, encoding: ChunkEncoding) -> int:
+    """``chunk_rows``, lowered (to a multiple of ``batch_size``) if a padded chunk of sequences
+    up to ``longest`` steps would exceed the byte budget: long sequences make fewer rows per
+    chunk."""
     width = 1 if encoding.tokens else (encoding.num_features or 1)
     row_bytes = max(1, longest * width * np.dtype(encoding.dtype).itemsize)
-    budget_rows = max(encoding.batch_size, MAX_CHUNK_BYTES // row_bytes)
+    budget = encoding.max_chunk_bytes or MAX_CHUNK_BYTES
+    budget_rows = max(encoding.batch_size, budget // row_bytes)
     rows = min(encoding.chunk_rows, budget_rows)
     return max(encoding.batch_size, rows - rows % encoding.batch_size)
+
+
+def _rows_per_chunk(table: pa.Table, encoding: ChunkEncoding) -> int:
+    """The chunk size (rows) for ``table``'s longest sequence (see :func:`_step`)."""
+    return _step(_longest(table, encoding), encoding)
 
 
 def encode_partition(
@@ -148,15 +173,19 @@ def encode_partition(
     chunk = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
+    longest = 1  # of the pending rows
     for batch in batches:
         if batch.num_rows == 0:
             continue
         pending.append(batch)
         pending_rows += batch.num_rows
-        if pending_rows < encoding.chunk_rows:
+        longest = max(longest, _longest(batch, encoding))
+        # Rows wait only until they fill a chunk: as few as the byte budget allows when the
+        # sequences are long, never chunk_rows of them regardless of their size.
+        step = _step(longest, encoding)
+        if pending_rows < step:
             continue
         table = pa.Table.from_batches(pending)
-        step = _rows_per_chunk(table, encoding)
         start = 0
         while table.num_rows - start >= step:
             yield _chunk_row(table.slice(start, step), encoding, partition, chunk)
@@ -165,6 +194,7 @@ def encode_partition(
         rest = table.slice(start)
         pending = rest.to_batches() if rest.num_rows else []
         pending_rows = rest.num_rows
+        longest = _longest(rest, encoding) if rest.num_rows else 1
     if pending_rows:
         table = pa.Table.from_batches(pending)
         step = _rows_per_chunk(table, encoding)
@@ -256,10 +286,75 @@ def training_row_order(df: Any, columns: Columns) -> list[Any]:
     return [F.xxhash64(*selected), F.hash(*selected)]
 
 
+def _conf(spark: Any, key: str) -> str | None:
+    try:
+        value = spark.conf.get(key, None)
+    except Exception:  # a session that cannot answer (stopped, or a refusing Connect server)
+        return None
+    return None if value in (None, "") else str(value)
+
+
+def _memory_bytes(text: str | None) -> int | None:
+    """A Spark memory setting (``512m``, ``4g``, ``2048``: MiB without a unit) in bytes."""
+    if not text:
+        return None
+    text = text.strip().lower().removesuffix("b")
+    units = {"k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40, "p": 2**50}
+    scale = units.get(text[-1:], None)
+    number = text[:-1] if scale else text
+    try:
+        return int(float(number) * (scale or 2**20))
+    except ValueError:
+        return None
+
+
+def _executor_memory(spark: Any) -> tuple[int | None, int]:
+    """``(heap bytes, task slots)`` of one executor as the session's settings tell them: in
+    local mode the driver's heap (``spark.driver.memory``; tasks run in the driver) and the
+    master's thread count, on a cluster ``spark.executor.memory`` and ``spark.executor.cores``
+    (each divided by ``spark.task.cpus``). The heap is None when no setting says it (Spark's
+    default is 1g); slots default to 1."""
+    master = _conf(spark, "spark.master") or ""
+    task_cpus = max(1, int(_conf(spark, "spark.task.cpus") or 1))
+    cores: int | None = None
+    if master == "local" or master.startswith("local["):
+        heap = _memory_bytes(_conf(spark, "spark.driver.memory")) or 2**30
+        threads = master[len("local[") :].split(",")[0].rstrip("]") if "[" in master else "1"
+        cores = (os.cpu_count() or 1) if threads == "*" else int(threads or 1)
+    elif master.startswith("local-cluster["):  # local-cluster[executors, cores, MiB]
+        fields = master[len("local-cluster[") :].rstrip("]").split(",")
+        cores, heap = int(fields[1]), int(fields[2]) * 2**20
+    else:
+        heap = _memory_bytes(_conf(spark, "spark.executor.memory"))
+        given = _conf(spark, "spark.executor.cores")
+        cores = int(given) if given else None
+    return heap, max(1, (cores or 1) // task_cpus)
+
+
+def chunk_byte_budget(spark: Any) -> int:
+    """Bytes of padded inputs per cached chunk for this session's executors: a power of two
+    between :data:`MIN_CHUNK_BYTES` and :data:`MAX_CHUNK_BYTES`, at most 1/16 of the heap each
+    task slot has beyond Spark's reserved 300 MiB (caching a chunk holds a few uncounted copies
+    of it). A 512 MiB local[2] driver gets 4 MiB; an executor whose memory is not known, 8 MiB."""
+    heap, slots = _executor_memory(spark)
+    if heap is None:
+        return MAX_CHUNK_BYTES
+    share = max(0, heap - _RESERVED_HEAP) // (slots * _HEAP_PER_CHUNK)
+    budget = MIN_CHUNK_BYTES
+    while budget * 2 <= min(share, MAX_CHUNK_BYTES):
+        budget *= 2
+    return budget
+
+
 def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) -> CachedChunks:
-    """Encode ``df`` on the executors, persist the chunks, and return their sizes (one job;
-    only the chunk sizes come back to the driver)."""
+    """Encode ``df`` on the executors, persist the chunks (``MEMORY_AND_DISK``: in Spark's
+    block store, spilled to disk when memory runs short), and return their sizes (one job;
+    only the chunk sizes come back to the driver). Unless ``encoding.max_chunk_bytes`` says
+    otherwise, chunks are sized by :func:`chunk_byte_budget`."""
     from pyspark import StorageLevel
+
+    if encoding.max_chunk_bytes is None:
+        encoding = dataclasses.replace(encoding, max_chunk_bytes=chunk_byte_budget(df.sparkSession))
 
     selected = df.select(*encoding.columns.selected())
     ordered = selected.sortWithinPartitions(*training_row_order(selected, encoding.columns))

@@ -43,7 +43,24 @@ _DEFAULTS = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.python.worker.reuse": "true",
     "spark.ui.showConsoleProgress": "false",
+    # Memory (issue 13: 1 GB of sequences trains in a 512 MiB driver). Arrow batches sent to
+    # the Python workers stay small (64 MiB by default: with wide rows that is tens of MiB of
+    # JVM buffers and worker memory per task).
+    "spark.sql.execution.arrow.maxBytesPerBatch": str(16 * 2**20),
+    # Persisting a partition, the block store checks its unroll memory after every cached
+    # batch (by default after 16: 16 batches of a few MiB each, held outside Spark's memory
+    # accounting, per task), and the Java serializer writing the cached batches forgets each
+    # one once written (by default it keeps the last 100 alive for back-references).
+    "spark.storage.unrollMemoryCheckPeriod": "1",
+    "spark.serializer.objectStreamReset": "1",
+    # A sort that spilled merges its spill files through readers that each keep two 1 MiB
+    # read-ahead buffers on the heap; without read-ahead, one buffer, off the heap.
+    "spark.unsafe.sorter.spill.read.ahead.enabled": "false",
 }
+# In local mode the executor is the driver: a task that runs out of heap would make Spark
+# exit the whole JVM (status 52) before the job can report it. With a depth of 0 the task
+# fails, the JVM lives on, and the job says in one line which memory setting to raise.
+_LOCAL_DEFAULTS = {"spark.executor.killOnFatalError.depth": "0"}
 
 
 def under_spark_submit() -> bool:
@@ -92,13 +109,13 @@ def _is_local(master: str) -> bool:
     return master == "local" or master.startswith(("local[", "local-cluster["))
 
 
-def _submitted_settings() -> set[str]:
-    """Keys spark-submit was given (``--conf``, ``spark-defaults.conf``): the JVM it launched
-    holds them as system properties, which a loading SparkConf reads."""
+def _submitted_settings() -> dict[str, str]:
+    """Settings spark-submit was given (``--master``, ``--conf``, ``spark-defaults.conf``): the
+    JVM it launched holds them as system properties, which a loading SparkConf reads."""
     from pyspark import SparkConf, SparkContext
 
     SparkContext._ensure_initialized()  # connects to spark-submit's JVM; starts nothing new
-    return {key for key, _ in SparkConf(loadDefaults=True).getAll()}
+    return dict(SparkConf(loadDefaults=True).getAll())
 
 
 # Spark Connect's answers when a setting cannot be changed from a client session: a static or
@@ -227,8 +244,11 @@ def get_session(
     builder = SparkSession.builder.appName(app_name)
     if master is not None:
         builder = builder.master(master)
-    already_set = _submitted_settings() if submitted else set()
-    defaults = {k: v for k, v in _DEFAULTS.items() if k not in already_set}
+    already_set = _submitted_settings() if submitted else {}
+    running = master if master is not None else already_set.get("spark.master", DEFAULT_MASTER)
+    in_driver = running == "local" or running.startswith("local[")  # not local-cluster
+    defaults = {**_DEFAULTS, **(_LOCAL_DEFAULTS if in_driver else {})}
+    defaults = {k: v for k, v in defaults.items() if k not in already_set}
     settings = {**defaults, **{str(k): str(v) for k, v in (conf or {}).items()}}
     if log_level is not None and "spark.log.level" not in already_set:
         settings.setdefault("spark.log.level", log_level)
