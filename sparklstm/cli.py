@@ -254,33 +254,40 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(text.splitlines()[:1]) if type(exc).__name__ == "AnalysisException" else text
 
 
-# A Spark failure that ran out of memory: what its message says, and the setting to change.
-_OUT_OF_MEMORY = (
+# A Spark failure that ran out of memory says one of these; the first that applies names what
+# to change (a spilled sort keeps a 1 MiB buffer per spill file until its task ends, so a
+# partition of many GB runs out of heap however the rest is tuned).
+_OUT_OF_MEMORY = ("Cannot reserve additional contiguous bytes", "OutOfMemoryError", "MemoryError")
+_REMEDIES = (
+    ("in the vectorized reader", "lower spark.sql.parquet.columnarReaderBatchSize, or raise "),
     (
-        "Cannot reserve additional contiguous bytes in the vectorized reader",
-        "lower spark.sql.parquet.columnarReaderBatchSize, or raise {memory}",
+        "UnsafeSorterSpillReader",
+        "spread the rows over more partitions (--partitions; a sort that spilled holds 1 MiB "
+        "per spill file), or raise ",
     ),
-    ("java.lang.OutOfMemoryError", "raise {memory}"),
     ("exceeding memory limits", "raise spark.executor.memoryOverhead"),
+    ("OutOfMemoryError", "raise "),
     ("MemoryError", "give the Python workers more memory (spark.executor.pyspark.memory)"),
 )
 
 
 def out_of_memory(exc: BaseException) -> str | None:
     """One line for a Spark failure that ran out of memory (the JVM's heap in a task, the
-    Parquet reader's column batch, a container's limit, a Python worker), naming the setting to
-    change; None for any other exception."""
+    Parquet reader's column batch, a sort's spill files, a container's limit, a Python worker),
+    naming the setting to change; None for any other exception."""
     import re
 
     if not type(exc).__module__.startswith(("py4j", "pyspark")):
         return None
     text = str(exc)
-    found = next(((m, r) for m, r in _OUT_OF_MEMORY if m in text), None)
-    if found is None:
+    kind = next((k for k in _OUT_OF_MEMORY if k in text), None)
+    if kind is None and "exceeding memory limits" not in text:
         return None
-    marker, remedy = found
-    line = next(t for t in text.splitlines() if marker in t)
-    what = line[line.index(marker) :].split(". ")[0].strip().rstrip(":;,.")
+    remedy = next((r for marker, r in _REMEDIES if marker in text), "raise ")
+    kind = kind or "exceeding memory limits"
+    line = next(t for t in text.splitlines() if kind in t)
+    start = line.find("java.lang.OutOfMemoryError")
+    what = line[start if start >= 0 else line.index(kind) :].split(". ")[0].strip(" :;,.")
     stage = re.search(r"in stage (\d+(?:\.\d+)?)", text)
     memory = "--driver-memory (local mode: the tasks run in the driver) or spark.executor.memory"
     try:
@@ -299,7 +306,9 @@ def out_of_memory(exc: BaseException) -> str | None:
     except Exception:  # no context, or its JVM is gone: both settings are named
         pass
     where = f" in stage {stage.group(1)}" if stage else ""
-    return f"Spark ran out of memory{where} ({what}); {remedy.format(memory=memory)}"
+    if remedy.endswith("raise "):
+        remedy += memory
+    return f"Spark ran out of memory{where} ({what}); {remedy}"
 
 
 def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:

@@ -348,3 +348,52 @@ def test_out_of_memory_is_one_line_naming_the_setting(memory_job):
         "; lower spark.sql.parquet.columnarReaderBatchSize, or raise --driver-memory (now 512m; "
         "local mode: the tasks run in the driver)"
     ), last
+
+
+SPILL_OOM = (
+    "Job aborted due to stage failure: Task 0 in stage 9.0 failed 1 times, most recent failure: "
+    "Lost task 0.0 in stage 9.0 (TID 156) (192.0.2.2 executor driver): java.lang.OutOfMemoryError"
+    ": Java heap space\n\tat org.apache.spark.util.collection.unsafe.sort.UnsafeSorterSpillReader"
+    ".<init>(UnsafeSorterSpillReader.java:54)"
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "line"),
+    [
+        (
+            SPILL_OOM,  # the 10 GB run of bench/memory.md: two partitions of ~5 GB each
+            "Spark ran out of memory in stage 9.0 (java.lang.OutOfMemoryError: Java heap space); "
+            "spread the rows over more partitions (--partitions; a sort that spilled holds 1 MiB "
+            "per spill file), or raise --driver-memory (local mode: the tasks run in the driver) "
+            "or spark.executor.memory",
+        ),
+        (
+            "Lost task 1.0 in stage 3.0: java.lang.OutOfMemoryError: Java heap space\n\tat x.y(z)",
+            "Spark ran out of memory in stage 3.0 (java.lang.OutOfMemoryError: Java heap space); "
+            "raise --driver-memory (local mode: the tasks run in the driver) or "
+            "spark.executor.memory",
+        ),
+        (
+            "ExecutorLostFailure (executor 3 exited caused by one of the running tasks) Reason: "
+            "Container killed by YARN for exceeding memory limits. 5.5 GB of 5.5 GB used",
+            "Spark ran out of memory (exceeding memory limits); raise "
+            "spark.executor.memoryOverhead",
+        ),
+        (
+            "An exception was thrown from the Python worker: MemoryError: Unable to allocate",
+            "Spark ran out of memory (MemoryError: Unable to allocate); give the Python workers "
+            "more memory (spark.executor.pyspark.memory)",
+        ),
+        ("[PATH_NOT_FOUND] Path does not exist: /nowhere", None),
+    ],
+)
+def test_out_of_memory_lines(monkeypatch, message, line):
+    from pyspark import SparkContext
+    from pyspark.errors import PySparkRuntimeError
+
+    from sparklstm.cli import out_of_memory
+
+    monkeypatch.setattr(SparkContext, "_active_spark_context", None)  # no JVM to ask
+    assert out_of_memory(PySparkRuntimeError(message=message)) == line
+    assert out_of_memory(RuntimeError(message)) is None  # not from Spark
