@@ -42,10 +42,7 @@ def run_one(partitions: int, mode: str, rounds: int, hidden: int, driver_memory:
     from sparklstm.spark.session import get_session
     from sparklstm.spark.trainer import fit_distributed
 
-    if mode == "direct":
-        reduction.TREE_MERGE_ABOVE = 1 << 30
-    else:
-        reduction.TREE_MERGE_ABOVE = 0
+    reduction.TREE_MERGE_BYTES = 1 << 60 if mode == "direct" else 0
     spark = get_session(
         "bench-reduction",
         master="local[2]",

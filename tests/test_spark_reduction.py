@@ -54,10 +54,11 @@ def test_the_tree_step_merges_groups_in_partition_order(any_spark):
     flat = functools.reduce(merge_results, results, WorkerResult())
     df = _frame(any_spark, results)
 
-    direct = collect_round_results(df, 11)  # 11 <= TREE_MERGE_ABOVE: every row comes back
+    size = len(encode_result(results[0]))
+    direct = collect_round_results(df, 11, size)  # small results: every row comes back
     assert [p for p, _ in direct] == list(range(11))
 
-    tree = collect_round_results(df, 11, tree_above=4)  # groups of 4: 0-3, 4-7, 8-10
+    tree = collect_round_results(df, 11, size, tree=True)  # groups of 4: 0-3, 4-7, 8-10
     assert [p for p, _ in tree] == [0, 4, 8]
     merged = functools.reduce(
         merge_results, (decode_result(data) for _, data in tree), WorkerResult()
@@ -69,7 +70,7 @@ def test_the_tree_step_merges_groups_in_partition_order(any_spark):
     np.testing.assert_allclose(merged.params.mean(), flat.params.mean(), rtol=1e-12)
     np.testing.assert_allclose(merged.state.mean(), flat.state.mean(), rtol=1e-12)
     # The same bytes every time: the order of the sums is fixed.
-    assert collect_round_results(df, 11, tree_above=4) == tree
+    assert collect_round_results(df, 11, size, tree=True) == tree
 
 
 def test_training_through_the_tree_step_is_deterministic_and_matches_the_direct_merge(
@@ -82,7 +83,7 @@ def test_training_through_the_tree_step_is_deterministic_and_matches_the_direct_
     direct, history = fit_distributed(df, model, options, progress=False)
     assert [row["results_collected"] for row in history.rows] == [5, 5]
 
-    monkeypatch.setattr(reduction, "TREE_MERGE_ABOVE", 2)  # 5 partitions: groups of 3
+    monkeypatch.setattr(reduction, "TREE_MERGE_BYTES", 0)  # 5 partitions: groups of 3
     tree, history = fit_distributed(df, model, options, progress=False)
     again, _ = fit_distributed(df, model, options, progress=False)
     assert [row["results_collected"] for row in history.rows] == [2, 2]

@@ -439,9 +439,9 @@ def _train(
     for round_index in range(first_round, total_rounds):
         started = time.perf_counter()
         # Parameters -> bytes -> in the task function, or a session file when large.
-        shipment = ship(
-            session, encode_payload(params, state, states), f"{file_prefix}{round_index}.npz"
-        )
+        payload = encode_payload(params, state, states)
+        payload_bytes = len(payload)  # about the size of one partition's result
+        shipment = ship(session, payload, f"{file_prefix}{round_index}.npz")
         broadcast_seconds = time.perf_counter() - started
         task = functools.partial(
             train_task,
@@ -452,7 +452,9 @@ def _train(
         )
         chunks = cached.df.where(round_filter(spec, round_index))
         with shipment:
-            rows = collect_round_results(chunks.mapInArrow(task, RESULT_SCHEMA), partitions)
+            rows = collect_round_results(
+                chunks.mapInArrow(task, RESULT_SCHEMA), partitions, payload_bytes
+            )
         result = functools.reduce(
             merge_results, (decode_result(data) for _, data in rows), WorkerResult()
         )
