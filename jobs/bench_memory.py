@@ -422,7 +422,8 @@ def table(result: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def job_lines(result: dict[str, Any]) -> list[str]:
-    """Preparation's Spark jobs, merged by kind, in order: ``name: seconds``."""
+    """Preparation's Spark jobs, merged by kind, in order: ``name (n jobs): seconds``, and
+    ``failed`` for a kind one of whose jobs failed."""
     merged: list[list[Any]] = []
     for job in result["events"].get("jobs", []):
         if job["name"] == "round" or "end" not in job:
@@ -431,9 +432,13 @@ def job_lines(result: dict[str, Any]) -> list[str]:
         if merged and merged[-1][0] == job["name"]:
             merged[-1][1] += seconds
             merged[-1][2] += 1
+            merged[-1][3] = merged[-1][3] and job.get("ok", True)
         else:
-            merged.append([job["name"], seconds, 1])
-    return [f"{name} ({count} job{'s' * (count > 1)}): {s:,.1f} s" for name, s, count in merged]
+            merged.append([job["name"], seconds, 1, job.get("ok", True)])
+    return [
+        f"{name} ({count} job{'s' * (count > 1)}{'' if ok else ', the last failed'}): {s:,.1f} s"
+        for name, s, count, ok in merged
+    ]
 
 
 def markdown(result: dict[str, Any], invocation: str) -> str:
@@ -459,6 +464,8 @@ def markdown(result: dict[str, Any], invocation: str) -> str:
     jobs = job_lines(result)
     if jobs:
         lines += ["", "Preparation's Spark jobs: " + "; ".join(jobs) + "."]
+    if result.get("note"):
+        lines += ["", result["note"]]
     return "\n".join(lines) + "\n"
 
 
@@ -504,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds for the job")
     parser.add_argument("--page", type=Path, default=ROOT / PAGE, help="markdown page to update")
+    parser.add_argument("--note", default="", help="a paragraph for the page's section")
     args = parser.parse_args(argv)
     args.gb_rows = max(1, round(args.gb * ROWS_PER_GB))
     args.scratch.mkdir(parents=True, exist_ok=True)
@@ -512,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         f"-{args.partitions}p" if args.partitions else ""
     )
     result = run(args, data, label)
+    result["note"] = args.note
     (args.scratch / f"result-{label}.json").write_text(
         json.dumps(result, indent=2) + "\n", encoding="utf-8"
     )
@@ -520,7 +529,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<{width}}  {value}")
     for line in job_lines(result):
         print("  " + line)
-    invocation = shlex.join(["python", "-m", "jobs.bench_memory", *(argv or sys.argv[1:])])
+    given = list(argv if argv is not None else sys.argv[1:])
+    if "--note" in given:  # the note is on the page already
+        del given[given.index("--note") : given.index("--note") + 2]
+    given = [a for a in given if not a.startswith("--note=")]
+    invocation = shlex.join(["python", "-m", "jobs.bench_memory", *given])
     write_page(args.page, markdown(result, invocation))
     print(f"written: {args.page}")
     return 0 if result["status"] == 0 else 1

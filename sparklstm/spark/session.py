@@ -53,6 +53,10 @@ _DEFAULTS = {
     # one once written (by default it keeps the last 100 alive for back-references).
     "spark.storage.unrollMemoryCheckPeriod": "1",
     "spark.serializer.objectStreamReset": "1",
+    # The unrolled bytes are held in pieces of this size (1 MiB by default: with its array
+    # header just over 1 MiB, which G1 gives two 1 MiB regions of their own in a heap below
+    # 2 GiB; 256 KiB pieces are ordinary objects).
+    "spark.storage.unrollMemoryThreshold": str(256 * 2**10),
     # A sort that spilled merges its spill files through readers that each keep two 1 MiB
     # read-ahead buffers on the heap; without read-ahead, one buffer, off the heap.
     "spark.unsafe.sorter.spill.read.ahead.enabled": "false",

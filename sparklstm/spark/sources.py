@@ -778,6 +778,15 @@ _NESTED_VALUE_BYTES = 12  # levels, null flag, offsets and lengths per value of 
 _PHYSICAL_BYTES = {"BOOLEAN": 1, "INT32": 4, "FLOAT": 4, "INT64": 8, "DOUBLE": 8, "INT96": 12}
 _SPARK_BYTES = {"boolean": 1, "byte": 1, "short": 2, "integer": 4, "float": 4, "date": 4}
 _FOOTERS = 8  # data files whose footers are read (spread over the file list)
+# Before decoding, the reader holds a row group's column chunks (compressed) on the heap. With
+# Hadoop's vectored reads, parquet-mr's default, each chunk is one buffer: 37 MB for a row group
+# of jobs/make_data.py's 64 MiB of 1000-step sequences, a large contiguous block to find in a
+# small heap (two tasks reading failed so in a 512 MiB driver). Read plainly, the chunks come in
+# pieces of 256 KiB, below G1's humongous-object size for any heap from 512 MiB.
+_PARQUET_OPTIONS = {
+    "parquet.hadoop.vectored.io.enabled": "false",
+    "parquet.read.allocation.size": str(256 * 2**10),
+}
 _SAMPLED_ROWS = 64  # rows read to measure the width when no footer can be read
 
 
@@ -878,7 +887,7 @@ def tune_parquet_reader(
             wanted = set(_schema_names(local))
         row_bytes = _footer_row_bytes(local, wanted)
     if row_bytes is None:
-        df = spark.read.parquet(text)
+        df = spark.read.options(**_PARQUET_OPTIONS).parquet(text)
         names = [c for c in df.columns if wanted is None or c in wanted]
         row_bytes = _sampled_row_bytes(spark, df, names) if names else None
     if row_bytes is None:
@@ -939,7 +948,8 @@ def read_sequences(
         - ``"parquet"``: read as is; only the named columns' presence is checked (the trainer
           checks types and values). The session's Parquet reader batch is made to follow the
           width of the rows (:func:`tune_parquet_reader`), so that long sequences do not fill
-          the executors' heap.
+          the executors' heap, and column chunks are read in pieces of 256 KiB rather than one
+          buffer each (``parquet.hadoop.vectored.io.enabled=false``).
         - ``"csv"`` (all columns read as strings) and ``"json"`` (JSON lines): the sequence
           column is text such as ``"1.0,2.0;3.0,4.0"`` (steps split by ``step_sep``, features
           by ``value_sep``) or ``"1,2,3"``, parsed as ``sequence_type`` says; in JSON it may
@@ -1070,7 +1080,8 @@ def read_sequences(
     elif dictionary is not None:
         raise ValueError(f"dictionary is only used with format='text', not format={format!r}")
     elif format == "parquet":
-        df = _load(path, format, spark.read.parquet, names)  # reads a footer: the schema
+        reader = spark.read.options(**_PARQUET_OPTIONS)
+        df = _load(path, format, reader.parquet, names)  # reads a footer: the schema
         _require_columns(
             df,
             f"{path} (format 'parquet')",
