@@ -260,7 +260,8 @@ MEMORY_JOB = textwrap.dedent(
         "deserialized": level.deserialized(),
         "rows": sum(r.rows for r in back), "total": sum(r.total for r in back),
         "settings": {k: conf.get(k, None) for k in (
-            "spark.storage.unrollMemoryCheckPeriod", "spark.serializer.objectStreamReset",
+            "spark.storage.unrollMemoryCheckPeriod", "spark.storage.unrollMemoryThreshold",
+            "spark.serializer.objectStreamReset",
             "spark.unsafe.sorter.spill.read.ahead.enabled",
             "spark.executor.killOnFatalError.depth",
         )},
@@ -327,6 +328,7 @@ def test_cached_chunks_spill_to_disk_and_read_back(memory_job):
     # The session's memory defaults were in effect (local mode: the JVM outlives a task's OOM).
     assert result["settings"] == {
         "spark.storage.unrollMemoryCheckPeriod": "1",
+        "spark.storage.unrollMemoryThreshold": "262144",
         "spark.serializer.objectStreamReset": "1",
         "spark.unsafe.sorter.spill.read.ahead.enabled": "false",
         "spark.executor.killOnFatalError.depth": "0",
