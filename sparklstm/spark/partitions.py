@@ -236,20 +236,22 @@ def decode_chunk(row: Any) -> Chunk:
     return inputs, lengths, targets
 
 
-def read_indexed_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[tuple[int, Chunk]]:
-    """``(chunk index, chunk)`` of each chunk in the Arrow batches of a partition's encoded rows
+def read_indexed_chunks(
+    batches: Iterator[pa.RecordBatch],
+) -> Iterator[tuple[int, int, Chunk]]:
+    """``(partition, chunk index, chunk)`` of each chunk in the Arrow batches of encoded rows
     (the input of a ``mapInArrow`` over :attr:`CachedChunks.df`, or over a filter of it that
-    keeps some chunks); the empty-partition marker is skipped. One Arrow batch at a time is
-    held."""
+    keeps some chunks), in the order given; the empty-partition marker is skipped. One Arrow
+    batch at a time is held."""
     for batch in batches:
         for row in batch.to_pylist():
             if row["rows"]:
-                yield int(row["chunk"]), decode_chunk(row)
+                yield int(row["partition"]), int(row["chunk"]), decode_chunk(row)
 
 
 def read_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[Chunk]:
     """The chunks of :func:`read_indexed_chunks`, without their indices."""
-    for _, chunk in read_indexed_chunks(batches):
+    for _, _, chunk in read_indexed_chunks(batches):
         yield chunk
 
 

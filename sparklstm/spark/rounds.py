@@ -371,17 +371,6 @@ def _result_row(partition: int, data: bytes) -> Any:
     )
 
 
-def _owned_chunks(batches: Iterator[Any]) -> Iterator[tuple[int, int, Any]]:
-    """``(partition, chunk index, chunk)`` of each chunk in encoded rows, in the order given
-    (the empty-partition marker skipped; one Arrow batch held at a time)."""
-    from sparklstm.spark.partitions import decode_chunk
-
-    for batch in batches:
-        for row in batch.to_pylist():
-            if row["rows"]:
-                yield int(row["partition"]), int(row["chunk"]), decode_chunk(row)
-
-
 def train_task(
     batches: Iterator[Any],
     *,
@@ -400,12 +389,13 @@ def train_task(
     :func:`~sparklstm.spark.wire.encode_payload`'s bytes; when it is a session file, this
     executor's copies of the run's earlier rounds (named ``file_prefix<round>.npz``) are
     deleted."""
+    from sparklstm.spark.partitions import read_indexed_chunks
     from sparklstm.spark.transport import forget_earlier_rounds, receive
     from sparklstm.spark.wire import decode_payload, encode_result
 
     values = decode_payload(receive(payload))
     forget_earlier_rounds(payload, file_prefix, round_index)
-    by_partition = itertools.groupby(_owned_chunks(batches), key=lambda item: item[0])
+    by_partition = itertools.groupby(read_indexed_chunks(batches), key=lambda item: item[0])
     for partition, items in by_partition:
         chunks = ((index, chunk) for _, index, chunk in items)
         for result in train_partition(
