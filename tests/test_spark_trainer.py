@@ -277,6 +277,27 @@ def test_a_task_that_fails_on_its_first_attempt_gives_the_same_result(any_spark)
     assert_params_equal(retried.params, clean.params)
 
 
+def test_a_resumed_run_cuts_its_chunks_as_the_checkpointed_run_did(spark, tmp_path, monkeypatch):
+    """Chunk sizes follow the executors' memory, and the chunks decide the minibatches: a run
+    resumed on executors of another size still uses the checkpointed run's chunk budget."""
+    import sparklstm.spark.partitions as partitions
+
+    x, y, lengths = sines(120, seed=3)
+    df = frame(spark, x, y, lengths, partitions=2)
+    options = {"rounds": 4, "local_steps": 2, "batch_size": 8, "seed": 1}
+    monkeypatch.setattr(partitions, "chunk_byte_budget", lambda session: 512)
+    small, _ = fit_distributed(df, MODEL, options, progress=False)
+    directory = tmp_path / "ckpt"
+    fit_distributed(df, MODEL, {**options, "rounds": 2}, checkpoint_dir=directory, progress=False)
+    monkeypatch.undo()
+    large, _ = fit_distributed(df, MODEL, options, progress=False)
+    assert not all(np.array_equal(small.params[n], large.params[n]) for n in small.params)
+    resumed, _ = fit_distributed(
+        df, MODEL, options, checkpoint_dir=directory, resume=True, progress=False
+    )
+    assert_params_equal(resumed.params, small.params)
+
+
 def test_resume_after_a_stop_gives_the_uninterrupted_result(any_spark, tmp_path):
     x, y, lengths = sines(120, seed=9)
     df = frame(any_spark, x, y, lengths, partitions=2)
@@ -387,19 +408,28 @@ def test_bad_data_is_reported_before_training_with_the_column_named(any_spark):
         fit_distributed(df, MODEL, {"epoch": 3}, progress=False)
 
 
-def test_invalid_rows_can_be_skipped_and_are_counted(spark):
+def test_invalid_rows_can_be_skipped_and_are_counted(any_spark):
+    """The rows are checked by the encoding job: those breaking a rule are left out and
+    counted per problem, and the model is the one trained on the good rows alone."""
     x, y, lengths = sines(60, seed=11)
     x[[2, 9], 0, 0] = np.inf
     y[4] = 5
+    options = {"epochs": 1, "batch_size": 8, "seed": 0}
     model, history = fit_distributed(
-        frame(spark, x, y, lengths),
+        frame(any_spark, x, y, lengths),
         MODEL,
-        {"epochs": 1, "batch_size": 8, "invalid_rows": "skip"},
+        {**options, "invalid_rows": "skip"},
         progress=False,
     )
     skipped = history.summary["skipped_rows"]
-    assert sum(skipped.values()) == 3 and history.summary["rows"] == 57
-    assert history.rows[0]["examples"] == 57
+    assert len(skipped) == 2 and sorted(skipped.values()) == [1, 2]
+    assert history.summary["rows"] == 57 and history.rows[0]["examples"] == 57
+    good = np.setdiff1d(np.arange(60), [2, 4, 9])
+    clean, _ = fit_distributed(
+        frame(any_spark, x[good], y[good], lengths[good]), MODEL, options, progress=False
+    )
+    for name, value in clean.params.items():
+        np.testing.assert_array_equal(model.params[name], value)
 
 
 # ------------------------------------------------------------------ tokens, per-step labels

@@ -52,7 +52,7 @@ __all__ = [
 _CHUNK_SCHEMA = (
     "partition int, chunk int, rows int, inputs binary, inputs_dtype string, "
     "inputs_shape array<bigint>, lengths binary, targets binary, targets_dtype string, "
-    "targets_shape array<bigint>"
+    "targets_shape array<bigint>, rejected array<bigint>"
 )
 # A chunk's padded inputs stay below this size unless one minibatch alone is larger (chunks
 # shrink to stay under it): a few MiB keeps every cached block and Arrow batch small.
@@ -83,6 +83,10 @@ class ChunkEncoding:
     # Bytes of padded inputs per chunk; None: MAX_CHUNK_BYTES (cache_chunks sets it from the
     # executors' memory, see chunk_byte_budget).
     max_chunk_bytes: int | None = None
+    # An int column numbering the first rule a row breaks (0: none; see
+    # sparklstm.spark.schema.RowRules): such rows are left out and counted per rule.
+    rule_column: str | None = None
+    num_rules: int = 0
 
 
 def _chunk_row(
@@ -133,6 +137,7 @@ def _chunk_row(
             "targets_shape": pa.array(
                 [[] if targets is None else list(targets.shape)], pa.list_(pa.int64())
             ),
+            "rejected": pa.array([[]], pa.list_(pa.int64())),
         }
     )
 
@@ -165,11 +170,16 @@ def encode_partition(
     """``mapInArrow`` function: regroup a partition's record batches into chunks of
     ``chunk_rows`` rows (in order) and emit each as one row of NumPy buffers. A partition
     without rows emits one row of 0 rows (chunk -1), so the driver sees every partition.
-    ``partition`` defaults to the running Spark task's partition."""
+    With ``encoding.rule_column``, rows that break a rule are left out, and one more row of 0
+    rows (chunk -2) carries how many broke each rule. ``partition`` defaults to the running
+    Spark task's partition."""
     if partition is None:
         from sparklstm.spark.rounds import _task_partition
 
         partition = _task_partition()
+    rejected = np.zeros(encoding.num_rules + 1, dtype=np.int64)
+    if encoding.rule_column is not None:
+        batches = _valid_rows(batches, encoding.rule_column, rejected)
     chunk = 0
     pending: list[pa.RecordBatch] = []
     pending_rows = 0
@@ -203,14 +213,31 @@ def encode_partition(
             chunk += 1
     if chunk == 0:
         yield _empty_marker(partition)
+    if rejected[1:].any():
+        yield _empty_marker(partition, chunk=-2, rejected=rejected[1:].tolist())
 
 
-def _empty_marker(partition: int) -> pa.RecordBatch:
+def _valid_rows(
+    batches: Iterator[pa.RecordBatch], rule_column: str, rejected: np.ndarray
+) -> Iterator[pa.RecordBatch]:
+    """The batches without ``rule_column`` and without the rows it flags, adding the flagged
+    rows to ``rejected[rule]``."""
+    for batch in batches:
+        index = batch.schema.get_field_index(rule_column)
+        rules = batch.column(index).to_numpy(zero_copy_only=False)
+        rejected += np.bincount(rules, minlength=len(rejected))[: len(rejected)]
+        batch = batch.remove_column(index)
+        if rules.any():
+            batch = batch.filter(pa.array(rules == 0))
+        yield batch
+
+
+def _empty_marker(partition: int, chunk: int = -1, rejected: list[int] | None = None):
     binary, shape = pa.array([b""], pa.binary()), pa.array([[]], pa.list_(pa.int64()))
     return pa.RecordBatch.from_pydict(
         {
             "partition": pa.array([partition], pa.int32()),
-            "chunk": pa.array([-1], pa.int32()),
+            "chunk": pa.array([chunk], pa.int32()),
             "rows": pa.array([0], pa.int32()),
             "inputs": binary,
             "inputs_dtype": [""],
@@ -219,6 +246,7 @@ def _empty_marker(partition: int) -> pa.RecordBatch:
             "targets": binary,
             "targets_dtype": [""],
             "targets_shape": shape,
+            "rejected": pa.array([rejected or []], pa.list_(pa.int64())),
         }
     )
 
@@ -258,10 +286,14 @@ def read_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[Chunk]:
 @dataclass
 class CachedChunks:
     """The persisted DataFrame of encoded chunks and, per partition, the row count of each
-    chunk (``chunk_rows[partition][chunk]``)."""
+    chunk (``chunk_rows[partition][chunk]``); ``rejected[i]``: rows left out for breaking rule
+    ``i`` first (see ``ChunkEncoding.rule_column``); ``max_chunk_bytes``: the byte budget the
+    chunks were cut with."""
 
     df: Any
     chunk_rows: list[list[int]]
+    rejected: list[int] = dataclasses.field(default_factory=list)
+    max_chunk_bytes: int | None = None
 
     @property
     def num_partitions(self) -> int:
@@ -358,17 +390,21 @@ def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) ->
     if encoding.max_chunk_bytes is None:
         encoding = dataclasses.replace(encoding, max_chunk_bytes=chunk_byte_budget(df.sparkSession))
 
-    selected = df.select(*encoding.columns.selected())
+    kept = encoding.columns.selected() + ([encoding.rule_column] if encoding.rule_column else [])
+    selected = df.select(*kept)
     ordered = selected.sortWithinPartitions(*training_row_order(selected, encoding.columns))
     encoded = ordered.mapInArrow(
         functools.partial(encode_partition, encoding=encoding), _CHUNK_SCHEMA
     ).persist(storage_level or StorageLevel.MEMORY_AND_DISK)
-    sizes = encoded.select("partition", "chunk", "rows").collect()
+    sizes = encoded.select("partition", "chunk", "rows", "rejected").collect()
     partitions = 1 + max((row.partition for row in sizes), default=-1)
     chunk_rows: list[list[int]] = [[] for _ in range(partitions)]
+    rejected = np.zeros(encoding.num_rules, dtype=np.int64)
     for row in sorted(sizes, key=lambda r: (r.partition, r.chunk)):
+        if row.rejected:
+            rejected += np.asarray(row.rejected, dtype=np.int64)
         if row.rows:
             if row.chunk != len(chunk_rows[row.partition]):
                 raise RuntimeError(f"partition {row.partition}: chunk {row.chunk} out of order")
             chunk_rows[row.partition].append(row.rows)
-    return CachedChunks(encoded, chunk_rows)
+    return CachedChunks(encoded, chunk_rows, rejected.tolist(), encoding.max_chunk_bytes)

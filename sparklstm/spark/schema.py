@@ -2,10 +2,12 @@
 
 Everything here is Spark SQL (higher-order functions run in the JVM, not in Python): one job
 profiles the data (row count, feature count, largest label and token id, smallest label and
-the number of distinct integer labels), a second counts the rows that break each rule. A user
-then gets one clear error naming the column and the problem, with an example row, before any
-round runs; or, with ``invalid_rows="skip"``, the bad rows are dropped and counted in the job
-summary. Class labels whose number is taken from the data must be exactly ``0..K-1``.
+the number of distinct integer labels); the rules a row must keep are then one SQL column that
+the encoding job computes on its way (:class:`RowRules`), so checking costs no job of its
+own. A user gets one clear error naming the column and the problem, with an example row,
+before any round runs; or, with ``invalid_rows="skip"``, the bad rows are dropped and counted
+in the job summary. Class labels whose number is taken from the data must be exactly
+``0..K-1``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ __all__ = [
     "Columns",
     "DataProfile",
     "profile_data",
-    "check_rows",
+    "RULE_COLUMN",
+    "RowRules",
+    "row_rules",
     "check_class_labels",
     "model_sizes",
     "default_task",
@@ -370,46 +374,62 @@ def _scalar_class_rule(label: str, classes: int) -> str:
     return f"NOT ({label} >= 0 AND {label} < {classes} AND {label} = floor({label}))"
 
 
-def check_rows(
-    df: Any, columns: Columns, profile: DataProfile, config: ModelConfig, invalid_rows: str
-) -> tuple[Any, dict[str, int]]:
-    """Count rows that break each rule (one job). ``invalid_rows="error"`` raises ValueError
-    for the first rule broken, with an example; ``"skip"`` filters the bad rows out and
-    returns the counts."""
-    from pyspark.sql import functions as F
+# The column the encoder reads to drop and count invalid rows: 0 for a good row, else the
+# 1-based index of the first rule the row breaks.
+RULE_COLUMN = "_sparklstm_broken_rule"
 
-    rules = _rules(columns, profile, config)
-    # A null inside a condition counts as "bad": coalesce(condition, true).
-    conditions = [f"coalesce({condition}, true)" for _, condition in rules]
-    # Rules are checked in order and a row counts for the first rule it breaks, so that e.g. a
-    # null sequence is not also reported as empty.
-    counts_row = df.agg(
-        *[
-            F.sum(
-                F.when(
-                    F.expr(cond) & ~F.expr(" OR ".join(["false"] + conditions[:i])), 1
-                ).otherwise(0)
-            ).alias(f"rule{i}")
-            for i, cond in enumerate(conditions)
-        ]
-    ).first()
-    counts = {rules[i][0]: int(counts_row[f"rule{i}"] or 0) for i in range(len(rules))}
-    broken = {problem: count for problem, count in counts.items() if count}
-    if not broken:
-        return df, {}
-    if invalid_rows == "error":
-        problem, count = next(iter(broken.items()))
-        index = [r[0] for r in rules].index(problem)
-        example = df.filter(F.expr(conditions[index])).select(*columns.selected()).first()
-        shown = {k: _short(v) for k, v in example.asDict().items()} if example else {}
-        raise ValueError(
-            f"{problem}: {count} row(s), e.g. {shown}. Fix the data, or pass "
-            "invalid_rows='skip' to leave such rows out (they are counted in the summary)"
+
+@dataclass(frozen=True)
+class RowRules:
+    """The rules a row must keep, checked while the data is encoded (no job of their own).
+
+    :meth:`column` numbers the first rule each row breaks; the encoder drops such rows and
+    counts them per rule (:func:`sparklstm.spark.partitions.cache_chunks`), and
+    :meth:`settle` then raises the one-line error (``invalid_rows="error"``) or logs and
+    returns the counts (``"skip"``). Rules are checked in order and a row counts for the first
+    one it breaks, so that a null sequence is not also reported as empty."""
+
+    problems: tuple[str, ...]
+    conditions: tuple[str, ...]  # SQL, true (or null) for a bad row
+
+    def column(self) -> Any:
+        from pyspark.sql import functions as F
+
+        cases = " ".join(
+            f"WHEN coalesce({condition}, true) THEN {i + 1}"
+            for i, condition in enumerate(self.conditions)
         )
-    bad = " OR ".join(conditions)
-    kept = df.filter(~F.expr(bad))
-    logger.warning("skipping %d invalid row(s): %s", sum(broken.values()), broken)
-    return kept, broken
+        return F.expr(f"CASE {cases} ELSE 0 END" if cases else "0").cast("int")
+
+    def settle(
+        self, df: Any, columns: Columns, counts: list[int], invalid_rows: str
+    ) -> dict[str, int]:
+        """``{problem: rows}`` of the rules broken (``counts[i]`` rows broke rule ``i``
+        first). ``invalid_rows="error"`` raises ValueError for the first rule broken, with an
+        example row of ``df`` (one small job, on this path only)."""
+        from pyspark.sql import functions as F
+
+        broken = {self.problems[i]: int(n) for i, n in enumerate(counts) if n}
+        if not broken:
+            return {}
+        if invalid_rows == "error":
+            index = next(i for i, n in enumerate(counts) if n)
+            condition = f"coalesce({self.conditions[index]}, true)"
+            example = df.filter(F.expr(condition)).select(*columns.selected()).first()
+            shown = {k: _short(v) for k, v in example.asDict().items()} if example else {}
+            raise ValueError(
+                f"{self.problems[index]}: {counts[index]} row(s), e.g. {shown}. Fix the data, "
+                "or pass invalid_rows='skip' to leave such rows out (they are counted in the "
+                "summary)"
+            )
+        logger.warning("skipping %d invalid row(s): %s", sum(broken.values()), broken)
+        return broken
+
+
+def row_rules(columns: Columns, profile: DataProfile, config: ModelConfig) -> RowRules:
+    """The rules of the trainer's input schema for this data and model (see :class:`RowRules`)."""
+    rules = _rules(columns, profile, config)
+    return RowRules(tuple(p for p, _ in rules), tuple(c for _, c in rules))
 
 
 def _short(value: Any, limit: int = 80) -> str:

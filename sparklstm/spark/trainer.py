@@ -65,7 +65,14 @@ from sparklstm.spark.rounds import (
     train_task,
     unflatten,
 )
-from sparklstm.spark.schema import Columns, check_rows, model_sizes, profile_data
+from sparklstm.spark.schema import (
+    RULE_COLUMN,
+    Columns,
+    DataProfile,
+    model_sizes,
+    profile_data,
+    row_rules,
+)
 from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import decode_result, encode_payload
 from sparklstm.train import batches_per_chunk, resolve_seed
@@ -116,24 +123,36 @@ def _encoding(config: ModelConfig, columns: Columns, cfg: DistributedConfig) -> 
 def _prepare(
     df: Any,
     columns: Columns,
+    profile: DataProfile,
     config: ModelConfig,
     cfg: DistributedConfig,
     invalid_rows: str,
     num_partitions: int | None,
+    max_chunk_bytes: int | None = None,
 ) -> tuple[CachedChunks, dict[str, int]]:
-    profile = profile_data(df, columns)
-    checked, skipped = check_rows(df, columns, profile, config, invalid_rows)
-    return _encoded(checked, _encoding(config, columns, cfg), num_partitions), skipped
+    """The data checked, encoded and cached in one job; returns the cache and the rows left out
+    per problem (``invalid_rows="skip"``; ``"error"`` raises before anything trains).
 
-
-def _encoded(checked: Any, encoding: ChunkEncoding, num_partitions: int | None) -> CachedChunks:
-    """The data encoded and cached; with ``num_partitions`` always spread over exactly that
-    many partitions by a round-robin repartition (deterministic membership: Spark sorts each
-    input partition before dealing its rows out), since a DataFrame cannot tell its partition
-    count without running a job on a Connect session."""
+    With ``num_partitions`` the data is always spread over exactly that many partitions by a
+    round-robin repartition (deterministic membership: Spark sorts each input partition before
+    dealing its rows out), since a DataFrame cannot tell its partition count without running a
+    job on a Connect session. ``max_chunk_bytes`` fixes the chunks' byte budget (a resumed run
+    passes its checkpoint's, so that its minibatches are the same on other executors)."""
+    rules = row_rules(columns, profile, config)
     if num_partitions is not None:
-        checked = checked.repartition(num_partitions)
-    return cache_chunks(checked, encoding)
+        df = df.repartition(num_partitions)
+    encoding = dataclasses.replace(
+        _encoding(config, columns, cfg),
+        rule_column=RULE_COLUMN,
+        num_rules=len(rules.problems),
+        max_chunk_bytes=max_chunk_bytes,
+    )
+    cached = cache_chunks(df.withColumn(RULE_COLUMN, rules.column()), encoding)
+    try:
+        return cached, rules.settle(df, columns, cached.rejected, invalid_rows)
+    except BaseException:
+        cached.unpersist()
+        raise
 
 
 def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
@@ -285,8 +304,17 @@ def _fit(
     if checkpoint is not None:
         seed, run_id = checkpoint.seed, checkpoint.run_id
 
-    checked, skipped = check_rows(data, columns, profile, model_config, cfg.invalid_rows)
-    cached = _encoded(checked, _encoding(model_config, columns, cfg), cfg.num_partitions)
+    chunk_bytes = None if checkpoint is None else checkpoint.progress.get("max_chunk_bytes")
+    cached, skipped = _prepare(
+        data,
+        columns,
+        profile,
+        model_config,
+        cfg,
+        cfg.invalid_rows,
+        cfg.num_partitions,
+        chunk_bytes,
+    )
     if cfg.num_partitions is None and cached.num_partitions < 2:
         logger.warning(
             "training on the data's %d partition: one worker; set num_partitions to use more",
@@ -296,7 +324,17 @@ def _fit(
     try:
         skipped_small = _check_partition_sizes(cached, cfg)
         if validation is not None:
-            val_cached, _ = _prepare(validation, columns, model_config, cfg, "error", None)
+            val_profile = profile_data(validation, columns)
+            val_cached, _ = _prepare(
+                validation,
+                columns,
+                val_profile,
+                model_config,
+                cfg,
+                "error",
+                None,
+                cached.max_chunk_bytes,
+            )
         return _train(
             cached,
             val_cached,
@@ -517,6 +555,7 @@ def _train(
                         "best_round": history.best_round,
                         "best_loss": best_loss if math.isfinite(best_loss) else None,
                         "bad_validations": bad_validations,
+                        "max_chunk_bytes": cached.max_chunk_bytes,
                     },
                 ),
                 keep=cfg.keep_checkpoints,
@@ -667,7 +706,9 @@ def evaluate_distributed(
     """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors."""
     columns = Columns(features_col, label_col, length_col)
     cfg = DistributedConfig(batch_size=min(batch_size, 4096), chunk_rows=4096)
-    cached, _ = _prepare(data, columns, model.config, cfg, "error", None)
+    cached, _ = _prepare(
+        data, columns, profile_data(data, columns), model.config, cfg, "error", None
+    )
     try:
         return evaluate_cached(cached, model.config, model.params, batch_size)
     finally:
