@@ -55,11 +55,14 @@ def test_the_tree_step_merges_groups_in_partition_order(any_spark):
     df = _frame(any_spark, results)
 
     size = len(encode_result(results[0]))
-    direct = collect_round_results(df, 11, size)  # small results: every row comes back
-    assert [p for p, _ in direct] == list(range(11))
+    direct, none = collect_round_results(df, 11, size)  # small results: every row comes back
+    assert [p for p, _ in direct] == list(range(11)) and none == []
 
-    tree = collect_round_results(df, 11, size, tree=True)  # groups of 4: 0-3, 4-7, 8-10
+    # Groups of 4: 0-3, 4-7, 8-10; rows computed alongside come back apart, not merged.
+    extra = any_spark.createDataFrame([(5, b"five"), (2, b"two")], RESULT_SCHEMA)
+    tree, beside = collect_round_results(df, 11, size, tree=True, alongside=extra)
     assert [p for p, _ in tree] == [0, 4, 8]
+    assert beside == [(2, b"two"), (5, b"five")]
     merged = functools.reduce(
         merge_results, (decode_result(data) for _, data in tree), WorkerResult()
     )
@@ -70,7 +73,7 @@ def test_the_tree_step_merges_groups_in_partition_order(any_spark):
     np.testing.assert_allclose(merged.params.mean(), flat.params.mean(), rtol=1e-12)
     np.testing.assert_allclose(merged.state.mean(), flat.state.mean(), rtol=1e-12)
     # The same bytes every time: the order of the sums is fixed.
-    assert collect_round_results(df, 11, size, tree=True) == tree
+    assert collect_round_results(df, 11, size, tree=True) == (tree, [])
 
 
 def test_training_through_the_tree_step_is_deterministic_and_matches_the_direct_merge(

@@ -239,6 +239,59 @@ def test_training_converges_with_validation_metrics_and_drift(any_spark, tmp_pat
     assert distributed["loss"] == pytest.approx(model.evaluate(xv, yv, lv)["loss"], rel=1e-5)
 
 
+def test_each_rounds_validation_is_of_the_parameters_after_that_round(any_spark):
+    """Validation rides on the next round's job; the metrics still belong to their round: run
+    k rounds alone, and its model scores what round k of a longer run reported."""
+    x, y, lengths = sines(160, seed=12)
+    xv, yv, lv = sines(60, seed=13)
+    df, validation = frame(any_spark, x, y, lengths, partitions=2), frame(any_spark, xv, yv, lv)
+    options = {"local_steps": 2, "batch_size": 16, "seed": 5, "validate_every": 2}
+    _, history = fit_distributed(
+        df, MODEL, {**options, "rounds": 5}, validation=validation, progress=False
+    )
+    assert [row.get("val_loss") is not None for row in history.rows] == [
+        False,
+        True,
+        False,
+        True,
+        True,
+    ]
+    for rounds in (2, 4, 5):
+        model, _ = fit_distributed(df, MODEL, {**options, "rounds": rounds}, progress=False)
+        reported = history.rows[rounds - 1]
+        scored = evaluate_distributed(model, validation)
+        assert reported["val_loss"] == pytest.approx(scored["loss"], rel=1e-6)
+        assert reported["val_accuracy"] == scored["accuracy"]
+
+
+def test_validating_every_round_costs_no_job_per_round(spark):
+    """Per round, a run that validates every round runs as many Spark jobs as one that does
+    not validate: the validation tasks run in the round's job."""
+    x, y, lengths = sines(160, seed=12)
+    xv, yv, lv = sines(60, seed=13)
+    df, validation = frame(spark, x, y, lengths, partitions=2), frame(spark, xv, yv, lv)
+    tracker = spark.sparkContext.statusTracker()
+
+    def jobs(rounds, with_validation):
+        group = f"count-{rounds}-{with_validation}"
+        spark.sparkContext.setJobGroup(group, group)
+        try:
+            fit_distributed(
+                df,
+                MODEL,
+                {"rounds": rounds, "local_steps": 1, "batch_size": 16, "seed": 5},
+                validation=validation if with_validation else None,
+                progress=False,
+            )
+        finally:
+            spark.sparkContext.setJobGroup("", "")
+        return len(tracker.getJobIdsForGroup(group))
+
+    per_round = jobs(5, False) - jobs(2, False)
+    assert per_round == 3
+    assert jobs(5, True) - jobs(2, True) == per_round
+
+
 def test_early_stopping_restores_the_best_validated_parameters(any_spark):
     x, y, lengths = sines(200, seed=6)
     # Validation labels that disagree with the training task: the validation loss rises as

@@ -67,12 +67,20 @@ def merge_task(batches: Iterator[Any], *, group: int) -> Iterator[Any]:
 
 
 def collect_round_results(
-    results: Any, partitions: int, result_bytes: int, tree: bool | None = None
-) -> list[tuple[int, bytes]]:
+    results: Any,
+    partitions: int,
+    result_bytes: int,
+    tree: bool | None = None,
+    alongside: Any = None,
+) -> tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]]:
     """The rows of a round's results DataFrame (``RESULT_SCHEMA``) on the driver, sorted by
     partition: all of them, or one per group after the executors' tree step. ``tree=None``
     takes the step when ``partitions * result_bytes`` (about the size of one result) passes
-    :data:`TREE_MERGE_BYTES`; ``True``/``False`` force it."""
+    :data:`TREE_MERGE_BYTES`; ``True``/``False`` force it.
+
+    ``alongside``: another DataFrame of ``RESULT_SCHEMA`` rows (e.g. a validation) computed in
+    the same Spark job, its tasks beside the round's; its rows (sorted by partition) are the
+    second list returned, empty without it."""
     from pyspark.sql import functions as F
 
     from sparklstm.spark.rounds import RESULT_SCHEMA
@@ -87,10 +95,17 @@ def collect_round_results(
         results = ordered.select("partition", "result").mapInArrow(
             functools.partial(merge_task, group=group), RESULT_SCHEMA
         )
+    results = results.withColumn("alongside", F.lit(False))
+    if alongside is not None:
+        results = results.unionByName(alongside.withColumn("alongside", F.lit(True)))
     # As Arrow (toArrow): the JVM streams each partition's rows to this process as they come,
     # rather than holding every row and then a pickled copy of them (collect); a round's rows
     # are about the model's size each.
     table = results.toArrow()
     partitions_ = table.column("partition").to_pylist()
+    sides = table.column("alongside").to_pylist()
     blobs = table.column("result")
-    return sorted((int(p), blobs[i].as_py()) for i, p in enumerate(partitions_))
+    rows: tuple[list[tuple[int, bytes]], list[tuple[int, bytes]]] = ([], [])
+    for index, partition in enumerate(partitions_):
+        rows[int(sides[index])].append((int(partition), blobs[index].as_py()))
+    return sorted(rows[0]), sorted(rows[1])

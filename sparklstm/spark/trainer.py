@@ -422,21 +422,13 @@ def _train(
     states: dict[int, dict[str, np.ndarray]] = {}
     velocity = {n: np.zeros(p.shape, np.float64) for n, p in params.items()}
     history = RoundHistory()
-    best_params, best_loss, bad_validations = None, math.inf, 0
     first_round = 0
     if checkpoint is not None:
         params = {n: checkpoint.params[n] for n in names}
         state, states = checkpoint.state, checkpoint.states
         if checkpoint.velocity is not None:
             velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
-        best_params = checkpoint.best_params
-        saved = checkpoint.progress
-        history.rows = list(saved.get("rows", []))
-        history.best_round = saved.get("best_round")
-        best_loss = saved.get("best_loss", math.inf)
-        if best_loss is None:
-            best_loss = math.inf
-        bad_validations = int(saved.get("bad_validations", 0))
+        history.rows = list(checkpoint.progress.get("rows", []))
         first_round = checkpoint.round
         logger.info("resuming after round %d of %d", first_round, total_rounds)
     spec = RoundSpec(
@@ -457,8 +449,18 @@ def _train(
         state_policy=cfg.state_policy,
         task_hook=task_hook,
     )
-    metrics = MetricsFile(metrics_path, history.rows) if metrics_path else None
-    printer = RoundPrinter(progress, total_rounds)
+    book = _RoundBook(
+        history,
+        cfg,
+        run,
+        model_config,
+        checkpoint,
+        checkpoint_dir,
+        MetricsFile(metrics_path, history.rows) if metrics_path else None,
+        RoundPrinter(progress, total_rounds),
+        total_rounds,
+        cached.max_chunk_bytes,
+    )
     history.summary = {
         "rows": cached.rows,
         "partitions": partitions,
@@ -470,12 +472,21 @@ def _train(
         "skipped_rows": skipped,
     }
     logger.info("training: %s", history.summary)
-    loop_started = time.perf_counter()
     session = cached.df.sparkSession
     file_prefix = f"sparklstm-{secrets.token_hex(6)}-round-"  # for payloads sent as files
+    # A round whose parameters are to be validated waits for the next round's job: that job
+    # receives exactly those parameters, so its tasks validate them beside the training tasks
+    # (one Spark job instead of two). Only the last round's validation is a job of its own.
+    waiting: dict[str, Any] | None = None  # the round's row, awaiting its validation
     round_index = first_round
-    for round_index in range(first_round, total_rounds):
+    while round_index < total_rounds or waiting is not None:
+        train = round_index < total_rounds
         started = time.perf_counter()
+        if not train:
+            assert val_cached is not None and waiting is not None
+            metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
+            book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
+            break
         # Parameters -> bytes -> in the task function, or a session file when large.
         payload = encode_payload(params, state, states)
         payload_bytes = len(payload)  # about the size of one partition's result
@@ -489,10 +500,25 @@ def _train(
             file_prefix=file_prefix,
         )
         chunks = cached.df.where(round_filter(spec, round_index))
-        with shipment:
-            rows = collect_round_results(
-                chunks.mapInArrow(task, RESULT_SCHEMA), partitions, payload_bytes
+        alongside = None
+        if waiting is not None:
+            assert val_cached is not None
+            alongside = val_cached.df.mapInArrow(
+                _evaluation_task(model_config, shipment.parcel, cfg.batch_size), RESULT_SCHEMA
             )
+        with shipment:
+            rows, validation_rows = collect_round_results(
+                chunks.mapInArrow(task, RESULT_SCHEMA),
+                partitions,
+                payload_bytes,
+                alongside=alongside,
+            )
+        if waiting is not None:
+            metrics_ = metrics_from_totals(model_config, _added_totals(validation_rows))
+            stop = book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
+            waiting = None
+            if stop:  # this job's training is not used: the run ends where it stopped
+                break
         result = functools.reduce(
             merge_results, (decode_result(data) for _, data in rows), WorkerResult()
         )
@@ -515,64 +541,123 @@ def _train(
             chunks_read=result.chunks_read,
             results_collected=len(rows),
         )
-        last = round_index + 1 == total_rounds
-        if val_cached is not None and ((round_index + 1) % cfg.validate_every == 0 or last):
-            metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
-            row.update({f"val_{key}": value for key, value in metrics_.items()})
-            if metrics_["loss"] < best_loss:
-                best_loss, bad_validations = metrics_["loss"], 0
-                history.best_round = round_index + 1
-                if cfg.early_stopping is not None:
-                    best_params = {n: v.copy() for n, v in params.items()}
-            else:
-                bad_validations += 1
-        done = round_index + 1 - first_round
-        elapsed = time.perf_counter() - loop_started
-        row["eta_seconds"] = elapsed / done * (total_rounds - round_index - 1)
-        history.rows.append(row)
-        if metrics is not None:
-            metrics.append(row)
-        printer(row)
-        stop = cfg.early_stopping is not None and bad_validations >= cfg.early_stopping
-        if checkpoint_dir is not None and (
-            (round_index + 1) % cfg.checkpoint_every == 0 or last or stop
-        ):
-            save_checkpoint(
-                checkpoint_dir,
-                Checkpoint(
-                    round=round_index + 1,
-                    seed=seed,
-                    run_id=run.run_id,
-                    model_config=model_config.to_dict(),
-                    training_config=cfg.to_dict(),
-                    params=params,
-                    state=state,
-                    states=states,
-                    velocity=velocity if cfg.outer_momentum else None,
-                    best_params=best_params,
-                    progress={
-                        "rows": history.rows,
-                        "best_round": history.best_round,
-                        "best_loss": best_loss if math.isfinite(best_loss) else None,
-                        "bad_validations": bad_validations,
-                        "max_chunk_bytes": cached.max_chunk_bytes,
-                    },
-                ),
-                keep=cfg.keep_checkpoints,
-            )
-        if stop:
-            history.stopped_early = True
-            logger.info(
-                "early stopping after round %d (best %s)", round_index + 1, history.best_round
-            )
+        round_index += 1
+        last = round_index == total_rounds
+        if val_cached is not None and (round_index % cfg.validate_every == 0 or last):
+            waiting = row
+        elif book.close(row, None, _Snapshot(params, state, states, velocity)):
             break
-    if cfg.early_stopping is not None and cfg.restore_best and best_params is not None:
-        params = best_params
+    if cfg.early_stopping is not None and cfg.restore_best and book.best_params is not None:
+        params = book.best_params
     final = SequenceModel.from_config(model_config)
     final.load_state_dict(params)
     history.summary["seconds"] = time.perf_counter() - started_run
     history.summary["rounds_done"] = len(history.rows)
     return final, history
+
+
+@dataclasses.dataclass(frozen=True)
+class _Snapshot:
+    """The driver's state after a round: what a checkpoint of that round holds."""
+
+    params: dict[str, np.ndarray]
+    state: dict[str, np.ndarray] | None
+    states: dict[int, dict[str, np.ndarray]]
+    velocity: dict[str, np.ndarray]
+
+
+class _RoundBook:
+    """The record a run keeps of its rounds: the history rows, the best validation and the
+    early-stopping count, the metrics file, the progress lines and the checkpoints."""
+
+    def __init__(
+        self,
+        history: RoundHistory,
+        cfg: DistributedConfig,
+        run: RunIdentity,
+        model_config: ModelConfig,
+        checkpoint: Checkpoint | None,
+        checkpoint_dir: Path | None,
+        metrics: MetricsFile | None,
+        printer: RoundPrinter,
+        total_rounds: int,
+        max_chunk_bytes: int | None,
+    ) -> None:
+        self.history, self.cfg, self.run, self.model_config = history, cfg, run, model_config
+        self.checkpoint_dir, self.metrics, self.printer = checkpoint_dir, metrics, printer
+        self.total_rounds, self.max_chunk_bytes = total_rounds, max_chunk_bytes
+        self.best_params: dict[str, np.ndarray] | None = None
+        self.best_loss, self.bad_validations = math.inf, 0
+        self.first_round = 0 if checkpoint is None else checkpoint.round
+        if checkpoint is not None:
+            saved = checkpoint.progress
+            self.best_params = checkpoint.best_params
+            history.best_round = saved.get("best_round")
+            best_loss = saved.get("best_loss")
+            self.best_loss = math.inf if best_loss is None else best_loss
+            self.bad_validations = int(saved.get("bad_validations", 0))
+        self.started = time.perf_counter()
+
+    def close(
+        self, row: dict[str, Any], validation: dict[str, float] | None, after: _Snapshot
+    ) -> bool:
+        """Record round ``row["round"]`` (with its validation metrics, if validated) and
+        checkpoint it when due; returns whether early stopping ends the run here."""
+        cfg, history = self.cfg, self.history
+        done_rounds = row["round"]
+        if validation is not None:
+            row.update({f"val_{key}": value for key, value in validation.items()})
+            if validation["loss"] < self.best_loss:
+                self.best_loss, self.bad_validations = validation["loss"], 0
+                history.best_round = done_rounds
+                if cfg.early_stopping is not None:
+                    self.best_params = {n: v.copy() for n, v in after.params.items()}
+            else:
+                self.bad_validations += 1
+        elapsed = time.perf_counter() - self.started
+        row["eta_seconds"] = (
+            elapsed / (done_rounds - self.first_round) * (self.total_rounds - done_rounds)
+        )
+        history.rows.append(row)
+        if self.metrics is not None:
+            self.metrics.append(row)
+        self.printer(row)
+        stop = cfg.early_stopping is not None and self.bad_validations >= cfg.early_stopping
+        last = done_rounds == self.total_rounds
+        if self.checkpoint_dir is not None and (
+            done_rounds % cfg.checkpoint_every == 0 or last or stop
+        ):
+            self._save(done_rounds, after)
+        if stop:
+            history.stopped_early = True
+            logger.info("early stopping after round %d (best %s)", done_rounds, history.best_round)
+        return stop
+
+    def _save(self, done_rounds: int, after: _Snapshot) -> None:
+        assert self.checkpoint_dir is not None
+        save_checkpoint(
+            self.checkpoint_dir,
+            Checkpoint(
+                round=done_rounds,
+                seed=self.run.seed,
+                run_id=self.run.run_id,
+                model_config=self.model_config.to_dict(),
+                training_config=self.cfg.to_dict(),
+                params=after.params,
+                state=after.state,
+                states=after.states,
+                velocity=after.velocity if self.cfg.outer_momentum else None,
+                best_params=self.best_params,
+                progress={
+                    "rows": self.history.rows,
+                    "best_round": self.history.best_round,
+                    "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
+                    "bad_validations": self.bad_validations,
+                    "max_chunk_bytes": self.max_chunk_bytes,
+                },
+            ),
+            keep=self.cfg.keep_checkpoints,
+        )
 
 
 def _check_every_worker_answered(result: WorkerResult, spec: RoundSpec, round_index: int):
@@ -672,6 +757,22 @@ def _round_row(
 
 
 # ------------------------------------------------------------------------------ evaluation
+def _evaluation_task(model_config: ModelConfig, parcel: Any, batch_size: int) -> Any:
+    return functools.partial(
+        evaluate_task,
+        model_config=model_config.to_dict(),
+        payload=parcel,
+        batch_size=max(batch_size, 256),
+    )
+
+
+def _added_totals(rows: list[tuple[int, bytes]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for _, data in rows:
+        totals = add_totals(totals, json.loads(data.decode("utf-8")))
+    return totals
+
+
 def evaluate_cached(
     cached: CachedChunks,
     model_config: ModelConfig,
@@ -681,17 +782,9 @@ def evaluate_cached(
     """Metrics of ``params`` on cached data, computed on the executors."""
     payload = encode_payload(dict(params))
     with ship(cached.df.sparkSession, payload, f"sparklstm-{secrets.token_hex(8)}.npz") as sent:
-        task = functools.partial(
-            evaluate_task,
-            model_config=model_config.to_dict(),
-            payload=sent.parcel,
-            batch_size=max(batch_size, 256),
-        )
+        task = _evaluation_task(model_config, sent.parcel, batch_size)
         rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
-    totals: dict[str, float] = {}
-    for _, data in collect_results(rows):
-        totals = add_totals(totals, json.loads(data.decode("utf-8")))
-    return metrics_from_totals(model_config, totals)
+    return metrics_from_totals(model_config, _added_totals(collect_results(rows)))
 
 
 def evaluate_distributed(
