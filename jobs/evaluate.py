@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     add_data_options(parser, "labelled data (required)")
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
     parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    parser.add_argument(
+        "--cache-dir",
+        help="keep the encoded data as Parquet under this directory instead of Spark's block "
+        "store (for sessions that cannot cache DataFrames)",
+    )
     return parser
 
 
@@ -86,7 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prediction_col="__prediction",
         num_classes=model.config.output_size if model.config.task == "classification" else None,
     )
-    loss = evaluate_distributed(model, frame, batch_size=args.batch_size, **columns)
+    loss = evaluate_distributed(
+        model, frame, batch_size=args.batch_size, cache_dir=args.cache_dir, **columns
+    )
     report = {
         "model": args.model,
         "data": data["path"],

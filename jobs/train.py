@@ -189,6 +189,14 @@ def _parser() -> argparse.ArgumentParser:
         default=S,
         help="fail on invalid rows (default) or skip and count them",
     )
+    train.add_argument(
+        "--cache-dir",
+        dest="training.cache_dir",
+        default=S,
+        help="for sessions that cannot cache DataFrames (some serverless platforms): keep the "
+        "encoded data as Parquet under this directory (every executor must reach it; removed "
+        "at the end) instead of Spark's block store",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument(

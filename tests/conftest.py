@@ -44,7 +44,10 @@ def _spark_environment():
     copy ``os.environ`` get the same settings."""
     with pytest.MonkeyPatch.context() as patch:
         for name in HOST_SPARK_VARIABLES:
-            patch.delenv(name, raising=False)
+            # The API mode is the per-test hooks' (below), which set it before this fixture
+            # first runs; the host's value is dropped at configure time.
+            if name != CONNECT_MODE_VARIABLE:
+                patch.delenv(name, raising=False)
         patch.setenv("PYSPARK_PYTHON", sys.executable)
         patch.setenv("PYSPARK_DRIVER_PYTHON", sys.executable)
         patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
@@ -268,6 +271,10 @@ def _connect_mode(item) -> bool:
     callspec = getattr(item, "callspec", None)
     kind = callspec.params.get("any_spark") if callspec is not None else None
     return kind == "connect" or (kind is None and "connect_spark" in item.fixturenames)
+
+
+def pytest_configure(config):
+    os.environ.pop(CONNECT_MODE_VARIABLE, None)  # the host's API mode never applies
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -83,9 +83,11 @@ def test_train_predict_evaluate_with_spark_submit(sines_data, tmp_path):
         "--output", str(model_dir),
         "--metrics", str(metrics_file),
         "--summary", str(tmp_path / "summary.json"),
+        "--cache-dir", str(tmp_path / "cache"),  # chunks as files, as where persist fails
         cwd=tmp_path,
     )  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-3000:]
+    assert list((tmp_path / "cache").iterdir()) == []  # the run's files are gone
     summary = last_json(trained.stdout, "summary: ")
     assert summary == json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
     assert summary["partitions"] == 2  # defaults to Spark's parallelism, not the file count
@@ -130,9 +132,11 @@ def test_train_predict_evaluate_with_spark_submit(sines_data, tmp_path):
         "--model", str(model_dir),
         "--data", str(sines_data / "test"),
         "--output", str(metrics_path),
+        "--cache-dir", str(tmp_path / "cache"),
         cwd=tmp_path,
     )  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert list((tmp_path / "cache").iterdir()) == []
     report = json.loads(metrics_path.read_text(encoding="utf-8"))
     assert report == last_json(evaluated.stdout, "metrics: ")
     accuracy = float(np.mean(prediction == labels))

@@ -310,6 +310,44 @@ def test_early_stopping_restores_the_best_validated_parameters(any_spark):
     assert model.evaluate(xv, yv, lv)["loss"] == pytest.approx(best, rel=1e-5)
 
 
+# ------------------------------------------------------- chunks kept as files (no persist)
+def test_chunks_kept_as_files_train_the_same_bits_as_persisted_chunks(any_spark, tmp_path):
+    """Where a session cannot persist, cache_dir keeps the encoded chunks as Parquet files:
+    the rounds read them back, spread one partition per task, and give the same bits; the
+    files are removed at the end."""
+    x, y, lengths = sines(200, seed=14)
+    xv, yv, lv = sines(50, seed=15)
+    df, validation = frame(any_spark, x, y, lengths, partitions=3), frame(any_spark, xv, yv, lv)
+    options = {"epochs": 2, "local_steps": 3, "batch_size": 8, "seed": 2}
+    persisted, kept = fit_distributed(df, MODEL, options, validation=validation, progress=False)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    files, read = fit_distributed(
+        df,
+        MODEL,
+        {**options, "cache_dir": str(cache)},
+        validation=validation,
+        progress=False,
+    )
+    assert_params_equal(files.params, persisted.params)
+    assert read["val_loss"] == kept["val_loss"] and read["workers"] == kept["workers"] == [3] * 6
+    assert read["chunks_read"] == kept["chunks_read"]
+    assert list(cache.iterdir()) == []
+    scored = evaluate_distributed(files, validation, cache_dir=str(cache))
+    assert scored == evaluate_distributed(files, validation)
+    assert list(cache.iterdir()) == []
+
+
+def test_a_session_that_cannot_persist_is_told_about_cache_dir(any_spark, monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise RuntimeError("[NOT_SUPPORTED_WITH_SERVERLESS] PERSIST TABLE is not supported")
+
+    x, y, lengths = sines(40, seed=1)
+    monkeypatch.setattr(type(frame(any_spark, x, y, lengths)), "persist", refuse)
+    with pytest.raises(ValueError, match=r"cannot cache DataFrames \(\[NOT_SUPPORTED.*cache_dir"):
+        fit_distributed(frame(any_spark, x, y, lengths), MODEL, {"epochs": 1}, progress=False)
+
+
 # ------------------------------------------------------------------------ faults, resume
 def test_a_task_that_fails_on_its_first_attempt_gives_the_same_result(any_spark):
     x, y, lengths = sines(160, seed=8)

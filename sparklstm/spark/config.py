@@ -33,7 +33,15 @@ INVALID_ROW_POLICIES = ("error", "skip")
 # Options that may change between a run and its resumption (they do not change the numbers of
 # the rounds already done). Everything else must match the checkpoint.
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "rounds", "checkpoint_every", "keep_checkpoints", "validate_every", "progress"}
+    {
+        "epochs",
+        "rounds",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "validate_every",
+        "progress",
+        "cache_dir",
+    }
 )
 
 
@@ -90,6 +98,11 @@ class DistributedConfig:
     shuffle, bucket : shuffle every epoch; batch similar lengths together.
     chunk_rows : rows per cached chunk on the executors (a multiple of ``batch_size`` keeps
         batches full); chunks bound the memory a round needs and spill to disk.
+    cache_dir : where sessions that cannot cache DataFrames (some serverless platforms) keep
+        the encoded data: a directory (path or URI) every executor can reach; each run writes
+        Parquet files in a new subdirectory, reads this round's chunks back every round, and
+        removes them at the end. ``None`` (default): persist them in Spark's block store
+        (``MEMORY_AND_DISK``). The results are the same bits either way.
     validate_every : rounds between two validations (when validation data is given).
     early_stopping : patience, in validations, on the validation loss; ``None`` disables.
     restore_best : with early stopping, end with the best validated parameters.
@@ -122,6 +135,7 @@ class DistributedConfig:
     shuffle: bool = True
     bucket: bool = True
     chunk_rows: int = 4096
+    cache_dir: str | None = None
     validate_every: int = 1
     early_stopping: int | None = None
     restore_best: bool = True
@@ -146,6 +160,10 @@ class DistributedConfig:
         check_choice("lr_scaling", self.lr_scaling, LR_SCALINGS)
         check_choice("small_partitions", self.small_partitions, SMALL_PARTITION_POLICIES)
         check_choice("invalid_rows", self.invalid_rows, INVALID_ROW_POLICIES)
+        if self.cache_dir is not None and (
+            not isinstance(self.cache_dir, str) or not self.cache_dir.strip()
+        ):
+            raise ValueError(f"cache_dir must be a non-empty path or URI, got {self.cache_dir!r}")
         for name in ("shuffle", "bucket", "restore_best"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from sparklstm.spark.schema import Columns
 __all__ = [
     "Chunk",
     "CachedChunks",
+    "bucket_keys",
     "cache_chunks",
     "chunk_byte_budget",
     "encode_partition",
@@ -285,15 +287,20 @@ def read_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[Chunk]:
 
 @dataclass
 class CachedChunks:
-    """The persisted DataFrame of encoded chunks and, per partition, the row count of each
-    chunk (``chunk_rows[partition][chunk]``); ``rejected[i]``: rows left out for breaking rule
-    ``i`` first (see ``ChunkEncoding.rule_column``); ``max_chunk_bytes``: the byte budget the
-    chunks were cut with."""
+    """The encoded chunks, kept for the run: persisted in Spark's block store, or written as
+    Parquet files under ``directory`` where a session cannot persist (see
+    :func:`cache_chunks`). ``chunk_rows[partition][chunk]``: the rows of each chunk;
+    ``rejected[i]``: rows left out for breaking rule ``i`` first (see
+    ``ChunkEncoding.rule_column``); ``max_chunk_bytes``: the byte budget the chunks were cut
+    with; ``bucket_keys``: with files, a key per partition that Spark's hash partitioner sends
+    to that partition."""
 
     df: Any
     chunk_rows: list[list[int]]
     rejected: list[int] = dataclasses.field(default_factory=list)
     max_chunk_bytes: int | None = None
+    directory: str | None = None
+    bucket_keys: tuple[int, ...] = ()
 
     @property
     def num_partitions(self) -> int:
@@ -307,8 +314,63 @@ class CachedChunks:
     def rows(self) -> int:
         return sum(self.partition_rows)
 
+    def chunks(self, condition: str | None = None) -> Any:
+        """The chunks (those meeting the SQL ``condition``) as a task must receive them: each
+        partition's chunks together, in chunk order, one partition per task. Persisted chunks
+        keep their partitioning; chunks read back from files are spread by a shuffle of the
+        chunks asked for (the files' splits do not follow the partitions)."""
+        from pyspark.sql import functions as F
+
+        df = self.df if condition is None else self.df.where(condition)
+        if self.directory is None:
+            return df
+        keys = F.array(*[F.lit(key).cast("bigint") for key in self.bucket_keys])
+        bucketed = df.withColumn("_bucket", F.element_at(keys, F.col("partition") + 1))
+        spread = bucketed.repartition(self.num_partitions, "_bucket")
+        return spread.sortWithinPartitions("partition", "chunk").drop("_bucket")
+
     def unpersist(self) -> None:
-        self.df.unpersist()
+        """Free the cache: unpersist, or delete the files (a local directory is removed; on
+        other file systems, which a Connect client cannot reach, Spark overwrites it with an
+        empty table)."""
+        if self.directory is None:
+            self.df.unpersist()
+            return
+        local = _local_path(self.directory)
+        if local is not None:
+            shutil.rmtree(local, ignore_errors=True)
+            return
+        session = self.df.sparkSession
+        empty = session.createDataFrame([], self.df.schema)
+        empty.write.mode("overwrite").parquet(self.directory)
+
+
+def _local_path(directory: str) -> str | None:
+    """The local path of ``directory`` (a plain path or a ``file:`` URI), else None."""
+    if directory.startswith("file:"):
+        return directory[len("file:") :].removeprefix("//")
+    return None if "://" in directory or ":/" in directory.split("/")[0] else directory
+
+
+def bucket_keys(spark: Any, partitions: int) -> tuple[int, ...]:
+    """For each ``p < partitions``, a bigint key that Spark's hash partitioning
+    (``repartition(partitions, key)``: ``pmod(hash(key), partitions)``) sends to partition
+    ``p``, found by Spark itself (one small job)."""
+    from pyspark.sql import functions as F
+
+    span = 16 * partitions
+    while True:
+        found = (
+            spark.range(span)
+            .select("id", F.expr(f"pmod(hash(id), {partitions})").alias("p"))
+            .groupBy("p")
+            .agg(F.min("id").alias("id"))
+            .collect()
+        )
+        keys = {int(row.p): int(row.id) for row in found}
+        if len(keys) == partitions:
+            return tuple(keys[p] for p in range(partitions))
+        span *= 4
 
 
 def training_row_order(df: Any, columns: Columns) -> list[Any]:
@@ -380,11 +442,15 @@ def chunk_byte_budget(spark: Any) -> int:
     return budget
 
 
-def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) -> CachedChunks:
-    """Encode ``df`` on the executors, persist the chunks (``MEMORY_AND_DISK``: in Spark's
-    block store, spilled to disk when memory runs short), and return their sizes (one job;
-    only the chunk sizes come back to the driver). Unless ``encoding.max_chunk_bytes`` says
-    otherwise, chunks are sized by :func:`chunk_byte_budget`."""
+def cache_chunks(
+    df: Any, encoding: ChunkEncoding, storage_level: Any = None, directory: str | None = None
+) -> CachedChunks:
+    """Encode ``df`` on the executors and keep the chunks: persisted ``MEMORY_AND_DISK`` (in
+    Spark's block store, spilled to disk when memory runs short), or, with ``directory`` (a
+    new path on storage every executor reaches), written there as Parquet and read back each
+    round, for sessions that cannot persist (some managed, serverless platforms). Returns the
+    chunks' sizes (only those come back to the driver). Unless ``encoding.max_chunk_bytes``
+    says otherwise, chunks are sized by :func:`chunk_byte_budget`."""
     from pyspark import StorageLevel
 
     if encoding.max_chunk_bytes is None:
@@ -395,16 +461,36 @@ def cache_chunks(df: Any, encoding: ChunkEncoding, storage_level: Any = None) ->
     ordered = selected.sortWithinPartitions(*training_row_order(selected, encoding.columns))
     encoded = ordered.mapInArrow(
         functools.partial(encode_partition, encoding=encoding), _CHUNK_SCHEMA
-    ).persist(storage_level or StorageLevel.MEMORY_AND_DISK)
-    sizes = encoded.select("partition", "chunk", "rows", "rejected").collect()
-    partitions = 1 + max((row.partition for row in sizes), default=-1)
-    chunk_rows: list[list[int]] = [[] for _ in range(partitions)]
-    rejected = np.zeros(encoding.num_rules, dtype=np.int64)
-    for row in sorted(sizes, key=lambda r: (r.partition, r.chunk)):
-        if row.rejected:
-            rejected += np.asarray(row.rejected, dtype=np.int64)
-        if row.rows:
-            if row.chunk != len(chunk_rows[row.partition]):
-                raise RuntimeError(f"partition {row.partition}: chunk {row.chunk} out of order")
-            chunk_rows[row.partition].append(row.rows)
-    return CachedChunks(encoded, chunk_rows, rejected.tolist(), encoding.max_chunk_bytes)
+    )
+    if directory is None:
+        try:
+            encoded = encoded.persist(storage_level or StorageLevel.MEMORY_AND_DISK)
+        except Exception as exc:  # e.g. a serverless Connect session: NOT_SUPPORTED_WITH_...
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(
+                f"this Spark session cannot cache DataFrames ({first_line[:200]}); give "
+                "cache_dir (--cache-dir in the jobs), a directory every executor can reach, "
+                "to keep the encoded data there as Parquet instead"
+            ) from exc
+    else:
+        encoded.write.mode("error").parquet(directory)
+        encoded = df.sparkSession.read.parquet(directory)
+    try:
+        sizes = encoded.select("partition", "chunk", "rows", "rejected").collect()
+        partitions = 1 + max((row.partition for row in sizes), default=-1)
+        chunk_rows: list[list[int]] = [[] for _ in range(partitions)]
+        rejected = np.zeros(encoding.num_rules, dtype=np.int64)
+        for row in sorted(sizes, key=lambda r: (r.partition, r.chunk)):
+            if row.rejected:
+                rejected += np.asarray(row.rejected, dtype=np.int64)
+            if row.rows:
+                if row.chunk != len(chunk_rows[row.partition]):
+                    raise RuntimeError(f"partition {row.partition}: chunk {row.chunk} out of order")
+                chunk_rows[row.partition].append(row.rows)
+        keys = bucket_keys(df.sparkSession, partitions) if directory is not None else ()
+    except BaseException:
+        CachedChunks(encoded, [], directory=directory).unpersist()
+        raise
+    return CachedChunks(
+        encoded, chunk_rows, rejected.tolist(), encoding.max_chunk_bytes, directory, keys
+    )

@@ -136,8 +136,10 @@ def _prepare(
     With ``num_partitions`` the data is always spread over exactly that many partitions by a
     round-robin repartition (deterministic membership: Spark sorts each input partition before
     dealing its rows out), since a DataFrame cannot tell its partition count without running a
-    job on a Connect session. ``max_chunk_bytes`` fixes the chunks' byte budget (a resumed run
-    passes its checkpoint's, so that its minibatches are the same on other executors)."""
+    job on a Connect session. With ``cfg.cache_dir`` the encoded data are kept as Parquet files
+    in a new directory under it (removed by ``unpersist``). ``max_chunk_bytes`` fixes the
+    chunks' byte budget (a resumed run passes its checkpoint's, so that its minibatches are the
+    same on other executors)."""
     rules = row_rules(columns, profile, config)
     if num_partitions is not None:
         df = df.repartition(num_partitions)
@@ -147,7 +149,10 @@ def _prepare(
         num_rules=len(rules.problems),
         max_chunk_bytes=max_chunk_bytes,
     )
-    cached = cache_chunks(df.withColumn(RULE_COLUMN, rules.column()), encoding)
+    directory = None
+    if cfg.cache_dir is not None:
+        directory = f"{cfg.cache_dir.rstrip('/')}/sparklstm-chunks-{secrets.token_hex(8)}"
+    cached = cache_chunks(df.withColumn(RULE_COLUMN, rules.column()), encoding, directory=directory)
     try:
         return cached, rules.settle(df, columns, cached.rejected, invalid_rows)
     except BaseException:
@@ -499,11 +504,11 @@ def _train(
             payload=shipment.parcel,
             file_prefix=file_prefix,
         )
-        chunks = cached.df.where(round_filter(spec, round_index))
+        chunks = cached.chunks(round_filter(spec, round_index))
         alongside = None
         if waiting is not None:
             assert val_cached is not None
-            alongside = val_cached.df.mapInArrow(
+            alongside = val_cached.chunks().mapInArrow(
                 _evaluation_task(model_config, shipment.parcel, cfg.batch_size), RESULT_SCHEMA
             )
         with shipment:
@@ -783,7 +788,7 @@ def evaluate_cached(
     payload = encode_payload(dict(params))
     with ship(cached.df.sparkSession, payload, f"sparklstm-{secrets.token_hex(8)}.npz") as sent:
         task = _evaluation_task(model_config, sent.parcel, batch_size)
-        rows = cached.df.mapInArrow(task, RESULT_SCHEMA).collect()
+        rows = cached.chunks().mapInArrow(task, RESULT_SCHEMA).collect()
     return metrics_from_totals(model_config, _added_totals(collect_results(rows)))
 
 
@@ -795,10 +800,12 @@ def evaluate_distributed(
     label_col: str = "label",
     length_col: str | None = None,
     batch_size: int = 512,
+    cache_dir: str | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors."""
+    """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors
+    (``cache_dir``: see :class:`~sparklstm.spark.config.DistributedConfig`)."""
     columns = Columns(features_col, label_col, length_col)
-    cfg = DistributedConfig(batch_size=min(batch_size, 4096), chunk_rows=4096)
+    cfg = DistributedConfig(batch_size=min(batch_size, 4096), chunk_rows=4096, cache_dir=cache_dir)
     cached, _ = _prepare(
         data, columns, profile_data(data, columns), model.config, cfg, "error", None
     )
