@@ -290,7 +290,7 @@ def test_the_classifier_learns_and_validates_on_the_indicated_rows(
         assert seen["probability"] == other["probability"]
 
 
-def test_the_regressor_beats_predicting_the_mean(spark):
+def test_the_regressor_beats_predicting_the_mean(spark, tmp_path):
     rng = np.random.default_rng(0)
     x, lengths = random_sequences(400, 10, 2, seed=9, min_len=4)
     y = x[..., 0].sum(axis=1) / lengths + 0.5 * x[np.arange(400), lengths - 1, 1]
@@ -310,6 +310,10 @@ def test_the_regressor_beats_predicting_the_mean(spark):
     rmse = np.sqrt(np.mean((predictions - labels) ** 2))
     baseline = np.sqrt(np.mean((labels - y[np.setdiff1d(np.arange(400), test)].mean()) ** 2))
     assert rmse < 0.5 * baseline
+    # cacheDir (sessions that cannot persist) trains the same bits through Parquet files.
+    files = reg.copy({reg.cacheDir: str(tmp_path / "cache")}).fit(train_df)
+    for name, value in model.sequenceModel.params.items():
+        np.testing.assert_array_equal(files.sequenceModel.params[name], value)
 
 
 # --------------------------------------------------------------------------- Params

@@ -311,6 +311,12 @@ class _LSTMParams(
         "directory for training checkpoints (driver-local); None: none",
         TypeConverters.toString,
     )
+    cacheDir: Param[str] = _p(
+        "cacheDir",
+        "for sessions that cannot cache DataFrames (serverless): a directory every executor "
+        "reaches, where the encoded data are kept as Parquet; None: Spark's block store",
+        TypeConverters.toString,
+    )
     checkpointEvery: Param[int] = _p(
         "checkpointEvery", "rounds between two checkpoints", _int_at_least("checkpointEvery", 1)
     )
@@ -366,6 +372,7 @@ class _LSTMParams(
             validateEvery=1,
             earlyStopping=None,
             checkpointDir=None,
+            cacheDir=None,
             checkpointEvery=1,
             metricsPath=None,
             progress=False,
@@ -470,6 +477,10 @@ class _LSTMParams(
         """Gets the value of :py:attr:`checkpointDir` or its default value."""
         return self.getOrDefault(self.checkpointDir)
 
+    def getCacheDir(self) -> str | None:
+        """Gets the value of :py:attr:`cacheDir` or its default value."""
+        return self.getOrDefault(self.cacheDir)
+
     def getCheckpointEvery(self) -> int:
         """Gets the value of :py:attr:`checkpointEvery` or its default value."""
         return self.getOrDefault(self.checkpointEvery)
@@ -545,6 +556,7 @@ class _LSTMParams(
             checkpoint_every=self.getCheckpointEvery(),
             small_partitions=self.getSmallPartitions(),
             invalid_rows=self.getInvalidRows(),
+            cache_dir=self.getCacheDir(),
         )
 
 
@@ -735,6 +747,10 @@ class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParam
         """Sets the value of :py:attr:`checkpointDir`."""
         return self._set(checkpointDir=value)
 
+    def setCacheDir(self, value: str | None):
+        """Sets the value of :py:attr:`cacheDir`."""
+        return self._set(cacheDir=value)
+
     def setCheckpointEvery(self, value: int):
         """Sets the value of :py:attr:`checkpointEvery`."""
         return self._set(checkpointEvery=value)
@@ -828,6 +844,7 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
         validateEvery: int = 1,
         earlyStopping: int | None = None,
         checkpointDir: str | None = None,
+        cacheDir: str | None = None,
         checkpointEvery: int = 1,
         metricsPath: str | None = None,
         progress: bool = False,
@@ -876,6 +893,7 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
         validateEvery: int = 1,
         earlyStopping: int | None = None,
         checkpointDir: str | None = None,
+        cacheDir: str | None = None,
         checkpointEvery: int = 1,
         metricsPath: str | None = None,
         progress: bool = False,
@@ -961,6 +979,7 @@ class LSTMRegressor(_LSTMEstimator):
         validateEvery: int = 1,
         earlyStopping: int | None = None,
         checkpointDir: str | None = None,
+        cacheDir: str | None = None,
         checkpointEvery: int = 1,
         metricsPath: str | None = None,
         progress: bool = False,
@@ -1005,6 +1024,7 @@ class LSTMRegressor(_LSTMEstimator):
         validateEvery: int = 1,
         earlyStopping: int | None = None,
         checkpointDir: str | None = None,
+        cacheDir: str | None = None,
         checkpointEvery: int = 1,
         metricsPath: str | None = None,
         progress: bool = False,
