@@ -10,13 +10,7 @@ that takes it runs twice, ``[classic]`` and ``[connect]``).
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -93,137 +87,37 @@ CONNECT_SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 CONNECT_START_TIMEOUT = 120.0  # seconds; a cold start on a busy 2-core machine takes ~6-15 s
 
 
-@dataclass(frozen=True)
-class ConnectServer:
-    """A running local Spark Connect server: its URL, log file and start-up time."""
-
-    url: str
-    port: int
-    log: Path
-    started_in: float  # seconds from launch until the port accepted connections
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            text = self.log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-
-def _free_port() -> int:
-    """A TCP port free on the loopback address now (the OS picks it; a race with another
-    process binding it before the server does is possible but unlikely)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _accepts_connections(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
-def _stop_process(process: subprocess.Popen) -> None:
-    """SIGTERM (Spark's shutdown hooks stop the context and its Python workers), then SIGKILL to
-    the server's own process group if it does not exit within 30 s."""
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # the group started with start_new_session
-        process.wait(timeout=30)
-
-
 @pytest.fixture(scope="session")
 def connect_server(tmp_path_factory, request, _spark_environment):
-    """A Spark Connect server for the whole run, started on first use: ``spark-submit --class
-    SparkConnectServer`` of the venv's pyspark (whose ``jars/`` ship the server) in the
-    foreground as a subprocess, ``local[2,2]`` like the classic fixture (two cores, a failed
-    task retried once), gRPC on a free loopback port chosen now. Its Python workers run this
-    interpreter (so they import the editable sparklstm) with the repository root on PYTHONPATH
-    (so functions defined in test modules unpickle there too, as on the classic session, whose
-    workers start in the repository). Its scratch, warehouse, working directory and log
-    (``server.log``) are under pytest's basetemp. Waits until the port accepts connections
-    (``CONNECT_START_TIMEOUT``; on a timeout or an early exit the test fails with the log's last
-    lines), and at the end terminates the server (then kills it if it does not exit)."""
-    root = tmp_path_factory.mktemp("spark-connect")
-    port = _free_port()
+    """A Spark Connect server for the whole run, started on first use
+    (:class:`sparklstm.spark.connect_server.LocalConnectServer`: ``spark-submit --class
+    SparkConnectServer`` of the venv's pyspark, whose ``jars/`` ship the server, as a
+    subprocess), ``local[2,2]`` like the classic fixture (two cores, a failed task retried
+    once), gRPC on a free loopback port. Its Python workers run this interpreter (so they import
+    the editable sparklstm) with the repository root on PYTHONPATH (so functions defined in test
+    modules unpickle there too, as on the classic session, whose workers start in the
+    repository). Its scratch, warehouse, working directory and log (``server.log``) are under
+    pytest's basetemp. A server that exits or does not listen within ``CONNECT_START_TIMEOUT``
+    fails the test with its log's last lines; at the end it is terminated (then killed)."""
+    from sparklstm.spark.connect_server import ConnectServerError, LocalConnectServer
+
     settings = {
-        "spark.connect.grpc.binding.address": "127.0.0.1",
-        "spark.connect.grpc.binding.port": str(port),
-        "spark.ui.enabled": "false",
         "spark.sql.shuffle.partitions": "4",
         "spark.default.parallelism": "2",
         "spark.driver.memory": "2g",
-        "spark.sql.execution.arrow.pyspark.enabled": "true",
-        "spark.python.worker.reuse": "true",
-        "spark.local.dir": str(root / "local"),
-        "spark.sql.warehouse.dir": str(root / "warehouse"),
-        "spark.log.level": "WARN",
     }
-    command = [
-        str(Path(sys.executable).with_name("spark-submit")),
-        "--class",
-        CONNECT_SERVER_CLASS,
-        "--master",
-        "local[2,2]",
-        "--name",
-        "sparklstm-tests-connect",
-    ]
-    for key, value in settings.items():
-        command += ["--conf", f"{key}={value}"]
-    env = dict(os.environ)
-    for name in (*HOST_SPARK_VARIABLES, CONNECT_MODE_VARIABLE):
-        env.pop(name, None)
-    repository = str(request.config.rootpath)
-    env.update(
-        PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
-        SPARK_LOCAL_IP="127.0.0.1",
-        PYTHONPATH=os.pathsep.join(filter(None, [repository, env.get("PYTHONPATH")])),
-    )
-    log = root / "server.log"
-    started = time.monotonic()
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=env,
-            start_new_session=True,
-        )
     try:
-        server = None
-        while server is None:
-            elapsed = time.monotonic() - started
-            if process.poll() is not None:
-                pytest.fail(
-                    f"the Spark Connect server exited with status {process.returncode} after "
-                    f"{elapsed:.1f} s; end of {log}:\n"
-                    + ConnectServer("", port, log, elapsed).tail(),
-                    pytrace=False,
-                )
-            if elapsed > CONNECT_START_TIMEOUT:
-                pytest.fail(
-                    f"the Spark Connect server did not listen on port {port} within "
-                    f"{CONNECT_START_TIMEOUT:.0f} s; end of {log}:\n"
-                    + ConnectServer("", port, log, elapsed).tail(),
-                    pytrace=False,
-                )
-            if _accepts_connections(port):
-                server = ConnectServer(f"sc://127.0.0.1:{port}", port, log, elapsed)
-            else:
-                time.sleep(0.25)
+        server = LocalConnectServer.start(
+            "local[2,2]",
+            settings,
+            directory=tmp_path_factory.mktemp("spark-connect"),
+            python_path=str(request.config.rootpath),
+            timeout=CONNECT_START_TIMEOUT,
+        )
+    except ConnectServerError as error:
+        pytest.fail(str(error), pytrace=False)
+    with server:
         yield server
-    finally:
-        _stop_process(process)
 
 
 @pytest.fixture(scope="session")
