@@ -14,20 +14,13 @@ import sys
 
 import pytest
 
+from sparklstm.spark.connect_server import HOST_VARIABLES
+
 # Host settings that would make Spark (in this process, in spark-submit and in the jobs and
 # notebooks the tests start) something other than the pip-installed pyspark in local mode:
 # another Spark installation or its spark-defaults.conf, extra spark-submit arguments, a Spark
 # Connect server or API mode, scratch directories that override spark.local.dir.
-HOST_SPARK_VARIABLES = (
-    "SPARK_HOME",
-    "SPARK_CONF_DIR",
-    "SPARK_LOCAL_DIRS",
-    "SPARK_REMOTE",
-    "SPARK_LOCAL_REMOTE",
-    "SPARK_API_MODE",
-    "SPARK_CONNECT_MODE_ENABLED",
-    "PYSPARK_SUBMIT_ARGS",
-)
+HOST_SPARK_VARIABLES = HOST_VARIABLES
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -5,21 +5,11 @@ import pyarrow as pa
 
 from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.spark.partitions import ChunkEncoding, decode_chunk, encode_partition
-from sparklstm.spark.schema import Columns
+from tests.test_spark_large_data import _encoding as encoding_with
 
 
 def _encoding(**changes) -> ChunkEncoding:
-    options = dict(
-        columns=Columns(),
-        dtype="float32",
-        tokens=False,
-        per_step_labels=False,
-        classification=True,
-        num_features=2,
-        chunk_rows=8,
-        batch_size=4,
-    )
-    return ChunkEncoding(**{**options, **changes})
+    return encoding_with(**{"classification": True, "chunk_rows": 8, **changes})
 
 
 def _rows(n=20, seed=0):

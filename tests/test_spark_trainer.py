@@ -495,6 +495,8 @@ def test_bad_data_is_reported_before_training_with_the_column_named(any_spark):
         )
     with pytest.raises(ValueError, match="state_policy"):
         fit_distributed(df, MODEL, {"state_policy": "sometimes"}, progress=False)
+    with pytest.raises(ValueError, match="cache_dir must be a non-empty path or URI"):
+        fit_distributed(df, MODEL, {"cache_dir": " "}, progress=False)
     with pytest.raises(TypeError, match="unknown"):
         fit_distributed(df, MODEL, {"epoch": 3}, progress=False)
 

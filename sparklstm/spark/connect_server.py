@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LocalConnectServer", "ConnectServerError", "SERVER_CLASS"]
+__all__ = ["LocalConnectServer", "ConnectServerError", "SERVER_CLASS", "HOST_VARIABLES"]
 
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 # Variables of the host that would send the server (or its workers) elsewhere: another Spark
 # installation or its settings, a remote, an API mode, extra submit arguments.
-_HOST_VARIABLES = (
+HOST_VARIABLES = (
     "SPARK_HOME",
     "SPARK_CONF_DIR",
     "SPARK_LOCAL_DIRS",
@@ -110,7 +110,7 @@ class LocalConnectServer:
         ]
         for key, value in settings.items():
             command += ["--conf", f"{key}={value}"]
-        env = {k: v for k, v in os.environ.items() if k not in _HOST_VARIABLES}
+        env = {k: v for k, v in os.environ.items() if k not in HOST_VARIABLES}
         env.update(
             PYSPARK_PYTHON=sys.executable,
             PYSPARK_DRIVER_PYTHON=sys.executable,

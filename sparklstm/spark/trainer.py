@@ -484,14 +484,8 @@ def _train(
     # (one Spark job instead of two). Only the last round's validation is a job of its own.
     waiting: dict[str, Any] | None = None  # the round's row, awaiting its validation
     round_index = first_round
-    while round_index < total_rounds or waiting is not None:
-        train = round_index < total_rounds
+    while round_index < total_rounds:
         started = time.perf_counter()
-        if not train:
-            assert val_cached is not None and waiting is not None
-            metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
-            book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
-            break
         # Parameters -> bytes -> in the task function, or a session file when large.
         payload = encode_payload(params, state, states)
         payload_bytes = len(payload)  # about the size of one partition's result
@@ -552,6 +546,10 @@ def _train(
             waiting = row
         elif book.close(row, None, _Snapshot(params, state, states, velocity)):
             break
+    if waiting is not None:  # the last round's validation: a job of its own
+        assert val_cached is not None
+        metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
+        book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
     if cfg.early_stopping is not None and cfg.restore_best and book.best_params is not None:
         params = book.best_params
     final = SequenceModel.from_config(model_config)
