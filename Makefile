@@ -47,23 +47,23 @@ dist: $(STAMP)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
 
 test: $(STAMP) check-java
-	$(PY) -m ruff check sparklstm jobs tests
-	$(PY) -m ruff format --check sparklstm jobs tests
+	$(PY) -m ruff check sparklstm jobs bench tests
+	$(PY) -m ruff format --check sparklstm jobs bench tests
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(PY) -m ruff check --fix sparklstm jobs tests
-	$(PY) -m ruff format sparklstm jobs tests
+	$(PY) -m ruff check --fix sparklstm jobs bench tests
+	$(PY) -m ruff format sparklstm jobs bench tests
 
 # bench/report.md + PNG plots: kernels, Spark vs one process, scaling, convergence, accuracy.
 bench: $(STAMP) check-java
-	$(PY) -m jobs.bench_report --out bench
+	$(PY) -m bench.report --out bench
 
 bench-quick: $(STAMP) check-java
-	$(PY) -m jobs.bench_report --out bench --quick
+	$(PY) -m bench.report --out bench --quick
 
 bench-spark: $(STAMP) check-java
-	$(PY) -m jobs.bench_spark --rows 100000
+	$(PY) -m bench.spark --rows 100000
 
 clean:
 	rm -rf $(VENV) build dist runs *.egg-info .pytest_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The versioned accuracy configs (jobs/configs) load and are valid, and jobs.accuracy runs end
+"""The versioned accuracy configs (bench/configs) load and are valid, and bench.accuracy runs end
 to end on a tiny override, writing the documented record with real values."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jobs.accuracy import (
+from bench.accuracy import (
     METRICS,
     load_accuracy_config,
     make_data_argv,
@@ -21,7 +21,7 @@ from sparklstm.config import ModelConfig
 from sparklstm.datasets import load_ucr
 from sparklstm.spark.config import DistributedConfig
 
-CONFIGS = sorted((Path(__file__).parent.parent / "jobs" / "configs").glob("*.json"))
+CONFIGS = sorted((Path(__file__).parent.parent / "bench" / "configs").glob("*.json"))
 
 
 def test_the_five_datasets_have_configs():
@@ -139,8 +139,8 @@ def test_airline_scores_rolling_and_fixed_origin_forecasts(tmp_path):
     """Both airline protocols, checked against a hand recursion with a small untrained model:
     the rolling forecasts start every 12 months from the observed months; the fixed-origin
     forecast feeds its own forecasts back and never sees a held-out month."""
+    from bench.accuracy import airline_forecasts, fixed_origin_forecast, score_airline
     from jobs import make_data
-    from jobs.accuracy import airline_forecasts, fixed_origin_forecast, score_airline
     from sparklstm.datasets.airline import LogStandardScaler, load_airline, mape
 
     document = json.loads((CONFIGS[0].parent / "airline.json").read_text(encoding="utf-8"))
@@ -208,8 +208,8 @@ def test_airline_with_seasonal_differences_rebuilds_each_year_from_the_one_befor
     """The shipped config's representation: every 12 forecast months are last year's months
     times the model's growth factors; the fixed-origin forecast builds 1959 on its own 1958.
     The validation split scores 1955-1957 the same way and never reads 1958-1960."""
+    from bench.accuracy import airline_forecasts, fixed_origin_forecast
     from jobs import make_data
-    from jobs.accuracy import airline_forecasts, fixed_origin_forecast
     from sparklstm.datasets.airline import (
         SeasonalLogDifferenceScaler,
         forecast_recursive,

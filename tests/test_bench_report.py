@@ -1,6 +1,6 @@
 """The benchmark report: tables hold exactly the measured values, plots are valid PNGs, missing
 sources say how to produce them. All results here are FIXTURES (made-up numbers in the formats
-the benchmarks write), except the one test that runs ``jobs.bench_kernels`` on a tiny shape."""
+the benchmarks write), except the one test that runs ``bench.kernels`` on a tiny shape."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jobs import bench_report
+from bench import report as bench_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -59,7 +59,7 @@ def _kernel_row(cell, threads, torch_seconds=None):
 FIXTURE_KERNELS = {
     "machine": "fixture",
     "rows": [_kernel_row("lstm", 1, torch_seconds=0.01), _kernel_row("gru", 2)],
-    "command": "python -m jobs.bench_kernels --json bench/results/kernels.json",
+    "command": "python -m bench.kernels --json bench/results/kernels.json",
     "date": "2000-01-01T00:01:00Z",
     "wall_seconds": 61.0,
 }
@@ -86,7 +86,7 @@ def _spark_fixture(rows, results, **extra):
     return {
         "args": args,
         "results": results,
-        "command": f"python -m jobs.bench_spark --rows {rows}",
+        "command": f"python -m bench.spark --rows {rows}",
         **extra,
     }
 
@@ -118,11 +118,11 @@ FIXTURE_SCALING = [
     for rows, speed in ((10_000, 1100.0), (1_000_000, 2100.0))
 ]
 
-FIXTURE_CONVERGENCE = {  # as jobs.convergence writes it (fields the report does not read left out)
-    "config_file": "jobs/configs/japanese_vowels.json",
+FIXTURE_CONVERGENCE = {  # as bench.convergence writes it (fields the report does not read left out)
+    "config_file": "bench/configs/japanese_vowels.json",
     "config": {"dataset": {"task": "ucr", "name": "JapaneseVowels"}},
     "threshold": 0.9,
-    "command": "python -m jobs.convergence --fixture",
+    "command": "python -m bench.convergence --fixture",
     "runs": [
         {
             "label": "one process",
@@ -160,7 +160,7 @@ FIXTURE_CONVERGENCE = {  # as jobs.convergence writes it (fields the report does
     ],
 }
 
-FIXTURE_ACCURACY = {  # as jobs.accuracy writes them (fields the report does not read left out)
+FIXTURE_ACCURACY = {  # as bench.accuracy writes them (fields the report does not read left out)
     "JapaneseVowels": {
         "dataset": "JapaneseVowels",
         "metric": "accuracy",
@@ -173,7 +173,7 @@ FIXTURE_ACCURACY = {  # as jobs.accuracy writes them (fields the report does not
         "target": {"value": 0.95},
         "target_met": True,
         "references": {"DTW-1NN": 0.9514},
-        "command": "python -m jobs.accuracy JapaneseVowels --fixture",
+        "command": "python -m bench.accuracy JapaneseVowels --fixture",
     },
     "airline": {
         "dataset": "airline",
@@ -199,7 +199,7 @@ def _write(path: Path, data: dict) -> None:
 def _all_fixtures(out: Path) -> None:
     results = out / "results"
     _write(results / "machine.json", FIXTURE_MACHINE)
-    _write(results / "run.json", {"command": "python -m jobs.bench_report", "date": "x"})
+    _write(results / "run.json", {"command": "python -m bench.report", "date": "x"})
     _write(results / "kernels.json", FIXTURE_KERNELS)
     _write(results / "spark.json", FIXTURE_SPARK)
     for data in FIXTURE_SCALING:
@@ -235,7 +235,7 @@ def test_report_tables_hold_exactly_the_fixture_values(tmp_path):
     assert "busy" not in machine
 
     kernels = _section(report, "Recurrent kernels")
-    assert "Command: `python -m jobs.bench_kernels --json bench/results/kernels.json`" in kernels
+    assert "Command: `python -m bench.kernels --json bench/results/kernels.json`" in kernels
     assert "(run 2000-01-01T00:01:00Z, 61 s)" in kernels
     assert "`torch.nn.LSTM` 9.9" in kernels
     # torch: 0.01 s for 64 sequences = 6,400 seq/s; ours/torch = 0.01 / 0.02
@@ -265,14 +265,14 @@ def test_report_tables_hold_exactly_the_fixture_values(tmp_path):
     assert "- local[1] / one process, 1 round/epoch: 0.83x." in spark
 
     scaling = _section(report, "Scaling with the data size")
-    assert "- 10,000 sequences: `python -m jobs.bench_spark --rows 10000`." in scaling
+    assert "- 10,000 sequences: `python -m bench.spark --rows 10000`." in scaling
     assert "- 1,000,000 sequences, 100 steps/round: local[2] / local[1] 2.00x." in scaling
     assert "| 10,000 | spark local[1], 100 steps/round | 1,100 | 2,000 |" in scaling
     assert "| 1,000,000 | spark local[2], 100 steps/round | 4,200 | 2,000 |" in scaling
     assert scaling.index("| 10,000 |") < scaling.index("| 1,000,000 |")
 
     convergence = _section(report, "Convergence against the averaging frequency")
-    assert "Command: `python -m jobs.convergence --fixture`." in convergence
+    assert "Command: `python -m bench.convergence --fixture`." in convergence
     assert "first reached 0.9000" in convergence
     assert "| one process | – | – | 0.9622 | 30.000 | 12.500 |" in convergence
     assert "| k = 1 | 1 | 2 | 0.9541 | 80.000 | 41.250 |" in convergence
@@ -282,7 +282,7 @@ def test_report_tables_hold_exactly_the_fixture_values(tmp_path):
     assert "| JapaneseVowels | accuracy | 2 | 0.9771 | 0.9500 | met |" in accuracy
     assert "| airline | fixed_origin_mape | 2 | 30.50 | 35.00 | met |" in accuracy
     vowels = accuracy.split("### JapaneseVowels", 1)[1]
-    assert "Command: `python -m jobs.accuracy JapaneseVowels --fixture`." in vowels
+    assert "Command: `python -m bench.accuracy JapaneseVowels --fixture`." in vowels
     assert "| seed | accuracy | test_loss | training_seconds |" in vowels
     assert (
         "| 0 | 0.9730 | 0.1000 | 10.00 |" in vowels and "| 1 | 0.9811 | 0.2000 | 12.00 |" in vowels
@@ -317,13 +317,13 @@ def test_missing_sources_say_which_command_produces_them(tmp_path):
     stale = tmp_path / bench_report.PLOTS["kernels"]
     stale.write_bytes(b"old plot")
     report = bench_report.write_report(tmp_path).read_text(encoding="utf-8")
-    assert "Run `python -m jobs.bench_report` to produce it." in _section(report, "Machine")
+    assert "Run `python -m bench.report` to produce it." in _section(report, "Machine")
     for title, command in (
-        ("Recurrent kernels", "python -m jobs.bench_report --skip-spark --skip-scaling"),
-        ("Spark against one process", "python -m jobs.bench_report --skip-kernels --skip-scaling"),
-        ("Scaling with the data size", "python -m jobs.bench_report --skip-kernels --skip-spark"),
-        ("Convergence against", "python -m jobs.convergence"),
-        ("Accuracy on public datasets", "python -m jobs.accuracy"),
+        ("Recurrent kernels", "python -m bench.report --skip-spark --skip-scaling"),
+        ("Spark against one process", "python -m bench.report --skip-kernels --skip-scaling"),
+        ("Scaling with the data size", "python -m bench.report --skip-kernels --skip-spark"),
+        ("Convergence against", "python -m bench.convergence"),
+        ("Accuracy on public datasets", "python -m bench.accuracy"),
     ):
         section = _section(report, title)
         assert f"Run `{command}` to produce it." in section
@@ -338,7 +338,7 @@ def test_quick_run_commands_reuse_and_stale_files(tmp_path, monkeypatch):
     def fake_execute(command):
         commands.append(command)
         path = Path(command[command.index("--json") + 1])
-        if command[2] == "jobs.bench_kernels":
+        if command[2] == "bench.kernels":
             _write(path, {"machine": "fixture", "rows": FIXTURE_KERNELS["rows"]})
         else:
             rows = int(command[command.index("--rows") + 1])
@@ -361,11 +361,11 @@ def test_quick_run_commands_reuse_and_stale_files(tmp_path, monkeypatch):
         return shlex.quote(str(results / name))
 
     assert shown == [
-        f"python -m jobs.bench_kernels --json {quoted('kernels.json')} --shapes 64,50,32,128 "
+        f"python -m bench.kernels --json {quoted('kernels.json')} --shapes 64,50,32,128 "
         "--dtypes float32 --threads 1",
-        f"python -m jobs.bench_spark --json {quoted('spark.json')} --rows 2000 --local-steps 10 "
+        f"python -m bench.spark --json {quoted('spark.json')} --rows 2000 --local-steps 10 "
         "--only one-process pair spark1-steps spark2-steps",
-        f"python -m jobs.bench_spark --json {quoted('scaling_rows4000.json')} --rows 4000 "
+        f"python -m bench.spark --json {quoted('scaling_rows4000.json')} --rows 4000 "
         "--local-steps 10 --only spark1-steps spark2-steps",
     ]
     assert sorted(p.name for p in results.glob("scaling_rows*.json")) == [
@@ -384,7 +384,7 @@ def test_quick_run_commands_reuse_and_stale_files(tmp_path, monkeypatch):
     assert machine["cores"] == os.cpu_count() and machine["numpy"] == np.__version__
     report = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "**Quick run**" in report
-    assert "- 2,000 sequences (the Spark table's run): `python -m jobs.bench_spark" in report
+    assert "- 2,000 sequences (the Spark table's run): `python -m bench.spark" in report
 
     commands.clear()  # --from-results runs nothing and writes the same report
     bench_report.main(["--out", str(tmp_path), "--from-results"])
@@ -395,7 +395,7 @@ def test_quick_run_commands_reuse_and_stale_files(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_adapter_reads_real_bench_kernels_json(tmp_path):
     path = tmp_path / "kernels.json"
-    command = [sys.executable, "-m", "jobs.bench_kernels", "--json", str(path), "--threads", "1"]
+    command = [sys.executable, "-m", "bench.kernels", "--json", str(path), "--threads", "1"]
     command += ["--dtypes", "float64", "--shapes", "4,5,3,8", "--gemm-size", "64"]
     subprocess.run([*command, "--repeats", "1"], check=True, capture_output=True, timeout=120)
     rows = bench_report.kernel_rows(json.loads(path.read_text(encoding="utf-8")))

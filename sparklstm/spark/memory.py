@@ -8,7 +8,7 @@ the first such free (its "dynamic mmap threshold") and later steps reuse heap pa
 in Spark's Python workers, this adaptation does not happen: the same training steps run at
 about half the speed of a one-process run; a one-process run started with
 ``MALLOC_MMAP_THRESHOLD_=131072`` (threshold pinned at the default) is slowed by the same
-factor, and pinning it high instead restores the speed (see ``jobs/bench_spark.py``).
+factor, and pinning it high instead restores the speed (see ``bench/spark.py``).
 
 So a training, evaluation or inference task sets both thresholds itself, once per worker
 process: blocks up to :data:`MMAP_THRESHOLD` come from the heap, and the heap keeps up to

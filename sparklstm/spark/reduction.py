@@ -21,7 +21,7 @@ weighted mean to rounding. Only DataFrame operations: the same on classic and Sp
 The step costs a shuffle of every result, so it is taken only for the driver's memory's sake:
 measured with a 1M-parameter model (Adam state averaged, 12 MB per result) on local[2], 64
 partitions took 18.2 s a round direct and 25.1 s through the tree, while the Python driver's
-peak memory fell from 2,490 MiB to 876 MiB (``python -m jobs.bench_reduction``).
+peak memory fell from 2,490 MiB to 876 MiB (``python -m bench.reduction``).
 """
 
 from __future__ import annotations

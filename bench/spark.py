@@ -16,12 +16,12 @@ the share of round time not spent computing. Each configuration runs in its own 
 
 Usage::
 
-    python -m jobs.bench_spark --rows 100000 --seq-len 50 --hidden 64
-    python -m jobs.bench_spark --rows 10000 --only spark1-steps spark2-steps --json out.json
+    python -m bench.spark --rows 100000 --seq-len 50 --hidden 64
+    python -m bench.spark --rows 10000 --only spark1-steps spark2-steps --json out.json
 
 ``--only`` runs a subset of the configurations (``one-process``, ``pair``, ``spark1``,
 ``spark2``, ``spark1-steps``, ``spark2-steps``); ``pair`` needs ``one-process`` for its ceiling
-and adds it. ``jobs.bench_report`` uses it for the scaling series.
+and adds it. ``bench.report`` uses it for the scaling series.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def run_spark(args: argparse.Namespace) -> dict:
 
 
 def _child_command(args: argparse.Namespace, mode: str, **extra: object):
-    command = [sys.executable, "-m", "jobs.bench_spark", "--child", mode]
+    command = [sys.executable, "-m", "bench.spark", "--child", mode]
     for key in ("rows", "seq_len", "hidden", "batch_size"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     for key, value in extra.items():

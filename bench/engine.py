@@ -1,6 +1,6 @@
 """What Spark costs over one process, on classic and Spark Connect sessions (prints figures).
 
-    python -m jobs.bench_engine [--partitions 2 8] [--json bench/results/engine.json]
+    python -m bench.engine [--partitions 2 8] [--json bench/results/engine.json]
 
 The workload has the shape of a small real speech task: 2,400 training sequences of 13
 features (MFCC-like: a class-dependent trajectory plus noise), 6 to 88 steps, 10 classes, and
@@ -176,7 +176,7 @@ def _job_floor(df: Any, repeats: int = 11) -> float:
 
 
 def _child(args: argparse.Namespace, mode: str, **extra: Any) -> dict[str, Any]:
-    command = [sys.executable, "-m", "jobs.bench_engine", "--child", mode]
+    command = [sys.executable, "-m", "bench.engine", "--child", mode]
     for key in ("rows", "test_rows", "seed"):
         command += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     for key, value in extra.items():

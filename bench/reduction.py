@@ -11,7 +11,7 @@ JVM (which in local mode holds the driver and the executors).
 
 Usage::
 
-    python -m jobs.bench_reduction --partitions 8 64 512 --driver-memory 2g
+    python -m bench.reduction --partitions 8 64 512 --driver-memory 2g
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def run_one(partitions: int, mode: str, rounds: int, hidden: int, driver_memory:
 
 
 def _child(args: argparse.Namespace, partitions: int, mode: str) -> dict:
-    command = [sys.executable, "-m", "jobs.bench_reduction", "--child", mode]
+    command = [sys.executable, "-m", "bench.reduction", "--child", mode]
     command += ["--partitions", str(partitions), "--rounds", str(args.rounds)]
     command += ["--hidden", str(args.hidden), "--driver-memory", args.driver_memory]
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}

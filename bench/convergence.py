@@ -1,6 +1,6 @@
 """Convergence of parameter averaging: Spark workers averaging every k steps vs one process.
 
-    python -m jobs.convergence [--config jobs/configs/japanese_vowels.json] \\
+    python -m bench.convergence [--config bench/configs/japanese_vowels.json] \\
         [--local-steps 1 2 4 epoch] [--workers 2 4] [--threshold 0.95] \\
         [--out bench/convergence.json]
 
@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from jobs.accuracy import AccuracyConfig, load_accuracy_config, machine_info, write_dataset
+from bench.accuracy import AccuracyConfig, load_accuracy_config, machine_info, write_dataset
 from sparklstm.cli import JobArgumentParser, run_job, write_json
 
 PROG = "convergence.py"
@@ -74,11 +74,11 @@ def _local_steps(text: str) -> int | None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = JobArgumentParser(
-        prog="python -m jobs.convergence",
+        prog="python -m bench.convergence",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 2)[2],
     )
-    parser.add_argument("--config", default="jobs/configs/japanese_vowels.json")
+    parser.add_argument("--config", default="bench/configs/japanese_vowels.json")
     parser.add_argument(
         "--local-steps",
         type=_local_steps,
@@ -296,7 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "draw the curve only; no model selection or early stopping uses it. Times are "
             "training seconds without the scoring."
         ),
-        "command": "python -m jobs.convergence "
+        "command": "python -m bench.convergence "
         + shlex.join(sys.argv[1:] if argv is None else argv),
         "make_data": "python -m jobs.make_data " + shlex.join(make_argv),
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -9,7 +9,7 @@ driver, then ``predict_dataframe``. Prints round times, the workers whose result
 
 Usage::
 
-    python -m jobs.bench_large_model [--hidden 3500] [--driver-memory 3g]
+    python -m bench.large_model [--hidden 3500] [--driver-memory 3g]
 """
 
 from __future__ import annotations

@@ -1,17 +1,17 @@
 """Runs the benchmarks; writes ``bench/report.md`` with PNG plots (figures depend on the machine).
 
-    python -m jobs.bench_report                   # kernels, Spark table, scaling (tens of minutes)
-    python -m jobs.bench_report --quick           # tiny sizes and fewer configurations: a smoke run
-    python -m jobs.bench_report --skip-kernels --scaling-rows 10000 100000
-    python -m jobs.bench_report --from-results    # report and plots again from bench/results/*.json
+    python -m bench.report                   # kernels, Spark table, scaling (tens of minutes)
+    python -m bench.report --quick           # tiny sizes and fewer configurations: a smoke run
+    python -m bench.report --skip-kernels --scaling-rows 10000 100000
+    python -m bench.report --from-results    # report and plots again from bench/results/*.json
 
 The benchmarks run one after the other, each in its own processes (never two at once):
-``jobs.bench_kernels --json``, ``jobs.bench_spark --json`` and, for the scaling series,
-``jobs.bench_spark --only ...`` once per data size (the size of the Spark table is not run twice).
+``bench.kernels --json``, ``bench.spark --json`` and, for the scaling series,
+``bench.spark --only ...`` once per data size (the size of the Spark table is not run twice).
 Raw results go to ``<out>/results/*.json``, each with the exact command that produced it; a
 skipped benchmark keeps the results of an earlier run, if any. The report also reads the
-results other jobs write: ``<out>/convergence.json`` (``jobs.convergence``) and
-``<out>/accuracy/<dataset>.json`` (``jobs.accuracy``). A section whose results are missing says
+results other jobs write: ``<out>/convergence.json`` (``bench.convergence``) and
+``<out>/accuracy/<dataset>.json`` (``bench.accuracy``). A section whose results are missing says
 which command produces them; no figure in the report is anything but a measured one.
 
 Each source has one adapter function (``kernel_rows``, ``spark_rows``, ``scaling_rows``,
@@ -47,8 +47,8 @@ PLOTS = {
 SPARK_CONFIGS = ("one-process", "pair", "spark1", "spark2", "spark1-steps", "spark2-steps")
 
 FULL = {
-    "kernels": [],  # bench_kernels' defaults: its two shapes, float32/float64, 1 and 2 threads
-    "spark": [],  # all of bench_spark's configurations
+    "kernels": [],  # bench.kernels' defaults: its two shapes, float32/float64, 1 and 2 threads
+    "spark": [],  # all of bench.spark's configurations
     "spark_rows": 100_000,
     "scaling_rows": [10_000, 100_000, 1_000_000],
     "local_steps": 100,
@@ -60,11 +60,11 @@ QUICK = {
     "scaling_rows": [2000, 4000],
     "local_steps": 10,
 }
-RUN_KERNELS = "python -m jobs.bench_report --skip-spark --skip-scaling"
-RUN_SPARK = "python -m jobs.bench_report --skip-kernels --skip-scaling"
-RUN_SCALING = "python -m jobs.bench_report --skip-kernels --skip-spark"
-RUN_CONVERGENCE = "python -m jobs.convergence"
-RUN_ACCURACY = "python -m jobs.accuracy"
+RUN_KERNELS = "python -m bench.report --skip-spark --skip-scaling"
+RUN_SPARK = "python -m bench.report --skip-kernels --skip-scaling"
+RUN_SCALING = "python -m bench.report --skip-kernels --skip-spark"
+RUN_CONVERGENCE = "python -m bench.convergence"
+RUN_ACCURACY = "python -m bench.accuracy"
 
 
 # --------------------------------------------------------------------------------- the machine
@@ -171,14 +171,14 @@ def run_benchmarks(args: argparse.Namespace, results: Path) -> None:
     if not args.skip_kernels:
         path = results / KERNELS_FILE
         path.unlink(missing_ok=True)
-        _run_json([*py, "jobs.bench_kernels", "--json", str(path), *preset["kernels"]], path)
+        _run_json([*py, "bench.kernels", "--json", str(path), *preset["kernels"]], path)
     spark = None
     spark_rows = args.spark_rows or preset["spark_rows"]
     local_steps = ["--local-steps", str(preset["local_steps"])]
     if not args.skip_spark:
         path = results / SPARK_FILE
         path.unlink(missing_ok=True)
-        command = [*py, "jobs.bench_spark", "--json", str(path), "--rows", str(spark_rows)]
+        command = [*py, "bench.spark", "--json", str(path), "--rows", str(spark_rows)]
         command += [*local_steps, *preset["spark"]]
         spark = _run_json(command, path)
     if not args.skip_scaling:
@@ -194,15 +194,15 @@ def run_benchmarks(args: argparse.Namespace, results: Path) -> None:
                 path.write_text(json.dumps(reused, indent=2), encoding="utf-8")
                 print(f"\nscaling, {rows} rows: the Spark table's run (same data and options)")
                 continue
-            command = [*py, "jobs.bench_spark", "--json", str(path), "--rows", str(rows)]
+            command = [*py, "bench.spark", "--json", str(path), "--rows", str(rows)]
             _run_json([*command, *local_steps, "--only", *configs], path)
-    run = {"command": _display([sys.executable, "-m", "jobs.bench_report", *sys.argv[1:]])}
+    run = {"command": _display([sys.executable, "-m", "bench.report", *sys.argv[1:]])}
     run.update(date=_now(), quick=args.quick)
     (results / RUN_FILE).write_text(json.dumps(run, indent=2), encoding="utf-8")
 
 
 def _config_label(name: str, spark_args: dict) -> str:
-    """bench_spark's result key of a configuration name (as in its ``--only``)."""
+    """bench.spark's result key of a configuration name (as in its ``--only``)."""
     if name == "one-process":
         return "one-process, 1 BLAS thread(s)"
     if name == "pair":
@@ -220,7 +220,7 @@ def _spark_configs(spark: dict) -> set[str]:
 
 
 def kernel_rows(data: dict) -> list[dict]:
-    """Rows of ``jobs.bench_kernels --json``: ``{"machine": str, "rows": [...]}``, each row with
+    """Rows of ``bench.kernels --json``: ``{"machine": str, "rows": [...]}``, each row with
     cell, dtype, threads, batch, time, input, hidden, sequences_per_s, gflops, gemm_peak_gflops,
     fraction_of_gemm and, when torch was installed, torch_seconds_fwd_bwd (torch_version)."""
     rows = []
@@ -246,7 +246,7 @@ def kernel_rows(data: dict) -> list[dict]:
 
 
 def spark_rows(data: dict) -> dict:
-    """``jobs.bench_spark --json``: ``{"args": {...}, "results": {name: {...}}}``. One-process
+    """``bench.spark --json``: ``{"args": {...}, "results": {name: {...}}}``. One-process
     results carry sequences_per_second; the pair also ceiling; Spark ones sequences_per_second,
     sequences_per_second_with_prepare, prepare_seconds, rounds, round_seconds,
     broadcast_seconds, compute_seconds, aggregate_seconds, overhead."""
@@ -283,7 +283,7 @@ def spark_rows(data: dict) -> dict:
 
 
 def scaling_rows(files: list[dict]) -> list[dict]:
-    """The scaling series: one ``jobs.bench_spark --json`` output per data size (Spark rows only),
+    """The scaling series: one ``bench.spark --json`` output per data size (Spark rows only),
     ordered by size."""
     rows = []
     for data in files:
@@ -295,7 +295,7 @@ def scaling_rows(files: list[dict]) -> list[dict]:
 
 
 def convergence_rows(data: dict) -> dict:
-    """``bench/convergence.json`` of ``jobs.convergence``. Fields read: threshold (the accuracy
+    """``bench/convergence.json`` of ``bench.convergence``. Fields read: threshold (the accuracy
     whose time is measured), command, config.dataset.name, and runs: a list of {"label",
     "trainer" ("local" or "spark"), "local_steps" (steps between averagings), "workers",
     "final_test_accuracy", "training_seconds", "seconds_to_threshold" (null if never
@@ -326,7 +326,7 @@ def convergence_rows(data: dict) -> dict:
 
 
 LOWER_IS_BETTER = ("rmse", "mae", "mape", "loss", "bits", "bpc", "perplexity", "error")
-# Scores that jobs.accuracy records next to the main metric, shown per seed when present.
+# Scores that bench.accuracy records next to the main metric, shown per seed when present.
 EXTRA_SCORES = (
     "mape",
     "seasonal_naive_mape",
@@ -338,7 +338,7 @@ EXTRA_SCORES = (
 
 
 def accuracy_summary(data: dict, name: str) -> dict:
-    """``bench/accuracy/<config>.json`` of ``jobs.accuracy``. Fields read: dataset (else the
+    """``bench/accuracy/<config>.json`` of ``bench.accuracy``. Fields read: dataset (else the
     file name), metric, higher_is_better, runs: [{"seed", <metric>, and any of
     EXTRA_SCORES}], mean, target: {"value", "max_training_seconds"}, target_met,
     references: {name: value}, command, config.notes."""
@@ -430,7 +430,7 @@ def _load(path: Path) -> dict | None:
 def machine_section(machine: dict | None, run: dict | None) -> list[str]:
     lines = ["## Machine", ""]
     if machine is None:
-        return lines + _missing(f"`results/{MACHINE_FILE}`", "python -m jobs.bench_report")
+        return lines + _missing(f"`results/{MACHINE_FILE}`", "python -m bench.report")
     blas = machine.get("blas_runtime") or []
     runtime = "; ".join(
         f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, "
@@ -810,7 +810,7 @@ def write_report(out: Path) -> Path:
         "Every figure below was measured by the command shown next to it, on the machine "
         "described here; none is estimated or copied. Figures depend on the machine and its "
         "load. Regenerate this page from the raw results with "
-        "`python -m jobs.bench_report --from-results`.",
+        "`python -m bench.report --from-results`.",
         "",
     ]
     if run and run.get("quick"):
@@ -857,7 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=[c for c in SPARK_CONFIGS if c.startswith("spark")],
         default=["spark1-steps", "spark2-steps"],
         metavar="CONFIG",
-        help="bench_spark configurations of the scaling series (default: local[1] and local[2] "
+        help="bench.spark configurations of the scaling series (default: local[1] and local[2] "
         "with k steps per round)",
     )
     parser.add_argument(

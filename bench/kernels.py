@@ -1,8 +1,8 @@
 """Benchmark of the recurrent kernels: forward + BPTT against the machine's own GEMM speed.
 
-    python -m jobs.bench_kernels                 # all shapes, float32/float64, 1 and 2 threads
-    python -m jobs.bench_kernels --threads 1 --dtypes float32 --json out.json
-    python -m jobs.bench_kernels --shapes 8,10,4,16 --gemm-size 256 --repeats 1   # a smoke run
+    python -m bench.kernels                 # all shapes, float32/float64, 1 and 2 threads
+    python -m bench.kernels --threads 1 --dtypes float32 --json out.json
+    python -m bench.kernels --shapes 8,10,4,16 --gemm-size 256 --repeats 1   # a smoke run
 
 For each (shape, dtype, BLAS threads) it prints sequences/s and achieved GFLOP/s of one
 forward + backward pass of a one-layer LSTM (and GRU), and that as a fraction of the GEMM
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         env = dict(os.environ)
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
-        cmd = [sys.executable, "-m", "jobs.bench_kernels", "--worker", "--threads", str(threads)]
+        cmd = [sys.executable, "-m", "bench.kernels", "--worker", "--threads", str(threads)]
         cmd += ["--dtypes", *args.dtypes, "--repeats", str(args.repeats)]
         cmd += ["--gemm-size", str(args.gemm_size), "--shapes"]
         cmd += [",".join(map(str, shape)) for shape in args.shapes]

@@ -1,6 +1,7 @@
 """Accuracy on public datasets from versioned configs: Spark training, official test splits.
 
-    python -m jobs.accuracy jobs/configs/japanese_vowels.json [--seeds 0 1 2] [--out bench/accuracy]
+    python -m bench.accuracy bench/configs/japanese_vowels.json [--seeds 0 1 2] \\
+        [--out bench/accuracy]
 
 For each seed the job trains with the Spark trainer (``fit_distributed``, local mode,
 ``local[2]`` unless ``--master`` says otherwise) and scores the official test split, which
@@ -82,7 +83,7 @@ EVALUATION_KEYS = {
 }
 TARGET_KEYS = frozenset({"value", "max_training_seconds"})
 
-logger = logging.getLogger("jobs.accuracy")
+logger = logging.getLogger("bench.accuracy")
 
 
 # ------------------------------------------------------------------------------ the config
@@ -479,11 +480,11 @@ def _format(metric: str, value: float) -> str:
 # ------------------------------------------------------------------------------ the job
 def _parser() -> argparse.ArgumentParser:
     parser = JobArgumentParser(
-        prog="python -m jobs.accuracy",
+        prog="python -m bench.accuracy",
         description=__doc__.split("\n\n")[0],
         epilog=__doc__.split("\n\n", 2)[2],
     )
-    parser.add_argument("config", help="JSON/YAML config (jobs/configs/*.json)")
+    parser.add_argument("config", help="JSON/YAML config (bench/configs/*.json)")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the config's seeds")
     parser.add_argument("--out", default="bench/accuracy", help="results directory")
     parser.add_argument(
@@ -600,7 +601,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise ValueError(f"--seeds must be >= 0, got {list(seeds)}")
     work = Path(args.work_dir or Path("runs") / "accuracy" / config.name)
     out = Path(args.out) / f"{config.name}.json"
-    command = "python -m jobs.accuracy " + shlex.join(sys.argv[1:] if argv is None else argv)
+    command = "python -m bench.accuracy " + shlex.join(sys.argv[1:] if argv is None else argv)
 
     make_argv = write_dataset(config, work / "data", args.limit_rows)
     from sparklstm.spark.session import get_session

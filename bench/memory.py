@@ -22,8 +22,8 @@ size and driver memory, replaced when run again) with the command line.
 
 Usage::
 
-    python -m jobs.bench_memory --gb 1 --driver-memory 512m
-    python -m jobs.bench_memory --gb 3 --driver-memory 512m --rounds 3
+    python -m bench.memory --gb 1 --driver-memory 512m
+    python -m bench.memory --gb 3 --driver-memory 512m --rounds 3
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ SAMPLE_SECONDS = 0.2
 PAGE = Path("bench/memory.md")
 HEADER = """# Training on more data than memory (issue 13)
 
-Each section below was measured by the command shown in it (`python -m jobs.bench_memory`), on
+Each section below was measured by the command shown in it (`python -m bench.memory`), on
 the machine it describes; none is estimated. One unit of data ("GB") is 120,000 sequences of
 1000 steps x 2 float32 features (0.96e9 bytes padded, written by `jobs/make_data.py adding`).
 The training job runs under `spark-submit --master local[2]`, so one JVM holds the driver and
@@ -494,7 +494,7 @@ def write_page(page: Path, section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m jobs.bench_memory", description=__doc__.split("\n\n")[0]
+        prog="python -m bench.memory", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--gb", type=float, default=1.0, help="data size in units of 120,000")
     parser.add_argument("--driver-memory", default="512m")
@@ -533,7 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     if "--note" in given:  # the note is on the page already
         del given[given.index("--note") : given.index("--note") + 2]
     given = [a for a in given if not a.startswith("--note=")]
-    invocation = shlex.join(["python", "-m", "jobs.bench_memory", *given])
+    invocation = shlex.join(["python", "-m", "bench.memory", *given])
     write_page(args.page, markdown(result, invocation))
     print(f"written: {args.page}")
     return 0 if result["status"] == 0 else 1
