@@ -1,4 +1,5 @@
-"""Data sources: the pyarrow Parquet writer (no Spark) and ``read_sequences`` on Spark.
+"""Data sources: the pyarrow Parquet writer (``sparklstm.io.parquet``, no Spark) and
+``read_sequences`` on Spark.
 
 Round trips compare against the unpadded NumPy rows exactly; parse errors must name the
 column, the number of bad rows and the first bad row; every format's DataFrame must pass
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -20,8 +23,11 @@ from sparklstm.data.embeddings import (
     read_labelled_token_file,
     write_word_vectors,
 )
+from sparklstm.io import parquet
+from sparklstm.io.parquet import ParquetDatasetWriter, write_parquet_dataset
+from sparklstm.spark import sources
 from sparklstm.spark.schema import Columns, profile_data
-from sparklstm.spark.sources import ParquetDatasetWriter, read_sequences, write_parquet_dataset
+from sparklstm.spark.sources import read_sequences
 
 
 def unpadded(x, lengths):
@@ -45,6 +51,20 @@ def rows_of(df):
 
 def by_label(rows, label="label"):
     return {row[label]: row for row in rows}
+
+
+def test_the_writer_imports_no_spark_and_sources_re_exports_it():
+    code = (
+        "import sys, sparklstm.io.parquet; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pyspark', 'py4j')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "[]"
+    for name in ("ParquetDatasetWriter", "write_parquet_dataset"):
+        assert getattr(sources, name) is getattr(parquet, name)
+        assert name in sources.__all__ and name in parquet.__all__
 
 
 @pytest.fixture(scope="module")
