@@ -24,8 +24,10 @@ per-round metrics go to ``--work-dir`` (default ``runs/accuracy/<config name>``)
 The config (JSON or YAML) holds the sections ``jobs/train.py --config`` reads, under the
 library's option names, plus what this job needs:
 
-- ``dataset``: the ``jobs/make_data.py`` task and its options (``{"task": "ucr", "name":
-  "JapaneseVowels", "standardize": true}``); the job writes the data with make_data's code;
+- ``dataset``: the dataset and its options (``{"task": "ucr", "name": "JapaneseVowels",
+  "standardize": true}``; :func:`sparklstm.datasets.generate.task_options`, the options of
+  ``python -m jobs.make_data``); the job writes the data with
+  :func:`sparklstm.datasets.generate.write_dataset` and records the equivalent command;
 - ``data``: reader options (``features_col``, ``label_col``, ``length_col``); the paths are
   the job's own;
 - ``model``: :class:`sparklstm.config.ModelConfig` options (sizes come from the data);
@@ -64,9 +66,9 @@ from typing import Any
 
 import numpy as np
 
-from jobs import make_data
 from sparklstm.cli import DATA_READ_KEYS, JobArgumentParser, run_job, write_json
 from sparklstm.config import ModelConfig
+from sparklstm.datasets import generate
 from sparklstm.spark.config import DistributedConfig
 
 PROG = "accuracy.py"
@@ -148,13 +150,15 @@ def _check_dataset(path: Path, dataset: Any) -> dict[str, Any]:
     task = dataset["task"]
     if task not in METRICS:
         raise ValueError(f"{path}: dataset.task = {task!r}: must be one of {sorted(METRICS)}")
-    options = make_data.task_options(task)
-    _unknown(path, "dataset.", {k: v for k, v in dataset.items() if k != "task"}, options)
-    for key, action in options.items():
-        if not action.option_strings and key not in dataset:
+    options = {k: v for k, v in dataset.items() if k != "task"}
+    _unknown(path, "dataset.", options, generate.task_options(task))
+    for key, option in generate.task_options(task).items():
+        if option.required and options.get(key) is None:
             raise ValueError(f"{path}: dataset.{key} is required for the {task!r} task")
-        if key in dataset and action.nargs == 0 and not isinstance(dataset[key], bool):
-            raise ValueError(f"{path}: dataset.{key} must be true or false")
+    try:
+        generate.resolve_options(task, options)
+    except ValueError as exc:
+        raise ValueError(f"{path}: dataset.{exc}") from None
     return dict(dataset)
 
 
@@ -233,38 +237,43 @@ def load_accuracy_config(path: str | Path) -> AccuracyConfig:
 
 
 # ------------------------------------------------------------------------------ the data
-def make_data_argv(dataset: Mapping[str, Any], out: Path, limit_rows: int | None) -> list[str]:
-    """The ``jobs.make_data`` command line for the ``dataset`` section."""
+def dataset_options(dataset: Mapping[str, Any], limit_rows: int | None) -> dict[str, Any]:
+    """The options of the ``dataset`` section for :func:`generate.write_dataset` (as given);
+    with ``limit_rows`` for kjv, ``max_chars`` cut to the characters those windows need."""
     task = dataset["task"]
-    options = make_data.task_options(task)
-    argv = [task]
-    for key, action in options.items():
-        if key not in dataset:
-            continue
-        value = dataset[key]
-        if not action.option_strings:
-            argv.append(str(value))
-        elif action.nargs == 0:
-            argv += [action.option_strings[0]] if value else []
-        else:
-            argv += [action.option_strings[0], str(value)]
+    options = {key: dataset[key] for key in generate.task_options(task) if key in dataset}
     if task == "kjv" and limit_rows is not None:
         seq_len = int(dataset.get("seq_len", 100))
         stride = int(dataset.get("stride") or seq_len)
         chars = max((limit_rows - 1) * stride + seq_len + 1, seq_len + 1)
         if dataset.get("max_chars") is None or chars < int(dataset["max_chars"]):
-            argv += ["--max-chars", str(chars)]
+            options["max_chars"] = chars
+    return options
+
+
+def make_data_argv(dataset: Mapping[str, Any], out: Path, limit_rows: int | None) -> list[str]:
+    """The ``python -m jobs.make_data`` command line that writes the same data as
+    :func:`write_dataset` (recorded next to the results, for running it by hand)."""
+    task = dataset["task"]
+    known = generate.task_options(task)
+    argv = [task]
+    for key, value in dataset_options(dataset, limit_rows).items():
+        option = known[key]
+        if option.positional:
+            argv.append(str(value))
+        elif option.switch:
+            argv += [option.flag] if value else []
+        elif value is not None:
+            argv += [option.flag, str(value)]
     return argv + ["--out", str(out), "--overwrite"]
 
 
 def write_dataset(config: AccuracyConfig, out: Path, limit_rows: int | None) -> list[str]:
-    """Write the config's dataset to ``out`` with make_data's code; returns the argv used."""
-    argv = make_data_argv(config.dataset, out, limit_rows)
-    try:
-        make_data.build(argv)
-    except SystemExit:
-        raise ValueError(f"{config.path}: dataset: make_data rejected {argv[:-3]}") from None
-    return argv
+    """Write the config's dataset to ``out`` (replacing one there); returns the equivalent
+    ``jobs.make_data`` arguments."""
+    options = dataset_options(config.dataset, limit_rows)
+    generate.write_dataset(config.task, out, overwrite=True, **options)
+    return make_data_argv(config.dataset, out, limit_rows)
 
 
 def _test_arrays(config: AccuracyConfig, data_dir: Path, limit: int | None, dtype: str):
@@ -301,14 +310,14 @@ def score_ucr(model: Any, config: AccuracyConfig, data_dir: Path, limit: int | N
 
 
 def dataset_option(config: AccuracyConfig, key: str) -> Any:
-    """A make_data option of the config's dataset, or make_data's default for it."""
+    """An option of the config's dataset, or its default."""
     if key in config.dataset:
         return config.dataset[key]
-    return make_data.task_options(config.task)[key].default
+    return generate.task_options(config.task)[key].default
 
 
 def _airline_setup(config: AccuracyConfig, data_dir: Path) -> dict[str, Any]:
-    """What make_data did to the Airline windows: the scaler it fit (``OUT/scaler.json``) and
+    """What writing the Airline windows did: the scaler it fit (``OUT/scaler.json``) and
     the config's window options, with the series it split."""
     from sparklstm.datasets.airline import scaler_from_config
 
@@ -316,7 +325,7 @@ def _airline_setup(config: AccuracyConfig, data_dir: Path) -> dict[str, Any]:
         key: int(dataset_option(config, key)) for key in ("input_len", "horizon", "test_months")
     }
     setup["level"] = dataset_option(config, "level")
-    setup["months"], setup["series"] = make_data.airline_series(
+    setup["months"], setup["series"] = generate.airline_series(
         setup["test_months"], dataset_option(config, "validation")
     )
     setup["scaler"] = scaler_from_config(json.loads((data_dir / "scaler.json").read_text()))
@@ -328,7 +337,7 @@ def airline_forecasts(
 ) -> dict[str, Any]:
     """Forecasts of the held-out months in passengers, each window from the months before it.
 
-    Undoes what make_data did to the windows: the scaler (``OUT/scaler.json``, fit on the
+    Undoes what writing the data did to the windows: the scaler (``OUT/scaler.json``, fit on the
     training months) and the window level (``dataset.level``)."""
     from sparklstm.datasets.airline import forecast
 

@@ -15,10 +15,10 @@ from bench.accuracy import (
     make_data_argv,
     run,
 )
-from jobs.make_data import task_options
 from sparklstm import SequenceModel
 from sparklstm.config import ModelConfig
 from sparklstm.datasets import load_ucr
+from sparklstm.datasets.generate import task_options
 from sparklstm.spark.config import DistributedConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "bench" / "configs").glob("*.json"))

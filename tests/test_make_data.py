@@ -11,14 +11,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import jobs.make_data as make_data
-from jobs.make_data import BLOCK_ROWS, held_out, main
+import sparklstm.datasets.generate as make_data
+from jobs.make_data import main
 from sparklstm.data.embeddings import (
     load_word_vectors,
     read_labelled_token_file,
     write_word_vectors,
 )
 from sparklstm.data.synthetic import adding_problem, copy_task, noisy_sines, parity
+from sparklstm.datasets.generate import BLOCK_ROWS, held_out
 
 FLOATS = pa.list_(pa.list_(pa.float32()))
 
