@@ -22,20 +22,23 @@ from sparklstm.cli import (
     DATA_READ_KEYS,
     JobArgumentParser,
     add_data_options,
+    add_option_flags,
     add_session_options,
     check_input_path,
+    flag_default,
     load_config_file,
     merge_sections,
     read_data,
     run_job,
     write_json,
 )
-from sparklstm.optim import OPTIMIZER_NAMES
+from sparklstm.config import ModelConfig
+from sparklstm.options import options_of
 from sparklstm.runlock import RunLock, lock_path_for
-from sparklstm.spark.config import SMALL_PARTITION_POLICIES, DistributedConfig
 from sparklstm.spark.schema import default_task
 from sparklstm.spark.session import default_parallelism, get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
+from sparklstm.training.options import TrainOptions, train_options
 
 PROG = "train.py"
 S = argparse.SUPPRESS
@@ -65,138 +68,9 @@ def _parser() -> argparse.ArgumentParser:
         help="hold out this fraction of --data instead",
     )
 
-    model = parser.add_argument_group("model")
-    model.add_argument("--cell", dest="model.cell", choices=("lstm", "peephole", "gru"), default=S)
-    model.add_argument(
-        "--hidden-sizes",
-        dest="model.hidden_sizes",
-        type=int,
-        nargs="+",
-        default=S,
-        help="hidden size of each layer (default: 64)",
-    )
-    model.add_argument(
-        "--bidirectional", dest="model.bidirectional", action="store_true", default=S
-    )
-    model.add_argument("--dropout", dest="model.dropout", type=float, default=S)
-    model.add_argument(
-        "--head",
-        dest="model.head",
-        choices=("last", "all"),
-        default=S,
-        help="one output per sequence (last) or per step (all)",
-    )
-    model.add_argument(
-        "--task",
-        dest="model.task",
-        choices=("classification", "regression"),
-        default=S,
-        help="default: classification for integer labels, else regression",
-    )
-    model.add_argument(
-        "--embedding-dim",
-        dest="model.embedding_dim",
-        type=int,
-        default=S,
-        help="embedding width for token inputs",
-    )
-    model.add_argument("--dtype", dest="model.dtype", choices=("float32", "float64"), default=S)
-    model.add_argument(
-        "--num-classes",
-        dest="model.output_size",
-        type=int,
-        default=S,
-        help="classes of a classification model (default: from the labels, which must then be "
-        "0..K-1 with none missing)",
-    )
-
-    train = parser.add_argument_group("training")
-    train.add_argument("--epochs", dest="training.epochs", type=int, default=S)
-    train.add_argument(
-        "--rounds", dest="training.rounds", type=int, default=S, help="stop after this many rounds"
-    )
-    train.add_argument(
-        "--local-steps",
-        dest="training.local_steps",
-        type=int,
-        default=S,
-        help="minibatch steps per worker between averages (default: one round per epoch)",
-    )
-    train.add_argument("--batch-size", dest="training.batch_size", type=int, default=S)
-    train.add_argument(
-        "--partitions",
-        dest="training.num_partitions",
-        type=int,
-        default=S,
-        help="workers (default: Spark's default parallelism)",
-    )
-    train.add_argument(
-        "--optimizer",
-        dest="training.optimizer",
-        choices=OPTIMIZER_NAMES,
-        default=S,
-        help="default: adam. SGD momentum/nesterov and AdamW's decoupled_weight_decay go in "
-        "training.optimizer_options of --config",
-    )
-    train.add_argument("--lr", dest="training.lr", type=float, default=S)
-    train.add_argument(
-        "--lr-scaling",
-        dest="training.lr_scaling",
-        choices=("none", "linear", "sqrt"),
-        default=S,
-        help="scale the learning rate with the number of workers",
-    )
-    train.add_argument("--warmup-rounds", dest="training.warmup_rounds", type=int, default=S)
-    train.add_argument(
-        "--state-policy",
-        dest="training.state_policy",
-        choices=("average", "reset", "local"),
-        default=S,
-        help="what happens to optimizer state at each average",
-    )
-    train.add_argument("--outer-momentum", dest="training.outer_momentum", type=float, default=S)
-    train.add_argument("--clip-norm", dest="training.clip_norm", type=float, default=S)
-    train.add_argument("--weight-decay", dest="training.weight_decay", type=float, default=S)
-    train.add_argument(
-        "--seed",
-        dest="training.seed",
-        type=int,
-        default=S,
-        help="fixes the starting weights, data order, dropout and --validation-fraction's split "
-        f"(default: {DEFAULT_SEED})",
-    )
-    train.add_argument("--validate-every", dest="training.validate_every", type=int, default=S)
-    train.add_argument(
-        "--early-stopping",
-        dest="training.early_stopping",
-        type=int,
-        default=S,
-        help="stop after this many validations without improvement",
-    )
-    train.add_argument("--checkpoint-every", dest="training.checkpoint_every", type=int, default=S)
-    train.add_argument(
-        "--small-partitions",
-        dest="training.small_partitions",
-        choices=SMALL_PARTITION_POLICIES,
-        default=S,
-        help="a partition with fewer rows than --batch-size: error (default), train it anyway, "
-        "or skip its rows",
-    )
-    train.add_argument(
-        "--invalid-rows",
-        dest="training.invalid_rows",
-        choices=("error", "skip"),
-        default=S,
-        help="fail on invalid rows (default) or skip and count them",
-    )
-    train.add_argument(
-        "--cache-dir",
-        dest="training.cache_dir",
-        default=S,
-        help="for sessions that cannot cache DataFrames (some serverless platforms): keep the "
-        "encoded data as Parquet under this directory (every executor must reach it; removed "
-        "at the end) instead of Spark's block store",
-    )
+    # The model's and the trainer's options, from their one definition.
+    add_option_flags(parser.add_argument_group("model"), options_of(ModelConfig), "model")
+    add_option_flags(parser.add_argument_group("training"), train_options("spark"), "training")
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -235,8 +109,6 @@ def _parser() -> argparse.ArgumentParser:
 
 _DATA_KEYS = DATA_READ_KEYS | {"path", "validation", "validation_fraction"}
 _OUTPUT_KEYS = {"model", "metrics", "checkpoint_dir", "resume", "summary", "quiet", "overwrite"}
-# The job's seed when none is given: a run is reproducible unless asked otherwise.
-DEFAULT_SEED = 0
 
 
 def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, dict[str, Any]]]:
@@ -269,9 +141,10 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, 
             f"--output {output['model']} already holds a model; choose another --output, or "
             "pass --overwrite to replace it"
         )
-    options["training"].setdefault("seed", DEFAULT_SEED)
+    seed = next(o for o in train_options("spark") if o.name == "seed")
+    options["training"].setdefault("seed", flag_default(seed))
     # Fail on bad training options now, before Spark starts.
-    DistributedConfig.coerce(options["training"])
+    TrainOptions.coerce(options["training"])
     return args, options
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "DATA_READ_KEYS",
     "JobArgumentParser",
     "add_data_options",
+    "add_option_flags",
+    "flag_default",
     "add_session_options",
     "check_input_path",
     "read_data",
@@ -185,6 +187,49 @@ def add_data_options(parser: argparse.ArgumentParser, path_help: str) -> Any:
         help="word<TAB>v1,v2,... vectors for --format text",
     )
     return group
+
+
+def flag_default(option: Any) -> Any:
+    """An option's default on the command line (the library's, unless the option declares
+    the jobs' own, e.g. a fixed seed)."""
+    return option.view_defaults.get("flag", option.default)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object, got {text!r}")
+    return value
+
+
+def add_option_flags(group: Any, options: Sequence[Any], section: str) -> None:
+    """One flag per option (see :mod:`sparklstm.options`): ``--local-steps`` for
+    ``local_steps`` (or the option's own flag), typed and with its choices and its default in
+    the help; dests ``SECTION.name``, absent unless given (so a ``--config`` file's value
+    stands). True/False options take ``--x`` / ``--no-x``; dict options take JSON."""
+    for option in options:
+        if not option.flag_name:
+            continue
+        kwargs: dict[str, Any] = {"dest": f"{section}.{option.name}", "default": argparse.SUPPRESS}
+        if option.kind == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif option.kind in ("int", "float"):
+            kwargs["type"] = int if option.kind == "int" else float
+        elif option.kind == "choice":
+            kwargs["choices"] = option.choices
+        elif option.kind in ("ints", "floats"):
+            kwargs.update(type=int if option.kind == "ints" else float, nargs="+")
+        elif option.kind == "mapping":
+            kwargs.update(type=_json_object, metavar="JSON")
+        default = flag_default(option)
+        shown = json.dumps(default) if isinstance(default, dict) else default
+        if isinstance(shown, (list, tuple)):
+            shown = " ".join(map(str, shown))
+        kwargs["help"] = f"{option.help} (default: {shown})".replace("%", "%%")
+        group.add_argument(option.flag_name, **kwargs)
 
 
 def check_input_path(flag: str, path: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from sparklstm.options import boolean, choice, integer, integers, real, reals
 from sparklstm.validation import (
     check_choice,
     check_no_unknown_keys,
@@ -49,20 +50,67 @@ class ModelConfig:
     seed : seed for initialisation (and the default for training randomness).
     """
 
-    input_size: int | None = None
-    vocab_size: int | None = None
-    embedding_dim: int | None = None
-    cell: str = "lstm"
-    hidden_sizes: tuple[int, ...] = (64,)
-    bidirectional: bool = False
-    dropout: float = 0.0
-    head: str = "last"
-    task: str = "classification"
-    output_size: int = 2
-    class_weights: tuple[float, ...] | None = None
-    forget_bias: float = 1.0
-    dtype: str = "float32"
-    seed: int | None = None
+    # Each field's definition is read by the Spark ML Params and the training job's flags
+    # (sparklstm.options); param="" / flag="" mark a view that does not take it (the data
+    # decides input sizes; the Spark estimators decide the task by their class, and numClasses
+    # is a Param of LSTMClassifier only; the seed is the training seed there).
+    input_size: int | None = integer(
+        None, "features per step of float inputs", optional=True, param="", flag=""
+    )
+    vocab_size: int | None = integer(
+        None,
+        "number of token ids for token inputs (an embedding comes first); None: max id + 1 "
+        "from the data",
+        optional=True,
+    )
+    embedding_dim: int | None = integer(
+        None, "embedding width for token inputs (None: 32)", optional=True
+    )
+    cell: str = choice(
+        "lstm",
+        CELLS,
+        "recurrent cell: lstm, peephole (LSTM with peephole connections) or gru",
+        param="cellType",
+    )
+    hidden_sizes: tuple[int, ...] = integers((64,), "hidden size of each stacked recurrent layer")
+    bidirectional: bool = boolean(False, "every recurrent layer runs in both directions")
+    dropout: float = real(
+        0.0,
+        "dropout rate in [0, 1) between stacked recurrent layers (training only)",
+        minimum=0.0,
+        maximum=1.0,
+        open_maximum=True,
+    )
+    head: str = choice(
+        "last",
+        HEADS,
+        "last: one output per sequence; all: one output per valid step (per-step labels)",
+    )
+    task: str = choice(
+        "classification",
+        TASKS,
+        "classification (softmax cross-entropy) or regression (mean squared error); the job's "
+        "default: classification for integer labels, else regression",
+        param="",
+        view_defaults={"flag": None},
+    )
+    output_size: int = integer(
+        2,
+        "number of classes (the output layer's size), or of regression targets; None (the "
+        "default in the jobs and Spark ML) takes it from the labels, which must then be 0..K-1 "
+        "with none missing",
+        param="",
+        flag="--num-classes",
+        view_defaults={"flag": None},
+    )
+    class_weights: tuple[float, ...] | None = reals(
+        None, "per-class loss weights (classification only)", optional=True, param="", flag=""
+    )
+    forget_bias: float = real(1.0, "initial LSTM forget-gate bias", param="", flag="")
+    dtype: str = choice("float32", ("float32", "float64"), "float type", param="")
+    seed: int | None = integer(
+        None, "seed of the initial weights", minimum=0, optional=True, param="", flag=""
+    )
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

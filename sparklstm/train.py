@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -25,11 +25,11 @@ from sparklstm.optim import (
     Schedule,
     clip_grad_norm,
     clip_grad_value,
-    make_optimizer,
-    schedule_from_config,
 )
 from sparklstm.progress import Progress, interactive_stderr
-from sparklstm.validation import check_no_unknown_keys, check_positive_int, check_probability
+from sparklstm.training.history import EarlyStopping, History
+from sparklstm.training.options import TrainOptions
+from sparklstm.validation import check_no_unknown_keys
 
 __all__ = [
     "StepResult",
@@ -214,37 +214,6 @@ def run_steps(
     return StepResult(loss_sum, targets, metric_sum, max_norm)
 
 
-@dataclass
-class History:
-    """Per-epoch records of :func:`fit`; ``history["val_loss"]`` gives one column.
-
-    Each row holds ``epoch``, ``loss`` and ``accuracy`` (classification) or ``rmse``
-    (regression) averaged over the epoch's steps, the validation metrics as ``val_*``, ``lr``
-    (the rate of the epoch's first update) and ``seconds``.
-    """
-
-    rows: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None
-    stopped_early: bool = False
-
-    def __getitem__(self, key: str) -> list[float]:
-        if not self.rows or key not in self.rows[0]:
-            raise KeyError(
-                f"{key!r}; history has {sorted(self.rows[0]) if self.rows else 'no rows'}"
-            )
-        return [row[key] for row in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "best_epoch": self.best_epoch,
-            "stopped_early": self.stopped_early,
-        }
-
-
 @dataclass(frozen=True)
 class FitState:
     """Where the last :func:`fit` on a model stopped; the next ``fit`` call continues from it.
@@ -280,31 +249,6 @@ def _keeps_state(previous: Optimizer, optimizer: Optimizer) -> bool:
     the same state slots (e.g. SGD with and without momentum differ). Other hyper-parameters
     (``lr``, betas, weight decay) may change between calls."""
     return type(previous) is type(optimizer) and previous.slot_names() == optimizer.slot_names()
-
-
-# The options of `fit` (checked by name). `initial_epoch`: None = continue the run that the last
-# `fit` on this model left (epoch counter, optimizer state, seed); an int = a new run whose first
-# epoch is `initial_epoch + 1`, with a fresh optimizer state.
-_FIT_OPTIONS = {
-    "validation",
-    "validation_split",
-    "epochs",
-    "initial_epoch",
-    "batch_size",
-    "optimizer",
-    "lr",
-    "optimizer_options",
-    "schedule",
-    "clip_norm",
-    "clip_value",
-    "weight_decay",
-    "shuffle",
-    "bucket",
-    "seed",
-    "early_stopping",
-    "restore_best",
-    "progress",
-}
 
 
 def _as_data(model: SequenceModel, value: Any, name: str) -> SequenceData:
@@ -375,6 +319,9 @@ def fit(
     x: Any,
     y: Any,
     lengths: Any = None,
+    *,
+    validation: Any = None,
+    progress: bool | None = None,
     **options: Any,
 ) -> History:
     """Train ``model`` on one machine.
@@ -434,59 +381,9 @@ def fit(
         One row per epoch of this call; ``epoch`` (and ``best_epoch``) count the run's epochs,
         so a later call's rows go on from the earlier call's.
     """
-    check_no_unknown_keys("fit", options, _FIT_OPTIONS)
-    epochs = check_positive_int("epochs", options.get("epochs", 10))
-    initial_epoch = options.get("initial_epoch")
-    if initial_epoch is not None:
-        initial_epoch = check_positive_int("initial_epoch", initial_epoch, minimum=0)
-    batch_size = check_positive_int("batch_size", options.get("batch_size", 32))
-    validation_split = check_probability("validation_split", options.get("validation_split", 0.0))
-    previous = getattr(model, "fit_state", None)
-    if previous is not None and options.get("seed") is None:
-        seed = previous.seed
-    else:
-        seed = resolve_seed(options.get("seed", model.config.seed))
-    patience = options.get("early_stopping")
-    if patience is not None:
-        patience = check_positive_int("early_stopping", patience)
-    for name in ("clip_norm", "clip_value"):
-        value = options.get(name)
-        if value is None:
-            continue
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be > 0, got {value}")
-    for name in ("shuffle", "bucket", "restore_best", "progress"):
-        if name in options and not isinstance(options[name], (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {options[name]!r}")
-    optimizer_options = options.get("optimizer_options")
-    if optimizer_options is not None and not isinstance(optimizer_options, Mapping):
-        raise TypeError(f"optimizer_options must be a dict, got {type(optimizer_options).__name__}")
-    schedule = options.get("schedule")
-    if schedule is not None and not isinstance(schedule, (Schedule, Mapping)):
-        raise TypeError(
-            "schedule must be a sparklstm.optim.Schedule or its config dict (e.g. "
-            f"{{'name': 'cosine', 'lr': 0.01, 'total_steps': 100}}), got {schedule!r}"
-        )
-
-    data = prepare_data_named(model, x, y, lengths, "training data")
-    validation = None
-    if options.get("validation") is not None:
-        validation = _as_data(model, options["validation"], "validation")
-    elif validation_split > 0:
-        stratify = (
-            data.targets
-            if model.config.task == "classification" and model.config.head == "last"
-            else None
-        )
-        train_idx, val_idx = train_validation_split(
-            len(data), validation_split, split_rng(seed), stratify=stratify
-        )
-        data, validation = data.take(train_idx), data.take(val_idx)
-
-    optimizer = options.get("optimizer", "adam")
-    if isinstance(optimizer, Optimizer):
+    given_optimizer = options.get("optimizer")
+    instance = given_optimizer if isinstance(given_optimizer, Optimizer) else None
+    if instance is not None:
         ignored = [
             name for name in ("lr", "optimizer_options", "weight_decay") if options.get(name)
         ]
@@ -495,36 +392,47 @@ def fit(
                 f"{', '.join(ignored)}: set these on the Optimizer instance itself; they apply "
                 "only to an optimizer given by name"
             )
+        options = {k: v for k, v in options.items() if k != "optimizer"}
+    check_no_unknown_keys("fit", options, TrainOptions.names("local"))
+    # Every option is checked by its one definition (sparklstm.training.options).
+    opts = TrainOptions.for_scope("local", options)
+    previous = getattr(model, "fit_state", None)
+    if previous is not None and opts.seed is None:
+        seed = previous.seed
     else:
-        kwargs = dict(optimizer_options or {})
-        if options.get("lr") is not None:
-            kwargs["lr"] = options["lr"]
-        if options.get("weight_decay"):
-            kwargs["weight_decay"] = options["weight_decay"]
-        optimizer = make_optimizer(optimizer, **kwargs)
-    if schedule is None:
-        schedule = ConstantLR(optimizer.lr)
-    elif isinstance(schedule, Mapping):
-        try:
-            schedule = schedule_from_config(schedule)
-        except ValueError as exc:
-            raise ValueError(f"schedule: {exc}") from None
-    start, state = _starting_point(model, previous, optimizer, initial_epoch)
+        seed = resolve_seed(model.config.seed if opts.seed is None else opts.seed)
+    data = prepare_data_named(model, x, y, lengths, "training data")
+    if validation is not None:
+        validation = _as_data(model, validation, "validation")
+    elif opts.validation_split > 0:
+        stratify = (
+            data.targets
+            if model.config.task == "classification" and model.config.head == "last"
+            else None
+        )
+        train_idx, val_idx = train_validation_split(
+            len(data), opts.validation_split, split_rng(seed), stratify=stratify
+        )
+        data, validation = data.take(train_idx), data.take(val_idx)
+
+    optimizer = instance if instance is not None else opts.make_optimizer()
+    schedule = opts.make_schedule() if opts.schedule is not None else ConstantLR(optimizer.lr)
+    start, state = _starting_point(model, previous, optimizer, opts.initial_epoch)
     model.fit_state = FitState(optimizer, state, start, seed)
 
-    history = History()
-    best_loss, best_params, bad_epochs = np.inf, None, 0
-    show = bool(options.get("progress", interactive_stderr()))
-    last = start + epochs
+    history = History(summary={"seed": seed})
+    stopping = EarlyStopping(opts.early_stopping)
+    show = interactive_stderr() if progress is None else bool(progress)
+    last = start + opts.epochs
     for epoch in range(start + 1, last + 1):
         started = time.perf_counter()
         first_step = state.step
         batches = make_batches(
             data,
-            batch_size,
+            opts.batch_size,
             batch_order_rng(seed, epoch - 1, partition=0, chunk=0),
-            shuffle=options.get("shuffle", True),
-            bucket=options.get("bucket", True),
+            shuffle=opts.shuffle,
+            bucket=opts.bucket,
         )
         with Progress(total=len(batches), desc=f"epoch {epoch}/{last}", enabled=show) as bar:
             total = run_steps(
@@ -534,8 +442,8 @@ def fit(
                 (data.take(index) for index in batches),
                 step_rng(seed, epoch - 1),
                 schedule,
-                options.get("clip_norm"),
-                options.get("clip_value"),
+                opts.clip_norm,
+                opts.clip_value,
                 on_step=lambda r: bar.update(1, loss=r.loss_sum / max(r.num_targets, 1)),
             )
         row: dict[str, float] = {"epoch": epoch}
@@ -554,16 +462,12 @@ def fit(
             {k: round(v, 5) for k, v in row.items() if k != "epoch"},
         )
         monitored = row["val_loss"] if validation is not None else row["loss"]
-        if monitored < best_loss:
-            best_loss, bad_epochs, history.best_epoch = monitored, 0, epoch
-            if patience is not None:
-                best_params = model.state_dict()
-        else:
-            bad_epochs += 1
-            if patience is not None and bad_epochs >= patience:
-                history.stopped_early = True
-                logger.info("early stopping after epoch %d (best %d)", epoch, history.best_epoch)
-                break
-    if patience is not None and options.get("restore_best", True) and best_params is not None:
-        model.load_state_dict(best_params)
+        stop = stopping.observe(monitored, epoch, lambda: model.params)
+        history.best_round = stopping.best_round
+        if stop:
+            history.stopped_early = True
+            logger.info("early stopping after epoch %d (best %d)", epoch, history.best_round)
+            break
+    if opts.restore_best and stopping.best_params is not None:
+        model.load_state_dict(stopping.best_params)
     return history

@@ -361,7 +361,7 @@ def test_invalid_params_fail_when_set_naming_the_param():
         LSTMClassifier(batchSize=-1)
     with pytest.raises(ValueError, match=r"hiddenSizes\[1\] must be >= 1"):
         LSTMRegressor().setHiddenSizes([8, 0])
-    with pytest.raises(ValueError, match=r"dropout must be in \[0.0, 1.0\)"):
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 1.0"):
         LSTMClassifier(dropout=1.0)
     with pytest.raises(ValueError, match="optimizer must be one of"):
         LSTMRegressor(optimizer="lbfgs")

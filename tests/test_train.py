@@ -64,10 +64,13 @@ def test_history_has_one_row_per_epoch_with_training_and_validation_metrics():
     assert history["val_accuracy"][-1] == final["accuracy"]
     assert history.best_epoch == int(np.argmin(history["val_loss"])) + 1
     assert history.stopped_early is False
+    # One record for both trainers: the one-process trainer's rounds are its epochs.
+    assert history.best_round == history.best_epoch
     assert history.to_dict() == {
         "rows": history.rows,
-        "best_epoch": history.best_epoch,
+        "best_round": history.best_epoch,
         "stopped_early": False,
+        "summary": {"seed": 0},
     }
     with pytest.raises(KeyError, match="val_rmse"):
         history["val_rmse"]
@@ -488,10 +491,10 @@ BAD_OPTIONS = [
     ({"validation": (_X, _Y[:3])}, ValueError, "validation: y has 3 rows"),
     ({"validation": (_X[..., [0, 0]], _Y)}, ValueError, "validation: .*2 features"),
     ({"validation_split": 1.0}, ValueError, "validation_split must be in"),
-    ({"validation_split": "0.2"}, TypeError, "validation_split must be a float"),
+    ({"validation_split": "0.2"}, TypeError, "validation_split must be a number"),
     ({"early_stopping": 0}, ValueError, "early_stopping must be >= 1"),
-    ({"seed": -1}, ValueError, "seed must be an int >= 0"),
-    ({"optimizer": "adagrad"}, ValueError, "unknown optimizer 'adagrad'"),
+    ({"seed": -1}, ValueError, "seed must be >= 0"),
+    ({"optimizer": "adagrad"}, ValueError, "optimizer must be one of 'sgd'.*got 'adagrad'"),
     ({"lr": -0.1}, ValueError, "lr must be > 0"),
     ({"weight_decay": -1}, ValueError, "weight_decay must be >= 0"),
     ({"optimizer_options": {"momentun": 0.9}}, ValueError, "unknown argument.*'momentun'"),

@@ -1,4 +1,4 @@
-"""Per-round records of distributed training: the history, a JSON-lines file, a progress line."""
+"""Per-round output of distributed training: a JSON-lines file and a progress line."""
 
 from __future__ import annotations
 
@@ -7,41 +7,18 @@ import logging
 import math
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+
+from sparklstm.training.history import History
 
 __all__ = ["RoundHistory", "MetricsFile", "format_round"]
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
-class RoundHistory:
-    """One row per round (``history["train_loss"]`` gives a column) and the run's summary."""
-
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    best_round: int | None = None
-    stopped_early: bool = False
-    summary: dict[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, key: str) -> list[Any]:
-        if not self.rows:
-            raise KeyError(f"{key!r}: the history is empty")
-        if not any(key in row for row in self.rows):
-            raise KeyError(f"{key!r}; history has {sorted(self.rows[-1])}")
-        return [row.get(key) for row in self.rows]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rows": self.rows,
-            "best_round": self.best_round,
-            "stopped_early": self.stopped_early,
-            "summary": self.summary,
-        }
+# One record of training for both trainers (kept under its old name here).
+RoundHistory = History
 
 
 def _json_safe(value: Any) -> Any:

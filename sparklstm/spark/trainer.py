@@ -47,8 +47,7 @@ from sparklstm.spark.checkpoint import (
     save_checkpoint,
     set_aside_unreadable_after,
 )
-from sparklstm.spark.config import RESUMABLE_CHANGES, DistributedConfig
-from sparklstm.spark.metrics import MetricsFile, RoundHistory, RoundPrinter
+from sparklstm.spark.metrics import MetricsFile, RoundPrinter
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
 from sparklstm.spark.reduction import collect_round_results
 from sparklstm.spark.rounds import (
@@ -76,6 +75,8 @@ from sparklstm.spark.schema import (
 from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import decode_result, encode_payload
 from sparklstm.train import batches_per_chunk, resolve_seed
+from sparklstm.training.history import EarlyStopping, History
+from sparklstm.training.options import RESUMABLE_CHANGES, TrainOptions
 
 __all__ = ["fit_distributed", "evaluate_distributed"]
 
@@ -107,7 +108,7 @@ def _model_config(
     return ModelConfig.from_dict(options), None
 
 
-def _encoding(config: ModelConfig, columns: Columns, cfg: DistributedConfig) -> ChunkEncoding:
+def _encoding(config: ModelConfig, columns: Columns, cfg: TrainOptions) -> ChunkEncoding:
     return ChunkEncoding(
         columns=columns,
         dtype=config.dtype,
@@ -125,7 +126,7 @@ def _prepare(
     columns: Columns,
     profile: DataProfile,
     config: ModelConfig,
-    cfg: DistributedConfig,
+    cfg: TrainOptions,
     invalid_rows: str,
     num_partitions: int | None,
     max_chunk_bytes: int | None = None,
@@ -160,7 +161,7 @@ def _prepare(
         raise
 
 
-def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
+def _check_partition_sizes(cached: CachedChunks, cfg: TrainOptions) -> int:
     """Apply ``small_partitions``; returns the rows left out."""
     small = [(p, rows) for p, rows in enumerate(cached.partition_rows) if rows < cfg.batch_size]
     if not small or cfg.small_partitions == "train":
@@ -184,7 +185,7 @@ def _check_partition_sizes(cached: CachedChunks, cfg: DistributedConfig) -> int:
 def fit_distributed(
     data: Any,
     model: SequenceModel | ModelConfig | Mapping[str, Any] | None = None,
-    config: DistributedConfig | Mapping[str, Any] | None = None,
+    config: TrainOptions | Mapping[str, Any] | None = None,
     *,
     features_col: str = "features",
     label_col: str = "label",
@@ -195,7 +196,7 @@ def fit_distributed(
     metrics_path: str | Path | None = None,
     progress: bool = True,
     task_hook: Callable[[int, int], None] | None = None,
-) -> tuple[SequenceModel, RoundHistory]:
+) -> tuple[SequenceModel, History]:
     """Train on a Spark DataFrame by rounds of parameter averaging.
 
     Parameters
@@ -208,8 +209,8 @@ def fit_distributed(
         ``vocab_size`` and ``output_size``, which the data then determines. A configuration
         without a ``seed`` is initialised from the training seed (``config.seed``), so one seed
         fixes the starting weights too.
-    config : DistributedConfig or dict
-        Training options (see :class:`~sparklstm.spark.config.DistributedConfig`).
+    config : TrainOptions or dict
+        Training options (see :class:`~sparklstm.spark.config.TrainOptions`).
     features_col, label_col, length_col : column names.
     validation : DataFrame, optional
         Held-out data, evaluated on the executors every ``validate_every`` rounds.
@@ -226,14 +227,14 @@ def fit_distributed(
 
     Returns
     -------
-    (SequenceModel, RoundHistory)
+    (SequenceModel, History)
 
     Examples
     --------
     >>> model, history = fit_distributed(df, {"hidden_sizes": [64]},
     ...                                  {"epochs": 5, "local_steps": 10})  # doctest: +SKIP
     """
-    cfg = DistributedConfig.coerce(config)
+    cfg = TrainOptions.coerce(config)
     columns = Columns(features_col, label_col, length_col)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
@@ -287,7 +288,7 @@ def _starting_checkpoint(checkpoint_dir: Path | None, resume: bool) -> Checkpoin
 def _fit(
     data: Any,
     model: SequenceModel | ModelConfig | Mapping[str, Any] | None,
-    cfg: DistributedConfig,
+    cfg: TrainOptions,
     columns: Columns,
     validation: Any,
     checkpoint_dir: Path | None,
@@ -295,7 +296,7 @@ def _fit(
     metrics_path: str | Path | None,
     progress: bool,
     task_hook: Callable[[int, int], None] | None,
-) -> tuple[SequenceModel, RoundHistory]:
+) -> tuple[SequenceModel, History]:
     started_run = time.perf_counter()
     checkpoint = _starting_checkpoint(checkpoint_dir, resume)
     profile = profile_data(data, columns)
@@ -370,17 +371,19 @@ def _option(model: Any, name: str) -> str:
     return (model or {}).get(name, defaults[name])
 
 
-def _check_resumable(checkpoint: Checkpoint, model_config: ModelConfig, cfg: DistributedConfig):
+def _check_resumable(checkpoint: Checkpoint, model_config: ModelConfig, cfg: TrainOptions):
     saved_model = ModelConfig.from_dict(checkpoint.model_config)
     if saved_model != model_config:
         raise ValueError(
             "resume: the model configuration differs from the checkpoint's "
             f"({saved_model.to_dict()} vs {model_config.to_dict()})"
         )
-    saved = checkpoint.training_config
+    # Read through TrainOptions, so that an option added since the checkpoint was written
+    # counts as its default.
+    saved = TrainOptions.from_dict(checkpoint.training_config).to_dict()
     current = cfg.to_dict()
     changed = sorted(
-        key for key in current if key not in RESUMABLE_CHANGES and saved.get(key) != current[key]
+        key for key in current if key not in RESUMABLE_CHANGES and saved[key] != current[key]
     )
     if changed:
         raise ValueError(
@@ -394,7 +397,7 @@ def _train(
     val_cached: CachedChunks | None,
     model_config: ModelConfig,
     start_model: SequenceModel | None,
-    cfg: DistributedConfig,
+    cfg: TrainOptions,
     run: RunIdentity,
     checkpoint: Checkpoint | None,
     checkpoint_dir: Path | None,
@@ -403,7 +406,7 @@ def _train(
     task_hook: Callable[[int, int], None] | None,
     skipped: dict[str, int],
     started_run: float,
-) -> tuple[SequenceModel, RoundHistory]:
+) -> tuple[SequenceModel, History]:
     seed = run.seed
     model = start_model if start_model is not None else _initial_model(model_config, seed)
     params = {name: value.copy() for name, value in model.params.items()}
@@ -426,7 +429,7 @@ def _train(
     state = state_template if cfg.state_policy == "average" else None
     states: dict[int, dict[str, np.ndarray]] = {}
     velocity = {n: np.zeros(p.shape, np.float64) for n, p in params.items()}
-    history = RoundHistory()
+    history = History()
     first_round = 0
     if checkpoint is not None:
         params = {n: checkpoint.params[n] for n in names}
@@ -550,8 +553,8 @@ def _train(
         assert val_cached is not None
         metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
         book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
-    if cfg.early_stopping is not None and cfg.restore_best and book.best_params is not None:
-        params = book.best_params
+    if cfg.restore_best and book.stopping.best_params is not None:
+        params = book.stopping.best_params
     final = SequenceModel.from_config(model_config)
     final.load_state_dict(params)
     history.summary["seconds"] = time.perf_counter() - started_run
@@ -575,8 +578,8 @@ class _RoundBook:
 
     def __init__(
         self,
-        history: RoundHistory,
-        cfg: DistributedConfig,
+        history: History,
+        cfg: TrainOptions,
         run: RunIdentity,
         model_config: ModelConfig,
         checkpoint: Checkpoint | None,
@@ -589,16 +592,14 @@ class _RoundBook:
         self.history, self.cfg, self.run, self.model_config = history, cfg, run, model_config
         self.checkpoint_dir, self.metrics, self.printer = checkpoint_dir, metrics, printer
         self.total_rounds, self.max_chunk_bytes = total_rounds, max_chunk_bytes
-        self.best_params: dict[str, np.ndarray] | None = None
-        self.best_loss, self.bad_validations = math.inf, 0
         self.first_round = 0 if checkpoint is None else checkpoint.round
-        if checkpoint is not None:
-            saved = checkpoint.progress
-            self.best_params = checkpoint.best_params
-            history.best_round = saved.get("best_round")
-            best_loss = saved.get("best_loss")
-            self.best_loss = math.inf if best_loss is None else best_loss
-            self.bad_validations = int(saved.get("bad_validations", 0))
+        if checkpoint is None:
+            self.stopping = EarlyStopping(cfg.early_stopping)
+        else:
+            self.stopping = EarlyStopping.resumed(
+                cfg.early_stopping, checkpoint.progress, checkpoint.best_params
+            )
+        history.best_round = self.stopping.best_round
         self.started = time.perf_counter()
 
     def close(
@@ -608,15 +609,11 @@ class _RoundBook:
         checkpoint it when due; returns whether early stopping ends the run here."""
         cfg, history = self.cfg, self.history
         done_rounds = row["round"]
+        stop = False
         if validation is not None:
             row.update({f"val_{key}": value for key, value in validation.items()})
-            if validation["loss"] < self.best_loss:
-                self.best_loss, self.bad_validations = validation["loss"], 0
-                history.best_round = done_rounds
-                if cfg.early_stopping is not None:
-                    self.best_params = {n: v.copy() for n, v in after.params.items()}
-            else:
-                self.bad_validations += 1
+            stop = self.stopping.observe(validation["loss"], done_rounds, lambda: after.params)
+            history.best_round = self.stopping.best_round
         elapsed = time.perf_counter() - self.started
         row["eta_seconds"] = (
             elapsed / (done_rounds - self.first_round) * (self.total_rounds - done_rounds)
@@ -625,7 +622,6 @@ class _RoundBook:
         if self.metrics is not None:
             self.metrics.append(row)
         self.printer(row)
-        stop = cfg.early_stopping is not None and self.bad_validations >= cfg.early_stopping
         last = done_rounds == self.total_rounds
         if self.checkpoint_dir is not None and (
             done_rounds % cfg.checkpoint_every == 0 or last or stop
@@ -650,12 +646,10 @@ class _RoundBook:
                 state=after.state,
                 states=after.states,
                 velocity=after.velocity if self.cfg.outer_momentum else None,
-                best_params=self.best_params,
+                best_params=self.stopping.best_params,
                 progress={
                     "rows": self.history.rows,
-                    "best_round": self.history.best_round,
-                    "best_loss": self.best_loss if math.isfinite(self.best_loss) else None,
-                    "bad_validations": self.bad_validations,
+                    **self.stopping.state(),
                     "max_chunk_bytes": self.max_chunk_bytes,
                 },
             ),
@@ -694,7 +688,7 @@ def _average(
     velocity: dict[str, np.ndarray],
     result: WorkerResult,
     names: tuple[str, ...],
-    cfg: DistributedConfig,
+    cfg: TrainOptions,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     mean = result.params.mean()
     if cfg.outer_momentum == 0 and cfg.outer_lr == 1:
@@ -712,7 +706,7 @@ def _next_state(
     result: WorkerResult,
     template: dict[str, np.ndarray],
     state_names: tuple[str, ...],
-    cfg: DistributedConfig,
+    cfg: TrainOptions,
 ) -> tuple[dict[str, np.ndarray] | None, dict[int, dict[str, np.ndarray]]]:
     if cfg.state_policy == "reset":
         return None, states
@@ -801,9 +795,9 @@ def evaluate_distributed(
     cache_dir: str | None = None,
 ) -> dict[str, float]:
     """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors
-    (``cache_dir``: see :class:`~sparklstm.spark.config.DistributedConfig`)."""
+    (``cache_dir``: see :class:`~sparklstm.spark.config.TrainOptions`)."""
     columns = Columns(features_col, label_col, length_col)
-    cfg = DistributedConfig(batch_size=min(batch_size, 4096), chunk_rows=4096, cache_dir=cache_dir)
+    cfg = TrainOptions(batch_size=min(batch_size, 4096), chunk_rows=4096, cache_dir=cache_dir)
     cached, _ = _prepare(
         data, columns, profile_data(data, columns), model.config, cfg, "error", None
     )

@@ -1,0 +1,267 @@
+"""How an option is defined, once: its type, default, allowed values, one line of help and the
+names it takes in each view (the Python keyword, Spark ML's camelCase Param, the jobs' flag).
+
+A configuration dataclass declares each field with one of :func:`integer`, :func:`real`,
+:func:`boolean`, :func:`choice`, :func:`text`, :func:`integers`, :func:`reals` or
+:func:`mapping`; the field's metadata carries its :class:`Option`. :func:`check_fields` then
+validates a whole instance from those definitions, and the views (``pyspark.ml`` Params, the
+command-line options) are built from the same definitions by :func:`options_of`, so no view
+writes a name, a default or a list of choices again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sparklstm.validation import check_choice, check_positive_int
+
+__all__ = [
+    "Option",
+    "integer",
+    "real",
+    "boolean",
+    "choice",
+    "text",
+    "integers",
+    "reals",
+    "mapping",
+    "options_of",
+    "check_fields",
+    "camel_case",
+]
+
+KINDS = ("int", "float", "bool", "choice", "str", "ints", "floats", "mapping")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option's definition (the field name and default come from the dataclass field).
+
+    ``minimum``/``maximum`` bound numbers (``open_minimum``/``open_maximum``: strictly);
+    ``optional``: ``None`` is allowed (and means "the library or the data decides");
+    ``scopes``: the trainers that take it (``"local"``: the one-process ``fit``; ``"spark"``:
+    ``fit_distributed``, its Spark ML Params and the training job); ``param``/``flag``: the
+    Spark ML Param name and the command-line flag when they are not the derived ones (``""``:
+    the view has no such option); ``view_defaults``: a view whose default differs, with the
+    reason in the help (e.g. the jobs' fixed seed).
+    """
+
+    kind: str
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    open_minimum: bool = False
+    open_maximum: bool = False
+    optional: bool = False
+    scopes: frozenset[str] = frozenset({"local", "spark"})
+    param: str | None = None
+    flag: str | None = None
+    resumable: bool = False
+    view_defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Filled in by options_of: the field's name and default.
+    name: str = ""
+    default: Any = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown option kind {self.kind!r}")
+
+    @property
+    def param_name(self) -> str:
+        """The Spark ML Param name ("" when there is none)."""
+        return camel_case(self.name) if self.param is None else self.param
+
+    @property
+    def flag_name(self) -> str:
+        """The command-line flag ("" when there is none)."""
+        return "--" + self.name.replace("_", "-") if self.flag is None else self.flag
+
+    def check(self, value: Any) -> Any:
+        """``value`` validated and normalised (ints to int, sequences to tuples, ...)."""
+        if value is None:
+            if self.optional:
+                return None
+            raise TypeError(f"{self.name} must be {self.describe()}, got None")
+        if self.kind == "int":
+            number = check_positive_int(
+                self.name, value, minimum=-(2**63) if self.minimum is None else int(self.minimum)
+            )
+            self._check_bounds(number)
+            return number
+        if self.kind == "float":
+            return self._check_real(self.name, value)
+        if self.kind == "bool":
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{self.name} must be True or False, got {value!r}")
+            return bool(value)
+        if self.kind == "choice":
+            return check_choice(self.name, value, self.choices)
+        if self.kind == "str":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{self.name} must be a non-empty path or URI, got {value!r}")
+            return value
+        if self.kind in ("ints", "floats"):
+            return self._check_sequence(value)
+        if not isinstance(value, Mapping):
+            raise TypeError(f"{self.name} must be a dict, got {type(value).__name__}")
+        return dict(value)
+
+    def _check_real(self, name: str, value: Any) -> float:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be {self.range_text()}, got {value}")
+        self._check_bounds(value, name)
+        return float(value)
+
+    def _check_bounds(self, value: float, name: str | None = None) -> None:
+        name = name or self.name
+        low, high = self.minimum, self.maximum
+        below = low is not None and (value <= low if self.open_minimum else value < low)
+        above = high is not None and (value >= high if self.open_maximum else value > high)
+        if below or above:
+            raise ValueError(f"{name} must be {self.range_text()}, got {value}")
+
+    def _check_sequence(self, value: Any) -> tuple[Any, ...]:
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+            value = (value,)
+        if isinstance(value, (str, bytes)) or not isinstance(value, (Sequence, np.ndarray)):
+            raise ValueError(f"{self.name} must be a non-empty list, got {value!r}")
+        if len(value) == 0:
+            raise ValueError(f"{self.name} must be a non-empty list, got {value!r}")
+        if self.kind == "ints":
+            items = [
+                check_positive_int(f"{self.name}[{i}]", v, minimum=int(self.minimum or 1))
+                for i, v in enumerate(value)
+            ]
+        else:
+            items = [self._check_real(f"{self.name}[{i}]", v) for i, v in enumerate(value)]
+        return tuple(items)
+
+    def describe(self) -> str:
+        """What a valid value is, in words (for messages and help)."""
+        if self.kind == "bool":
+            return "True or False"
+        if self.kind == "choice":
+            return "one of " + ", ".join(map(repr, self.choices))
+        if self.kind == "str":
+            return "a non-empty path or URI"
+        if self.kind == "mapping":
+            return "a dict"
+        noun = {"int": "an int", "float": "a number", "ints": "a list of ints"}.get(
+            self.kind, "a list of numbers"
+        )
+        return f"{noun} {self.range_text()}"
+
+    def range_text(self) -> str:
+        """The allowed range in words, e.g. ``>= 1`` or ``in [0, 1)``."""
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            left = "(" if self.open_minimum else "["
+            right = ")" if self.open_maximum else "]"
+            return f"in {left}{_number(low)}, {_number(high)}{right}"
+        if low is not None:
+            return f"{'>' if self.open_minimum else '>='} {_number(low)}"
+        if high is not None:
+            return f"{'<' if self.open_maximum else '<='} {_number(high)}"
+        return "finite"
+
+    def plain_default(self) -> Any:
+        """The default as JSON and Spark ML hold it (tuples as lists)."""
+        return plain(self.default)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def plain(value: Any) -> Any:
+    """Tuples as lists, recursively: how JSON, argparse and Spark ML Params hold values."""
+    if isinstance(value, tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    return value
+
+
+def camel_case(name: str) -> str:
+    """``local_steps`` -> ``localSteps`` (Spark ML's Param style)."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _field(default: Any, option: Option) -> Any:
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"option": option})
+    return field(default=default, metadata={"option": option})
+
+
+def integer(default: int | None, help: str, *, minimum: int = 1, **kw: Any) -> Any:
+    """An int option (``minimum`` inclusive, default 1)."""
+    return _field(default, Option("int", help, minimum=minimum, **kw))
+
+
+def real(default: float | None, help: str, **kw: Any) -> Any:
+    """A float option (see :class:`Option` for the bounds)."""
+    return _field(default, Option("float", help, **kw))
+
+
+def boolean(default: bool, help: str, **kw: Any) -> Any:
+    """A True/False option."""
+    return _field(default, Option("bool", help, **kw))
+
+
+def choice(default: str | None, choices: Sequence[str], help: str, **kw: Any) -> Any:
+    """One of a fixed set of strings."""
+    return _field(default, Option("choice", help, choices=tuple(choices), **kw))
+
+
+def text(default: str | None, help: str, **kw: Any) -> Any:
+    """A non-empty string (a path or URI)."""
+    return _field(default, Option("str", help, **kw))
+
+
+def integers(default: tuple[int, ...] | None, help: str, **kw: Any) -> Any:
+    """A non-empty list of ints >= 1 (held as a tuple)."""
+    return _field(default, Option("ints", help, minimum=1, **kw))
+
+
+def reals(default: tuple[float, ...] | None, help: str, **kw: Any) -> Any:
+    """A non-empty list of finite numbers (held as a tuple)."""
+    return _field(default, Option("floats", help, **kw))
+
+
+def mapping(default: Mapping[str, Any] | None, help: str, **kw: Any) -> Any:
+    """A dict of further settings (JSON on the command line)."""
+    return _field(default, Option("mapping", help, **kw))
+
+
+def options_of(cls: type, scope: str | None = None) -> tuple[Option, ...]:
+    """The options a configuration dataclass defines, with their names and defaults filled in
+    (only those of ``scope`` when given), in declaration order."""
+    found = []
+    for item in dataclasses.fields(cls):
+        option = item.metadata.get("option")
+        if option is None or (scope is not None and scope not in option.scopes):
+            continue
+        if item.default is not dataclasses.MISSING:
+            default = item.default
+        elif item.default_factory is not dataclasses.MISSING:
+            default = item.default_factory()
+        else:
+            default = None
+        found.append(dataclasses.replace(option, name=item.name, default=default))
+    return tuple(found)
+
+
+def check_fields(instance: Any) -> None:
+    """Validate and normalise every option field of a frozen dataclass instance in place."""
+    for option in options_of(type(instance)):
+        object.__setattr__(instance, option.name, option.check(getattr(instance, option.name)))
