@@ -83,3 +83,6 @@ def test_old_spark_ml_directories_load(spark):
     assert estimator.getHiddenSizes() == [4]
     assert (estimator.getEpochs(), estimator.getBatchSize(), estimator.getLocalSteps()) == (2, 6, 2)
     assert estimator.getNumPartitions() == 2 and estimator.getSeed() == 11
+    # Params added since take their defaults.
+    assert estimator.getOptimizerOptions() == {} and estimator.getShuffle() is True
+    assert estimator.getOuterLr() == 1.0 and estimator.getClipValue() is None
