@@ -11,6 +11,7 @@ import numpy as np
 
 from sparklstm.config import ModelConfig
 from sparklstm.dataset import SequenceData, prepare_data
+from sparklstm.metrics import metrics_from_totals
 from sparklstm.network import Network
 from sparklstm.nn.losses import mean_squared_error, softmax, softmax_cross_entropy
 
@@ -33,23 +34,6 @@ def compute_loss(
             weights = np.asarray(config.class_weights, dtype=outputs.dtype)
         return softmax_cross_entropy(outputs, targets, weights)
     return mean_squared_error(outputs, targets)
-
-
-def metrics_from_totals(config: ModelConfig, totals: Mapping[str, float]) -> dict[str, float]:
-    """``loss`` and ``accuracy`` (classification) or ``loss`` (MSE), ``rmse``, ``mae``
-    (regression) from summed :meth:`SequenceModel.evaluation_totals`."""
-    count = max(totals.get("count", 0.0), 1.0)
-    if config.task == "classification":
-        return {
-            "loss": totals.get("loss", 0.0) / max(totals.get("weight", 0.0), 1e-300),
-            "accuracy": totals.get("correct", 0.0) / count,
-        }
-    values = count * config.output_size
-    return {
-        "loss": totals.get("sq", 0.0) / values,
-        "rmse": float(np.sqrt(totals.get("sq", 0.0) / values)),
-        "mae": totals.get("abs", 0.0) / values,
-    }
 
 
 class SequenceModel:

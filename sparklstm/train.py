@@ -17,6 +17,7 @@ import numpy as np
 
 from sparklstm.data.batching import bucketed_batches, minibatch_indices, train_validation_split
 from sparklstm.dataset import SequenceData
+from sparklstm.metrics import training_metrics
 from sparklstm.model import SequenceModel, compute_loss
 from sparklstm.optim import (
     ConstantLR,
@@ -267,16 +268,6 @@ def prepare_data_named(model, x, y, lengths, name: str) -> SequenceData:
         raise type(exc)(f"{name}: {exc}") from None
 
 
-def _epoch_metrics(model: SequenceModel, prefix: str, total: StepResult) -> dict[str, float]:
-    n = max(total.num_targets, 1)
-    row = {f"{prefix}loss": total.loss_sum / n}
-    if model.config.task == "classification":
-        row[f"{prefix}accuracy"] = total.metric_sum / n
-    else:
-        row[f"{prefix}rmse"] = float(np.sqrt(total.metric_sum / (n * model.config.output_size)))
-    return row
-
-
 def _starting_point(
     model: SequenceModel,
     previous: FitState | None,
@@ -447,7 +438,15 @@ def fit(
                 on_step=lambda r: bar.update(1, loss=r.loss_sum / max(r.num_targets, 1)),
             )
         row: dict[str, float] = {"epoch": epoch}
-        row.update(_epoch_metrics(model, "", total))
+        row.update(
+            training_metrics(
+                model.config.task,
+                model.config.output_size,
+                total.loss_sum,
+                total.num_targets,
+                total.metric_sum,
+            )
+        )
         if validation is not None:
             row.update({f"val_{k}": v for k, v in model.evaluate_data(validation).items()})
         # The rate of the epoch's first update (the Spark trainer records a round the same way).

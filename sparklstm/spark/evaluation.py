@@ -7,22 +7,16 @@ driver. Per-step models are scored over every valid step: when both columns are 
 elements are paired position by position, and positions without a prediction (padding past the
 sequence's length) are left out.
 
-Classification (``k`` classes, confusion matrix ``C[true][predicted]``)::
-
-    accuracy     = trace(C) / sum(C)
-    precision_c  = C[c][c] / sum_t C[t][c]        recall_c = C[c][c] / sum_p C[c][p]
-    f1_c         = 2 precision_c recall_c / (precision_c + recall_c)   (0 where undefined)
-
-Regression (``e = prediction - label`` over all values)::
-
-    rmse = sqrt(mean(e^2))    mae = mean(|e|)    r2 = 1 - sum(e^2) / sum((label - mean(label))^2)
-    mape = 100 * mean(|e| / |label|)   over values whose label is not 0 (a percentage)
+The formulas (accuracy, per-class and macro/weighted F1, RMSE, MAE, MAPE, R²) are those of
+:mod:`sparklstm.metrics`, applied to the aggregates.
 """
 
 from __future__ import annotations
 
 import math
 from typing import Any
+
+from sparklstm.metrics import classification_report, regression_report
 
 __all__ = ["classification_metrics", "regression_metrics", "evaluate_predictions"]
 
@@ -111,27 +105,7 @@ def classification_metrics(
     matrix = [[0] * k for _ in range(k)]
     for r in counts:
         matrix[int(r[_LABEL])][int(r[_PREDICTION])] += int(r["n"])
-    total = sum(map(sum, matrix))
-    per_class = []
-    for c in range(k):
-        true_positive = matrix[c][c]
-        predicted = sum(matrix[t][c] for t in range(k))
-        support = sum(matrix[c])
-        precision = true_positive / predicted if predicted else 0.0
-        recall = true_positive / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class.append(
-            {"class": c, "precision": precision, "recall": recall, "f1": f1, "support": support}
-        )
-    present = [m for m in per_class if m["support"]]
-    return {
-        "count": total,
-        "accuracy": sum(matrix[c][c] for c in range(k)) / total,
-        "macro_f1": sum(m["f1"] for m in present) / len(present),
-        "weighted_f1": sum(m["f1"] * m["support"] for m in present) / total,
-        "per_class": per_class,
-        "confusion_matrix": matrix,
-    }
+    return classification_report(matrix)
 
 
 def regression_metrics(
@@ -158,16 +132,15 @@ def regression_metrics(
     n = row["n"]
     if not n:
         raise ValueError(f"no rows with a prediction in column {prediction_col!r} to evaluate")
-    mean_label = row["sum_label"] / n
-    total_ss = row["sum_label_sq"] - n * mean_label * mean_label
-    return {
-        "count": n,
-        "rmse": math.sqrt(row["sse"] / n),
-        "mae": row["sae"] / n,
-        "mape": 100.0 * row["sape"] / row["n_nonzero"] if row["n_nonzero"] else None,
-        "mape_count": row["n_nonzero"],
-        "r2": 1.0 - row["sse"] / total_ss if total_ss > 0 else None,
-    }
+    return regression_report(
+        n,
+        row["sse"],
+        row["sae"],
+        row["sum_label"],
+        row["sum_label_sq"],
+        row["sape"],
+        row["n_nonzero"],
+    )
 
 
 def evaluate_predictions(

@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from sparklstm.config import ModelConfig
-from sparklstm.model import SequenceModel, metrics_from_totals
+from sparklstm.metrics import metrics_from_totals, training_metrics
+from sparklstm.model import SequenceModel
 from sparklstm.runlock import RunLock, lock_path_for
 from sparklstm.spark.checkpoint import (
     Checkpoint,
@@ -734,12 +735,11 @@ def _round_row(
         "workers": result.contributors,
         "examples": result.examples,
         "steps": result.steps,
-        "train_loss": result.loss_sum / weight,
     }
-    if config.task == "classification":
-        row["train_accuracy"] = result.metric_sum / weight
-    else:
-        row["train_rmse"] = math.sqrt(result.metric_sum / (weight * config.output_size))
+    metrics = training_metrics(
+        config.task, config.output_size, result.loss_sum, weight, result.metric_sum
+    )
+    row.update({f"train_{name}": value for name, value in metrics.items()})
     # Spread of the workers around their average: sqrt(sum n_p |d_p|^2 / N - |mean d|^2) with
     # d_p = theta_p - theta_r (well conditioned: deltas are small next to the parameters).
     before = flatten(previous, names).astype(np.float64)
