@@ -9,6 +9,7 @@ This is the one-process trainer's job; the Spark trainer's job is ``jobs/train.p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -17,30 +18,42 @@ import time
 import numpy as np
 
 from sparklstm import SequenceModel
+from sparklstm.cli import JobArgumentParser, add_option_flags, merge_sections
+from sparklstm.config import ModelConfig
 from sparklstm.data.synthetic import adding_problem, noisy_sines
+from sparklstm.options import options_of
+from sparklstm.training.options import train_options
 
 TASKS = ("sines", "adding")
 
 
+# The demo's own settings where they differ from the library's defaults.
+DEMO_DEFAULTS = {"epochs": 8, "batch_size": 64, "lr": 3e-3, "clip_norm": 5.0, "seed": 0}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", choices=TASKS, default="sines", help="generated dataset")
-    parser.add_argument("--train-size", type=int, default=4000)
-    parser.add_argument("--test-size", type=int, default=1000)
-    parser.add_argument("--seq-len", type=int, default=60, help="longest sequence")
-    parser.add_argument("--min-len", type=int, default=20, help="shortest sequence")
-    parser.add_argument("--cell", choices=("lstm", "peephole", "gru"), default="lstm")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[64], help="hidden size per layer")
-    parser.add_argument("--bidirectional", action="store_true")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--optimizer", default="adam")
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--clip-norm", type=float, default=5.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser = JobArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
+    data = parser.add_argument_group("data")
+    data.add_argument("--task", choices=TASKS, default="sines", help="generated dataset")
+    data.add_argument("--train-size", type=int, default=4000)
+    data.add_argument("--test-size", type=int, default=1000)
+    data.add_argument("--seq-len", type=int, default=60, help="longest sequence")
+    data.add_argument("--min-len", type=int, default=20, help="shortest sequence")
+    model = [o for o in options_of(ModelConfig) if o.name in MODEL_FLAGS]
+    add_option_flags(parser.add_argument_group("model"), model, "model")
+    local = [
+        dataclasses.replace(o, view_defaults={"flag": DEMO_DEFAULTS.get(o.name, o.default)})
+        for o in train_options("local")
+        if o.name != "validation_split"
+    ]
+    add_option_flags(parser.add_argument_group("training"), local, "training")
     parser.add_argument("--output", default="runs/demo-model", help="where to save the model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+# The model options the demo takes (the task and sizes come from the generated data).
+MODEL_FLAGS = ("cell", "hidden_sizes", "bidirectional", "dropout", "dtype")
 
 
 def _data(args, rng):
@@ -59,17 +72,14 @@ def _data(args, rng):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    sections = merge_sections({}, args)
+    training = {**DEMO_DEFAULTS, **sections["training"]}
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(training["seed"])
     try:
         train, test, options, input_size = _data(args, rng)
         model = SequenceModel(
-            input_size=input_size,
-            cell=args.cell,
-            hidden_sizes=args.hidden,
-            bidirectional=args.bidirectional,
-            seed=args.seed,
-            **options,
+            input_size=input_size, seed=training["seed"], **sections["model"], **options
         )
     except (TypeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -79,13 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     history = model.fit(
         *train,
         validation=test,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        clip_norm=args.clip_norm,
-        seed=args.seed,
         progress=not args.no_progress,
+        **training,
     )
     seconds = time.perf_counter() - started
     metrics = model.evaluate(*test)

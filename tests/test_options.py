@@ -272,3 +272,16 @@ def test_one_history_for_both_trainers():
     )
     with pytest.raises(KeyError, match="val_loss"):
         local["val_loss"]
+
+
+def test_the_one_process_demo_job_takes_the_local_options_as_flags(tmp_path, capsys):
+    from jobs.train_local import main
+
+    out = tmp_path / "model"
+    argv = ["--train-size", "64", "--test-size", "16", "--seq-len", "12", "--min-len", "6"]
+    argv += ["--epochs", "2", "--cell", "gru", "--hidden-sizes", "5", "--no-shuffle"]
+    assert main([*argv, "--batch-size", "16", "--no-progress", "--output", str(out)]) == 0
+    assert SequenceModel.load(out).config.cell == "gru"
+    assert '"epochs": 2' in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--validation-split", "0.2"])  # not a flag of the demo (it has a test set)

@@ -38,16 +38,17 @@ from typing import Any
 import numpy as np
 
 from sparklstm.config import ModelConfig
-from sparklstm.metrics import metrics_from_totals, training_metrics
+from sparklstm.metrics import metrics_from_totals
 from sparklstm.model import SequenceModel
+from sparklstm.optim import Schedule
 from sparklstm.runlock import RunLock, lock_path_for
-from sparklstm.spark.checkpoint import (
-    Checkpoint,
-    checkpoint_rounds,
-    latest_checkpoint,
-    save_checkpoint,
-    set_aside_unreadable_after,
+from sparklstm.spark.averaging import (
+    DriverState,
+    apply_round,
+    check_every_worker_answered,
+    round_row,
 )
+from sparklstm.spark.checkpoint import Checkpoint
 from sparklstm.spark.metrics import MetricsFile, RoundPrinter
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
 from sparklstm.spark.reduction import collect_round_results
@@ -58,12 +59,15 @@ from sparklstm.spark.rounds import (
     add_totals,
     collect_results,
     evaluate_task,
-    flatten,
     merge_results,
-    round_chunks,
     round_filter,
     train_task,
-    unflatten,
+)
+from sparklstm.spark.run_record import (
+    RoundBook,
+    RunIdentity,
+    check_resumable,
+    starting_checkpoint,
 )
 from sparklstm.spark.schema import (
     RULE_COLUMN,
@@ -76,8 +80,8 @@ from sparklstm.spark.schema import (
 from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import decode_result, encode_payload
 from sparklstm.train import batches_per_chunk, resolve_seed
-from sparklstm.training.history import EarlyStopping, History
-from sparklstm.training.options import RESUMABLE_CHANGES, TrainOptions
+from sparklstm.training.history import History
+from sparklstm.training.options import TrainOptions
 
 __all__ = ["fit_distributed", "evaluate_distributed"]
 
@@ -85,15 +89,6 @@ logger = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------ preparation
-@dataclasses.dataclass(frozen=True)
-class RunIdentity:
-    """What makes a run itself: its seed (weights, data order, dropout) and the id written into
-    its checkpoints (a resumed run keeps both)."""
-
-    seed: int
-    run_id: str | None
-
-
 def _model_config(
     model: SequenceModel | ModelConfig | Mapping[str, Any] | None, sizes: dict[str, int]
 ) -> tuple[ModelConfig, SequenceModel | None]:
@@ -260,32 +255,6 @@ def fit_distributed(
         )
 
 
-def _starting_checkpoint(checkpoint_dir: Path | None, resume: bool) -> Checkpoint | None:
-    """The checkpoint a resumed run continues from; checks a fresh run's directory is empty."""
-    if checkpoint_dir is None:
-        return None
-    rounds = checkpoint_rounds(checkpoint_dir)
-    if not resume:
-        if rounds:
-            # A fresh run must not mix its checkpoints with an earlier run's (the newer-numbered
-            # old ones would win a later resume) nor delete them: the user chooses.
-            raise ValueError(
-                f"checkpoint_dir {str(checkpoint_dir)!r} already holds checkpoints (rounds "
-                f"{rounds}); resume that run (resume=True, --resume in the jobs) or use an "
-                "empty directory"
-            )
-        return None
-    checkpoint = latest_checkpoint(checkpoint_dir)
-    if checkpoint is None:
-        found = f"only unreadable checkpoints (rounds {rounds})" if rounds else "no checkpoint"
-        raise ValueError(
-            f"resume: checkpoint_dir {str(checkpoint_dir)!r} holds {found}, so there is nothing "
-            "to continue; to start afresh, run without resume (--resume) on an empty directory"
-        )
-    set_aside_unreadable_after(checkpoint_dir, checkpoint.round)
-    return checkpoint
-
-
 def _fit(
     data: Any,
     model: SequenceModel | ModelConfig | Mapping[str, Any] | None,
@@ -299,13 +268,13 @@ def _fit(
     task_hook: Callable[[int, int], None] | None,
 ) -> tuple[SequenceModel, History]:
     started_run = time.perf_counter()
-    checkpoint = _starting_checkpoint(checkpoint_dir, resume)
+    checkpoint = starting_checkpoint(checkpoint_dir, resume)
     profile = profile_data(data, columns)
     model_config, start_model = _model_config(
         model, model_sizes(profile, _option(model, "task"), _option(model, "head"), model)
     )
     if checkpoint is not None:
-        _check_resumable(checkpoint, model_config, cfg)
+        check_resumable(checkpoint, model_config, cfg)
     seed = resolve_seed(cfg.seed if cfg.seed is not None else model_config.seed)
     run_id = secrets.token_hex(8)
     if checkpoint is not None:
@@ -343,19 +312,21 @@ def _fit(
                 cached.max_chunk_bytes,
             )
         return _train(
-            cached,
-            val_cached,
-            model_config,
-            start_model,
-            cfg,
-            RunIdentity(seed, run_id),
-            checkpoint,
-            checkpoint_dir,
-            metrics_path,
-            progress,
-            task_hook,
-            skipped={**skipped, **({"small partitions": skipped_small} if skipped_small else {})},
-            started_run=started_run,
+            _Run(
+                cached,
+                val_cached,
+                model_config,
+                start_model,
+                cfg,
+                RunIdentity(seed, run_id),
+                checkpoint,
+                checkpoint_dir,
+                metrics_path,
+                progress,
+                task_hook,
+                {**skipped, **({"small partitions": skipped_small} if skipped_small else {})},
+                started_run,
+            )
         )
     finally:
         cached.unpersist()
@@ -372,47 +343,43 @@ def _option(model: Any, name: str) -> str:
     return (model or {}).get(name, defaults[name])
 
 
-def _check_resumable(checkpoint: Checkpoint, model_config: ModelConfig, cfg: TrainOptions):
-    saved_model = ModelConfig.from_dict(checkpoint.model_config)
-    if saved_model != model_config:
-        raise ValueError(
-            "resume: the model configuration differs from the checkpoint's "
-            f"({saved_model.to_dict()} vs {model_config.to_dict()})"
-        )
-    # Read through TrainOptions, so that an option added since the checkpoint was written
-    # counts as its default.
-    saved = TrainOptions.from_dict(checkpoint.training_config).to_dict()
-    current = cfg.to_dict()
-    changed = sorted(
-        key for key in current if key not in RESUMABLE_CHANGES and saved[key] != current[key]
-    )
-    if changed:
-        raise ValueError(
-            f"resume: training options {changed} differ from the checkpoint's; only "
-            f"{sorted(RESUMABLE_CHANGES)} may change"
-        )
+@dataclasses.dataclass(frozen=True)
+class _Run:
+    """Everything a run's round loop works with, decided before the first round."""
+
+    cached: CachedChunks
+    val_cached: CachedChunks | None
+    model_config: ModelConfig
+    start_model: SequenceModel | None
+    cfg: TrainOptions
+    identity: RunIdentity
+    checkpoint: Checkpoint | None
+    checkpoint_dir: Path | None
+    metrics_path: str | Path | None
+    progress: bool
+    task_hook: Callable[[int, int], None] | None
+    skipped: dict[str, int]
+    started: float
 
 
-def _train(
-    cached: CachedChunks,
-    val_cached: CachedChunks | None,
-    model_config: ModelConfig,
-    start_model: SequenceModel | None,
-    cfg: TrainOptions,
-    run: RunIdentity,
-    checkpoint: Checkpoint | None,
-    checkpoint_dir: Path | None,
-    metrics_path: str | Path | None,
-    progress: bool,
-    task_hook: Callable[[int, int], None] | None,
-    skipped: dict[str, int],
-    started_run: float,
-) -> tuple[SequenceModel, History]:
-    seed = run.seed
-    model = start_model if start_model is not None else _initial_model(model_config, seed)
-    params = {name: value.copy() for name, value in model.params.items()}
-    names = tuple(sorted(params))
-    partitions = cached.num_partitions
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """How the rounds go: the worker's task description, the schedule, the round counts and
+    the optimizer state's layout."""
+
+    spec: RoundSpec
+    schedule: Schedule
+    names: tuple[str, ...]
+    state_template: dict[str, np.ndarray]
+    state_names: tuple[str, ...]
+    local_steps: int
+    rounds_per_epoch: int
+    total_rounds: int
+    active_partitions: int
+
+
+def _plan(run: _Run, params: dict[str, np.ndarray]) -> _Plan:
+    cfg, cached = run.cfg, run.cached
     active = sum(1 for rows in cached.chunk_rows if rows)
     if active == 0:
         raise ValueError("no partition has data to train on")
@@ -422,33 +389,20 @@ def _train(
     )
     local_steps = cfg.local_steps or max_batches
     rounds_per_epoch = math.ceil(max_batches / local_steps)
-    total_rounds = cfg.rounds or cfg.epochs * rounds_per_epoch
     optimizer = cfg.make_optimizer()
     schedule = cfg.make_schedule(active, local_steps)
     state_template = optimizer.init_state(params).to_arrays()
+    names = tuple(sorted(params))
     state_names = tuple(sorted(k for k in state_template if k != "optim/step"))
-    state = state_template if cfg.state_policy == "average" else None
-    states: dict[int, dict[str, np.ndarray]] = {}
-    velocity = {n: np.zeros(p.shape, np.float64) for n, p in params.items()}
-    history = History()
-    first_round = 0
-    if checkpoint is not None:
-        params = {n: checkpoint.params[n] for n in names}
-        state, states = checkpoint.state, checkpoint.states
-        if checkpoint.velocity is not None:
-            velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
-        history.rows = list(checkpoint.progress.get("rows", []))
-        first_round = checkpoint.round
-        logger.info("resuming after round %d of %d", first_round, total_rounds)
     spec = RoundSpec(
-        model_config=model_config.to_dict(),
+        model_config=run.model_config.to_dict(),
         optimizer_config=optimizer.to_config(),
         schedule_config=schedule.to_config(),
         param_names=names,
         state_names=state_names,
         chunk_rows=tuple(tuple(rows) for rows in cached.chunk_rows),
         batch_size=cfg.batch_size,
-        seed=seed,
+        seed=run.identity.seed,
         local_steps=local_steps,
         rounds_per_epoch=rounds_per_epoch,
         shuffle=cfg.shuffle,
@@ -456,223 +410,181 @@ def _train(
         clip_norm=cfg.clip_norm,
         clip_value=cfg.clip_value,
         state_policy=cfg.state_policy,
-        task_hook=task_hook,
+        task_hook=run.task_hook,
     )
-    book = _RoundBook(
+    return _Plan(
+        spec,
+        schedule,
+        names,
+        state_template,
+        state_names,
+        local_steps,
+        rounds_per_epoch,
+        cfg.rounds or cfg.epochs * rounds_per_epoch,
+        active,
+    )
+
+
+def _starting_state(run: _Run, plan: _Plan, params: dict[str, np.ndarray]) -> DriverState:
+    """A fresh run's state, or the checkpoint's."""
+    checkpoint, names = run.checkpoint, plan.names
+    if checkpoint is None:
+        return DriverState(
+            params,
+            plan.state_template if run.cfg.state_policy == "average" else None,
+            {},
+            {n: np.zeros(p.shape, np.float64) for n, p in params.items()},
+        )
+    velocity = {n: np.zeros(params[n].shape, np.float64) for n in names}
+    if checkpoint.velocity is not None:
+        velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
+    return DriverState(
+        {n: checkpoint.params[n] for n in names}, checkpoint.state, checkpoint.states, velocity
+    )
+
+
+def _train(run: _Run) -> tuple[SequenceModel, History]:
+    """The round loop: ship the parameters, run the round's job (which also validates the
+    previous round's parameters when due), average, record; then the last validation and the
+    final model."""
+    cfg, model_config = run.cfg, run.model_config
+    model = run.start_model or _initial_model(model_config, run.identity.seed)
+    params = {name: value.copy() for name, value in model.params.items()}
+    plan = _plan(run, params)
+    driver = _starting_state(run, plan, params)
+    history = History()
+    first_round = 0
+    if run.checkpoint is not None:
+        history.rows = list(run.checkpoint.progress.get("rows", []))
+        first_round = run.checkpoint.round
+        logger.info("resuming after round %d of %d", first_round, plan.total_rounds)
+    book = RoundBook(
         history,
         cfg,
-        run,
+        run.identity,
         model_config,
-        checkpoint,
-        checkpoint_dir,
-        MetricsFile(metrics_path, history.rows) if metrics_path else None,
-        RoundPrinter(progress, total_rounds),
-        total_rounds,
-        cached.max_chunk_bytes,
+        run.checkpoint,
+        run.checkpoint_dir,
+        MetricsFile(run.metrics_path, history.rows) if run.metrics_path else None,
+        RoundPrinter(run.progress, plan.total_rounds),
+        plan.total_rounds,
+        run.cached.max_chunk_bytes,
     )
     history.summary = {
-        "rows": cached.rows,
-        "partitions": partitions,
-        "training_partitions": active,
-        "local_steps": local_steps,
-        "rounds_per_epoch": rounds_per_epoch,
-        "total_rounds": total_rounds,
-        "seed": seed,
-        "skipped_rows": skipped,
+        "rows": run.cached.rows,
+        "partitions": run.cached.num_partitions,
+        "training_partitions": plan.active_partitions,
+        "local_steps": plan.local_steps,
+        "rounds_per_epoch": plan.rounds_per_epoch,
+        "total_rounds": plan.total_rounds,
+        "seed": run.identity.seed,
+        "skipped_rows": run.skipped,
     }
     logger.info("training: %s", history.summary)
-    session = cached.df.sparkSession
     file_prefix = f"sparklstm-{secrets.token_hex(6)}-round-"  # for payloads sent as files
     # A round whose parameters are to be validated waits for the next round's job: that job
     # receives exactly those parameters, so its tasks validate them beside the training tasks
     # (one Spark job instead of two). Only the last round's validation is a job of its own.
     waiting: dict[str, Any] | None = None  # the round's row, awaiting its validation
-    round_index = first_round
-    while round_index < total_rounds:
+    for round_index in range(first_round, plan.total_rounds):
         started = time.perf_counter()
-        # Parameters -> bytes -> in the task function, or a session file when large.
-        payload = encode_payload(params, state, states)
-        payload_bytes = len(payload)  # about the size of one partition's result
-        shipment = ship(session, payload, f"{file_prefix}{round_index}.npz")
-        broadcast_seconds = time.perf_counter() - started
-        task = functools.partial(
-            train_task,
-            spec=spec,
-            round_index=round_index,
-            payload=shipment.parcel,
-            file_prefix=file_prefix,
-        )
-        chunks = cached.chunks(round_filter(spec, round_index))
-        alongside = None
+        result, validated, timing = _round_job(run, plan, driver, round_index, file_prefix, waiting)
         if waiting is not None:
-            assert val_cached is not None
-            alongside = val_cached.chunks().mapInArrow(
-                _evaluation_task(model_config, shipment.parcel, cfg.batch_size), RESULT_SCHEMA
-            )
-        with shipment:
-            rows, validation_rows = collect_round_results(
-                chunks.mapInArrow(task, RESULT_SCHEMA),
-                partitions,
-                payload_bytes,
-                alongside=alongside,
-            )
-        if waiting is not None:
-            metrics_ = metrics_from_totals(model_config, _added_totals(validation_rows))
-            stop = book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
+            stop = book.close(waiting, validated, driver)
             waiting = None
             if stop:  # this job's training is not used: the run ends where it stopped
                 break
-        result = functools.reduce(
-            merge_results, (decode_result(data) for _, data in rows), WorkerResult()
+        check_every_worker_answered(result, plan.spec, round_index)
+        previous, driver = (
+            driver,
+            apply_round(driver, result, plan.names, plan.state_template, plan.state_names, cfg),
         )
-        _check_every_worker_answered(result, spec, round_index)
+        row = round_row(
+            round_index,
+            plan.rounds_per_epoch,
+            result,
+            previous.params,
+            driver.params,
+            plan.names,
+            model_config,
+        )
         wall = time.perf_counter() - started
-        previous = params
-        if result.contributors:
-            params, velocity = _average(params, velocity, result, names, cfg)
-            state, states = _next_state(state, states, result, state_template, state_names, cfg)
-        row = _round_row(
-            round_index, rounds_per_epoch, result, previous, params, names, model_config
-        )
         row.update(
-            lr=schedule.lr_at(round_index * local_steps),
+            lr=plan.schedule.lr_at(round_index * plan.local_steps),
             seconds=wall,
-            broadcast_seconds=broadcast_seconds,
+            broadcast_seconds=timing["broadcast"],
             compute_seconds=result.compute_max,
-            aggregate_seconds=max(0.0, wall - broadcast_seconds - result.compute_max),
+            aggregate_seconds=max(0.0, wall - timing["broadcast"] - result.compute_max),
             sequences_per_second=result.examples / wall if wall > 0 else 0.0,
             chunks_read=result.chunks_read,
-            results_collected=len(rows),
+            results_collected=timing["results"],
         )
-        round_index += 1
-        last = round_index == total_rounds
-        if val_cached is not None and (round_index % cfg.validate_every == 0 or last):
+        done = round_index + 1
+        if run.val_cached is not None and (
+            done % cfg.validate_every == 0 or done == plan.total_rounds
+        ):
             waiting = row
-        elif book.close(row, None, _Snapshot(params, state, states, velocity)):
+        elif book.close(row, None, driver):
             break
     if waiting is not None:  # the last round's validation: a job of its own
-        assert val_cached is not None
-        metrics_ = evaluate_cached(val_cached, model_config, params, cfg.batch_size)
-        book.close(waiting, metrics_, _Snapshot(params, state, states, velocity))
+        assert run.val_cached is not None
+        metrics_ = evaluate_cached(run.val_cached, model_config, driver.params, cfg.batch_size)
+        book.close(waiting, metrics_, driver)
+    params = driver.params
     if cfg.restore_best and book.stopping.best_params is not None:
         params = book.stopping.best_params
     final = SequenceModel.from_config(model_config)
     final.load_state_dict(params)
-    history.summary["seconds"] = time.perf_counter() - started_run
+    history.summary["seconds"] = time.perf_counter() - run.started
     history.summary["rounds_done"] = len(history.rows)
     return final, history
 
 
-@dataclasses.dataclass(frozen=True)
-class _Snapshot:
-    """The driver's state after a round: what a checkpoint of that round holds."""
-
-    params: dict[str, np.ndarray]
-    state: dict[str, np.ndarray] | None
-    states: dict[int, dict[str, np.ndarray]]
-    velocity: dict[str, np.ndarray]
-
-
-class _RoundBook:
-    """The record a run keeps of its rounds: the history rows, the best validation and the
-    early-stopping count, the metrics file, the progress lines and the checkpoints."""
-
-    def __init__(
-        self,
-        history: History,
-        cfg: TrainOptions,
-        run: RunIdentity,
-        model_config: ModelConfig,
-        checkpoint: Checkpoint | None,
-        checkpoint_dir: Path | None,
-        metrics: MetricsFile | None,
-        printer: RoundPrinter,
-        total_rounds: int,
-        max_chunk_bytes: int | None,
-    ) -> None:
-        self.history, self.cfg, self.run, self.model_config = history, cfg, run, model_config
-        self.checkpoint_dir, self.metrics, self.printer = checkpoint_dir, metrics, printer
-        self.total_rounds, self.max_chunk_bytes = total_rounds, max_chunk_bytes
-        self.first_round = 0 if checkpoint is None else checkpoint.round
-        if checkpoint is None:
-            self.stopping = EarlyStopping(cfg.early_stopping)
-        else:
-            self.stopping = EarlyStopping.resumed(
-                cfg.early_stopping, checkpoint.progress, checkpoint.best_params
-            )
-        history.best_round = self.stopping.best_round
-        self.started = time.perf_counter()
-
-    def close(
-        self, row: dict[str, Any], validation: dict[str, float] | None, after: _Snapshot
-    ) -> bool:
-        """Record round ``row["round"]`` (with its validation metrics, if validated) and
-        checkpoint it when due; returns whether early stopping ends the run here."""
-        cfg, history = self.cfg, self.history
-        done_rounds = row["round"]
-        stop = False
-        if validation is not None:
-            row.update({f"val_{key}": value for key, value in validation.items()})
-            stop = self.stopping.observe(validation["loss"], done_rounds, lambda: after.params)
-            history.best_round = self.stopping.best_round
-        elapsed = time.perf_counter() - self.started
-        row["eta_seconds"] = (
-            elapsed / (done_rounds - self.first_round) * (self.total_rounds - done_rounds)
-        )
-        history.rows.append(row)
-        if self.metrics is not None:
-            self.metrics.append(row)
-        self.printer(row)
-        last = done_rounds == self.total_rounds
-        if self.checkpoint_dir is not None and (
-            done_rounds % cfg.checkpoint_every == 0 or last or stop
-        ):
-            self._save(done_rounds, after)
-        if stop:
-            history.stopped_early = True
-            logger.info("early stopping after round %d (best %s)", done_rounds, history.best_round)
-        return stop
-
-    def _save(self, done_rounds: int, after: _Snapshot) -> None:
-        assert self.checkpoint_dir is not None
-        save_checkpoint(
-            self.checkpoint_dir,
-            Checkpoint(
-                round=done_rounds,
-                seed=self.run.seed,
-                run_id=self.run.run_id,
-                model_config=self.model_config.to_dict(),
-                training_config=self.cfg.to_dict(),
-                params=after.params,
-                state=after.state,
-                states=after.states,
-                velocity=after.velocity if self.cfg.outer_momentum else None,
-                best_params=self.stopping.best_params,
-                progress={
-                    "rows": self.history.rows,
-                    **self.stopping.state(),
-                    "max_chunk_bytes": self.max_chunk_bytes,
-                },
-            ),
-            keep=self.cfg.keep_checkpoints,
-        )
-
-
-def _check_every_worker_answered(result: WorkerResult, spec: RoundSpec, round_index: int):
-    """A round whose results do not come back from every partition that had batches to train
-    on must not be averaged as if it were whole (it would silently train on part of the
-    data): raise, naming the memory setting that a lost result most often points to."""
-    expected = sum(
-        1 for partition in range(len(spec.chunk_rows)) if round_chunks(spec, round_index, partition)
+def _round_job(
+    run: _Run,
+    plan: _Plan,
+    driver: DriverState,
+    round_index: int,
+    file_prefix: str,
+    waiting: dict[str, Any] | None,
+) -> tuple[WorkerResult, dict[str, float] | None, dict[str, float]]:
+    """One Spark job: every partition trains its local steps from ``driver``'s state (sent
+    as bytes in the task function, or as a session file when large); with a round ``waiting``
+    for validation, the validation data are evaluated on the same parameters alongside.
+    Returns the merged result, the validation metrics (or None) and the timings."""
+    started = time.perf_counter()
+    payload = encode_payload(driver.params, driver.state, driver.states)
+    payload_bytes = len(payload)  # about the size of one partition's result
+    shipment = ship(run.cached.df.sparkSession, payload, f"{file_prefix}{round_index}.npz")
+    broadcast_seconds = time.perf_counter() - started
+    task = functools.partial(
+        train_task,
+        spec=plan.spec,
+        round_index=round_index,
+        payload=shipment.parcel,
+        file_prefix=file_prefix,
     )
-    if result.contributors != expected:
-        raise RuntimeError(
-            f"round {round_index + 1}: results of {result.contributors} of {expected} "
-            "partitions came back; the driver may have run out of memory collecting them "
-            "(each is about the size of the model and its optimizer state): raise "
-            "spark.driver.memory (--driver-memory), or use more partitions (results are then "
-            "merged on the executors first)"
+    chunks = run.cached.chunks(round_filter(plan.spec, round_index))
+    alongside = None
+    if waiting is not None:
+        assert run.val_cached is not None
+        alongside = run.val_cached.chunks().mapInArrow(
+            _evaluation_task(run.model_config, shipment.parcel, run.cfg.batch_size), RESULT_SCHEMA
         )
+    with shipment:
+        rows, validation_rows = collect_round_results(
+            chunks.mapInArrow(task, RESULT_SCHEMA),
+            run.cached.num_partitions,
+            payload_bytes,
+            alongside=alongside,
+        )
+    validated = None
+    if waiting is not None:
+        validated = metrics_from_totals(run.model_config, _added_totals(validation_rows))
+    result = functools.reduce(
+        merge_results, (decode_result(data) for _, data in rows), WorkerResult()
+    )
+    return result, validated, {"broadcast": broadcast_seconds, "results": len(rows)}
 
 
 def _initial_model(model_config: ModelConfig, seed: int) -> SequenceModel:
@@ -682,75 +594,6 @@ def _initial_model(model_config: ModelConfig, seed: int) -> SequenceModel:
     if model_config.seed is None:
         return SequenceModel.from_config(dataclasses.replace(model_config, seed=seed))
     return SequenceModel.from_config(model_config)
-
-
-def _average(
-    params: dict[str, np.ndarray],
-    velocity: dict[str, np.ndarray],
-    result: WorkerResult,
-    names: tuple[str, ...],
-    cfg: TrainOptions,
-) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    mean = result.params.mean()
-    if cfg.outer_momentum == 0 and cfg.outer_lr == 1:
-        return unflatten(mean, params, names), velocity
-    before = flatten(params, names).astype(np.float64)
-    step = np.asarray(mean, dtype=np.float64) - before
-    v = cfg.outer_momentum * flatten(velocity, names) + step
-    new = before + cfg.outer_lr * v
-    return unflatten(new, params, names), unflatten(v, velocity, names)
-
-
-def _next_state(
-    state: dict[str, np.ndarray] | None,
-    states: dict[int, dict[str, np.ndarray]],
-    result: WorkerResult,
-    template: dict[str, np.ndarray],
-    state_names: tuple[str, ...],
-    cfg: TrainOptions,
-) -> tuple[dict[str, np.ndarray] | None, dict[int, dict[str, np.ndarray]]]:
-    if cfg.state_policy == "reset":
-        return None, states
-    if cfg.state_policy == "local":
-        return None, {**states, **result.states}
-    arrays = {"optim/step": np.array(round(result.state_step_sum / result.weight), np.int64)}
-    if state_names:
-        arrays.update(unflatten(result.state.mean(), template, state_names))
-    return arrays, states
-
-
-def _round_row(
-    round_index: int,
-    rounds_per_epoch: int,
-    result: WorkerResult,
-    previous: dict[str, np.ndarray],
-    params: dict[str, np.ndarray],
-    names: tuple[str, ...],
-    config: ModelConfig,
-) -> dict[str, Any]:
-    weight = max(result.weight, 1.0)
-    row: dict[str, Any] = {
-        "round": round_index + 1,
-        "epoch": round_index // rounds_per_epoch + 1,
-        "workers": result.contributors,
-        "examples": result.examples,
-        "steps": result.steps,
-    }
-    metrics = training_metrics(
-        config.task, config.output_size, result.loss_sum, weight, result.metric_sum
-    )
-    row.update({f"train_{name}": value for name, value in metrics.items()})
-    # Spread of the workers around their average: sqrt(sum n_p |d_p|^2 / N - |mean d|^2) with
-    # d_p = theta_p - theta_r (well conditioned: deltas are small next to the parameters).
-    before = flatten(previous, names).astype(np.float64)
-    moved = flatten(params, names).astype(np.float64) - before
-    spread_sq = result.sq_delta_sum / weight - float(moved @ moved) if result.weight else 0.0
-    drift = math.sqrt(max(spread_sq, 0.0))
-    row["drift"] = drift
-    row["drift_relative"] = drift / max(float(np.linalg.norm(before)), 1e-300)
-    row["update_norm"] = float(np.linalg.norm(moved))
-    row["max_grad_norm"] = result.max_grad_norm
-    return row
 
 
 # ------------------------------------------------------------------------------ evaluation
