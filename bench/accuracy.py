@@ -30,7 +30,7 @@ library's option names, plus what this job needs:
   :func:`sparklstm.datasets.generate.write_dataset` and records the equivalent command;
 - ``data``: reader options (``features_col``, ``label_col``, ``length_col``); the paths are
   the job's own;
-- ``model``: :class:`sparklstm.config.ModelConfig` options (sizes come from the data);
+- ``model``: :class:`sparklstm.model.config.ModelConfig` options (sizes come from the data);
 - ``training``: :class:`sparklstm.spark.config.DistributedConfig` options except ``seed``;
 - ``output``: ``quiet`` (no per-round progress lines);
 - ``evaluation``: ``batch_size``, and ``seq_len`` for kjv (window of the bits/char score);
@@ -67,8 +67,8 @@ from typing import Any
 import numpy as np
 
 from sparklstm.cli import DATA_READ_KEYS, JobArgumentParser, run_job, write_json
-from sparklstm.config import ModelConfig
 from sparklstm.datasets import generate
+from sparklstm.model.config import ModelConfig
 from sparklstm.spark.config import DistributedConfig
 
 PROG = "accuracy.py"

@@ -32,9 +32,9 @@ from sparklstm.cli import (
     run_job,
     write_json,
 )
-from sparklstm.config import ModelConfig
+from sparklstm.io.runlock import RunLock, lock_path_for
+from sparklstm.model.config import ModelConfig
 from sparklstm.options import options_of
-from sparklstm.runlock import RunLock, lock_path_for
 from sparklstm.spark.schema import default_task
 from sparklstm.spark.session import default_parallelism, get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed

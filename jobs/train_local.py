@@ -19,8 +19,8 @@ import numpy as np
 
 from sparklstm import SequenceModel
 from sparklstm.cli import JobArgumentParser, add_option_flags, merge_sections
-from sparklstm.config import ModelConfig
 from sparklstm.data.synthetic import adding_problem, noisy_sines
+from sparklstm.model.config import ModelConfig
 from sparklstm.options import options_of
 from sparklstm.training.options import train_options
 

@@ -19,7 +19,7 @@ def __getattr__(name: str) -> Any:
 
         return SequenceModel
     if name == "ModelConfig":
-        from sparklstm.config import ModelConfig
+        from sparklstm.model.config import ModelConfig
 
         return ModelConfig
     raise AttributeError(f"module 'sparklstm' has no attribute {name!r}")

@@ -16,9 +16,9 @@ from bench.accuracy import (
     run,
 )
 from sparklstm import SequenceModel
-from sparklstm.config import ModelConfig
 from sparklstm.datasets import load_ucr
 from sparklstm.datasets.generate import task_options
+from sparklstm.model.config import ModelConfig
 from sparklstm.spark.config import DistributedConfig
 
 CONFIGS = sorted((Path(__file__).parent.parent / "bench" / "configs").glob("*.json"))

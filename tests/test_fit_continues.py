@@ -10,7 +10,7 @@ import logging
 import numpy as np
 import pytest
 
-import sparklstm.train as train_module
+import sparklstm.training.fit as train_module
 from sparklstm import SequenceModel
 from sparklstm.data.synthetic import noisy_sines
 from sparklstm.optim import SGD, StepLR
@@ -179,7 +179,7 @@ def test_a_different_optimizer_kind_gets_a_fresh_state(caplog):
     sgd = dict(optimizer="sgd", lr=0.05, optimizer_options={"momentum": 0.9})
     switched = _model()
     switched.fit(x, y, lengths, epochs=1, optimizer="adam", lr=0.02, **options)
-    with caplog.at_level(logging.INFO, logger="sparklstm.train"):
+    with caplog.at_level(logging.INFO, logger="sparklstm.training.fit"):
         history = switched.fit(x, y, lengths, epochs=1, **sgd, **options)
     assert any("fresh" in record.getMessage() for record in caplog.records)
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparklstm import SequenceModel, persistence
+from sparklstm import SequenceModel
+from sparklstm.io import model_files as persistence
+from sparklstm.io.model_files import ModelFileError
 from sparklstm.model import FORMAT_VERSION
-from sparklstm.persistence import ModelFileError
 
 RNG = np.random.default_rng
 LAYOUTS = ["model", "model.npz"]

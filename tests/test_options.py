@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from sparklstm import SequenceModel
-from sparklstm.config import ModelConfig
+from sparklstm.model.config import ModelConfig
 from sparklstm.options import Option, camel_case, options_of, plain
 from sparklstm.training.history import EarlyStopping, History
 from sparklstm.training.options import TrainOptions, train_options

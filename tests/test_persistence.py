@@ -1,4 +1,4 @@
-"""Bundles on disk (``sparklstm.persistence``): round trips, atomic replacement, and refusal of
+"""Bundles on disk (``sparklstm.io.model_files``): round trips, atomic replacement, and refusal of
 every kind of damaged, foreign or pickled file."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import sparklstm
-from sparklstm import persistence
-from sparklstm.persistence import (
+from sparklstm.io import model_files as persistence
+from sparklstm.io.model_files import (
     FORMAT_NAME,
     ModelFileError,
     load_bundle,
@@ -318,7 +318,7 @@ def test_crash_between_the_two_renames_reads_the_old_bundle(
     partial.mkdir()
     (partial / "manifest.json").write_text("{}", encoding="utf-8")
 
-    with caplog.at_level(logging.WARNING, logger="sparklstm.persistence"):
+    with caplog.at_level(logging.WARNING, logger="sparklstm.io.model_files"):
         config, arrays = load(path)
     assert config == {"v": 1} and arrays["step"] == 7
     assert "interrupted" in caplog.text and aside.name in caplog.text

@@ -17,16 +17,16 @@ import pytest
 from jobs import make_data
 from jobs import train as train_job
 from sparklstm import SequenceModel
-from sparklstm.config import ModelConfig
 from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
-from sparklstm.runlock import DirectoryInUseError, RunLock, lock_path_for
-from sparklstm.spark.checkpoint import (
+from sparklstm.io.checkpoint import (
     Checkpoint,
     checkpoint_rounds,
     latest_checkpoint,
     save_checkpoint,
 )
+from sparklstm.io.runlock import DirectoryInUseError, RunLock, lock_path_for
+from sparklstm.model.config import ModelConfig
 from sparklstm.spark.trainer import _initial_model, fit_distributed
 from tests.test_spark_trainer import training_order
 
@@ -137,7 +137,7 @@ def test_cleanup_never_deletes_the_checkpoint_it_has_just_written(tmp_path):
 
 
 def _load(directory: Path, round_index: int) -> Checkpoint:
-    from sparklstm.spark.checkpoint import load_checkpoint
+    from sparklstm.io.checkpoint import load_checkpoint
 
     return load_checkpoint(directory / f"round-{round_index:06d}")
 
@@ -194,7 +194,7 @@ def test_resume_over_an_unreadable_newer_checkpoint_with_keep_one(spark, tmp_pat
 # ---------------------------------------------------------------------------- 3. run locks
 HOLDER = """
 import sys, time
-from sparklstm.runlock import RunLock
+from sparklstm.io.runlock import RunLock
 lock = RunLock(sys.argv[1], "test").acquire()
 print("held", flush=True)
 time.sleep(120)

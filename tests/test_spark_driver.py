@@ -7,14 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparklstm.config import ModelConfig
+from sparklstm.io.checkpoint import Checkpoint, save_checkpoint
+from sparklstm.model.config import ModelConfig
 from sparklstm.spark.averaging import (
     DriverState,
     apply_round,
     check_every_worker_answered,
     round_row,
 )
-from sparklstm.spark.checkpoint import Checkpoint, save_checkpoint
 from sparklstm.spark.rounds import (
     RoundSpec,
     WeightedMean,

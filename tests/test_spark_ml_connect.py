@@ -26,7 +26,7 @@ import pytest
 
 from sparklstm import SequenceModel
 from sparklstm.data.arrow import numpy_to_arrow
-from sparklstm.persistence import ModelFileError
+from sparklstm.io.model_files import ModelFileError
 from sparklstm.spark.metrics import RoundHistory
 from sparklstm.spark.ml import (
     LSTMClassificationModel,

@@ -12,8 +12,8 @@ from pyspark.sql import functions as F
 from sparklstm import SequenceModel
 from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
+from sparklstm.io.checkpoint import checkpoint_rounds, latest_checkpoint
 from sparklstm.optim import OptimizerState, make_optimizer
-from sparklstm.spark.checkpoint import checkpoint_rounds, latest_checkpoint
 from sparklstm.spark.partitions import training_row_order
 from sparklstm.spark.schema import Columns
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed

@@ -1,4 +1,4 @@
-"""The one-process trainer (``SequenceModel.fit`` / ``sparklstm.train.fit``): history rows,
+"""The one-process trainer (``SequenceModel.fit`` / ``sparklstm.training.fit.fit``): history rows,
 reproducibility, validation split, early stopping, optimizers and their options, bad options."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-import sparklstm.train as train_module
+import sparklstm.training.fit as train_module
 from sparklstm import SequenceModel
 from sparklstm.data.synthetic import adding_problem, noisy_sines
 from sparklstm.optim import SGD, make_schedule

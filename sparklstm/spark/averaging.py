@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.config import ModelConfig
 from sparklstm.metrics import training_metrics
+from sparklstm.model.config import ModelConfig
 from sparklstm.spark.rounds import RoundSpec, WorkerResult, flatten, round_chunks, unflatten
 from sparklstm.training.options import TrainOptions
 

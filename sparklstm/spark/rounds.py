@@ -1,10 +1,10 @@
 """What runs on the executors in one round, and how the workers' results add up.
 
 A round is a pure function of (parameters and optimizer state broadcast by the driver, round
-number, the partition's cached chunks): the batches come from :func:`sparklstm.train.epoch_plan`
-and every random draw from generators derived from (seed, round or epoch, partition). A task
-that Spark retries, or a job resumed from a checkpoint, therefore computes exactly the same
-result.
+number, the partition's cached chunks): the batches come from
+:func:`sparklstm.training.step.epoch_plan` and every random draw from generators derived
+from (seed, round or epoch, partition). A task that Spark retries, or a job resumed from a
+checkpoint, therefore computes exactly the same result.
 
 Averaging weights each worker by the number of loss terms it trained on (examples for
 head "last", valid steps for head "all"); a partition that trained nothing this round has
@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.dataset import SequenceData
+from sparklstm.data.sequence_data import SequenceData
 from sparklstm.optim import OptimizerState, optimizer_from_config, schedule_from_config
 from sparklstm.spark.blas import limit_blas_threads
 from sparklstm.spark.memory import keep_large_allocations_on_heap
-from sparklstm.train import (
+from sparklstm.training.step import (
     batch_order_rng,
     epoch_plan,
     make_batches,

@@ -14,15 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sparklstm.config import ModelConfig
-from sparklstm.spark.averaging import DriverState
-from sparklstm.spark.checkpoint import (
+from sparklstm.io.checkpoint import (
     Checkpoint,
     checkpoint_rounds,
     latest_checkpoint,
     save_checkpoint,
     set_aside_unreadable_after,
 )
+from sparklstm.model.config import ModelConfig
+from sparklstm.spark.averaging import DriverState
 from sparklstm.spark.metrics import MetricsFile, RoundPrinter
 from sparklstm.training.history import EarlyStopping, History
 from sparklstm.training.options import RESUMABLE_CHANGES, TrainOptions

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sparklstm.config import ModelConfig
+from sparklstm.model.config import ModelConfig
 
 __all__ = [
     "Columns",

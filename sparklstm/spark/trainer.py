@@ -16,7 +16,7 @@ the result, independent of which task finishes first.
 ``v = mu v + d; theta_{r+1} = theta_r + outer_lr v``.
 
 Two equalities hold exactly and are tested: with one partition and one round per epoch this is
-the one-process trainer (:func:`sparklstm.train.fit`), bit for bit; with plain SGD and
+the one-process trainer (:func:`sparklstm.training.fit.fit`), bit for bit; with plain SGD and
 ``local_steps=1`` one round equals one SGD step on the union of the workers' batches
 (synchronous gradient averaging), because ``sum_p n_p (theta - lr g_p) / N = theta - lr g``.
 """
@@ -37,18 +37,18 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.config import ModelConfig
+from sparklstm.io.checkpoint import Checkpoint
+from sparklstm.io.runlock import RunLock, lock_path_for
 from sparklstm.metrics import metrics_from_totals
 from sparklstm.model import SequenceModel
+from sparklstm.model.config import ModelConfig
 from sparklstm.optim import Schedule
-from sparklstm.runlock import RunLock, lock_path_for
 from sparklstm.spark.averaging import (
     DriverState,
     apply_round,
     check_every_worker_answered,
     round_row,
 )
-from sparklstm.spark.checkpoint import Checkpoint
 from sparklstm.spark.metrics import MetricsFile, RoundPrinter
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
 from sparklstm.spark.reduction import collect_round_results
@@ -79,9 +79,9 @@ from sparklstm.spark.schema import (
 )
 from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import decode_result, encode_payload
-from sparklstm.train import batches_per_chunk, resolve_seed
 from sparklstm.training.history import History
 from sparklstm.training.options import TrainOptions
+from sparklstm.training.step import batches_per_chunk, resolve_seed
 
 __all__ = ["fit_distributed", "evaluate_distributed"]
 
@@ -212,7 +212,7 @@ def fit_distributed(
         Held-out data, evaluated on the executors every ``validate_every`` rounds.
     checkpoint_dir : directory for checkpoints (every ``checkpoint_every`` rounds). The run
         holds ``checkpoint_dir/.lock`` while it trains: a second run on the same directory is
-        refused with :class:`~sparklstm.runlock.DirectoryInUseError` (a ``ValueError``).
+        refused with :class:`~sparklstm.io.runlock.DirectoryInUseError` (a ``ValueError``).
     resume : continue from the newest readable checkpoint in ``checkpoint_dir``; the result is
         the model an uninterrupted run would have produced. A directory with no readable
         checkpoint is an error (starting afresh is a separate, explicit choice).

@@ -21,7 +21,7 @@ __all__ = ["History", "EarlyStopping"]
 class History:
     """Per-round records of training (the one-process trainer's rounds are its epochs).
 
-    Rows of :func:`~sparklstm.train.fit` hold ``epoch``, ``loss``, ``accuracy`` or ``rmse``,
+    Rows of :func:`~sparklstm.training.fit.fit` hold ``epoch``, ``loss``, ``accuracy`` or ``rmse``,
     the validation metrics as ``val_*``, ``lr`` and ``seconds``; rows of
     :func:`~sparklstm.spark.trainer.fit_distributed` hold ``round``, ``epoch``, ``train_*``,
     ``val_*`` (on validated rounds) and the round's timings. ``best_round`` is the round with

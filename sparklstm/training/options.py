@@ -2,7 +2,7 @@
 
 :class:`TrainOptions` is the one definition: each field's name, type, default, allowed values
 and one line of help. Everything else is derived from it: the one-process
-:func:`sparklstm.train.fit` takes the options of scope ``"local"`` as keywords;
+:func:`sparklstm.training.fit.fit` takes the options of scope ``"local"`` as keywords;
 :func:`sparklstm.spark.trainer.fit_distributed` takes those of scope ``"spark"`` (as a
 ``TrainOptions`` or a dict; ``DistributedConfig`` is the same class); the Spark ML estimators'
 Params (camelCase: ``local_steps`` is ``localSteps``, ``lr`` is ``learningRate``) and the
@@ -63,7 +63,7 @@ JOB_SEED = 0
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """How a model is trained (by :func:`~sparklstm.train.fit` or
+    """How a model is trained (by :func:`~sparklstm.training.fit.fit` or
     :func:`~sparklstm.spark.trainer.fit_distributed`); see each field's help, or
     ``train_options()`` for the table. Validated once, when built; saved with every checkpoint.
     """

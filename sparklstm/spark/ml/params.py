@@ -1,7 +1,7 @@
 """The Params of the LSTM estimators and models, built from the options' one definition.
 
 Every Param that is a model or training option (``cellType``, ``hiddenSizes``, ``localSteps``,
-``learningRate``, ...) is made from its field in :class:`~sparklstm.config.ModelConfig` or
+``learningRate``, ...) is made from its field in :class:`~sparklstm.model.config.ModelConfig` or
 :class:`~sparklstm.training.options.TrainOptions`: the camelCase name, the doc line, the
 default and the check of its values come from there, with a getter ``getX`` beside it (the
 estimators add the setters). The few Params that say where things go rather than how to
@@ -30,7 +30,7 @@ from pyspark.ml.param.shared import (
     HasValidationIndicatorCol,
 )
 
-from sparklstm.config import ModelConfig
+from sparklstm.model.config import ModelConfig
 from sparklstm.options import Option, boolean, integer, options_of, plain, text
 from sparklstm.training.options import TrainOptions
 

@@ -27,7 +27,7 @@ Where the files go:
 
 Loading checks what it reads and never unpickles: another class's directory, an unsupported
 ``metadataVersion``, a malformed history, missing weights, or Params that disagree with the
-weights (``cellType``, ``hiddenSizes``, ...) raise :class:`~sparklstm.persistence.ModelFileError`,
+weights (``cellType``, ``hiddenSizes``, ...) raise :class:`ModelFileError`,
 one line naming the file and the problem.
 """
 
@@ -48,9 +48,9 @@ from pyspark.errors import PySparkException
 from pyspark.ml.param import Param, Params
 from pyspark.ml.util import DefaultParamsWriter, MLReader, MLWriter
 
-from sparklstm.config import ModelConfig
+from sparklstm.io.model_files import ARRAYS_NAME, MANIFEST_NAME, ModelFileError
 from sparklstm.model import SequenceModel
-from sparklstm.persistence import ARRAYS_NAME, MANIFEST_NAME, ModelFileError
+from sparklstm.model.config import ModelConfig
 from sparklstm.spark.session import is_connect
 from sparklstm.training.history import History
 

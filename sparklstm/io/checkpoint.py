@@ -2,7 +2,7 @@
 
 ``<dir>/round-000012/`` holds ``arrays.npz`` (parameters, optimizer state, outer momentum, best
 parameters so far) and ``manifest.json`` (round, seed, model and training configs, metrics so
-far, and the run's id). :func:`sparklstm.persistence.save_bundle` writes to a temporary name and
+far, and the run's id). :func:`sparklstm.io.model_files.save_bundle` writes to a temporary name and
 renames, so a crash mid-write leaves every earlier checkpoint valid; :func:`latest_checkpoint`
 skips any unreadable one and falls back to the one before.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm import persistence
+from sparklstm.io import model_files as persistence
 
 __all__ = [
     "Checkpoint",

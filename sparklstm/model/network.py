@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparklstm.config import ModelConfig
+from sparklstm.model.config import ModelConfig
 from sparklstm.nn.init import xavier_uniform
 from sparklstm.nn.layers import (
     dense_backward,

@@ -1,20 +1,4 @@
-"""Optimizers, gradient clipping and learning-rate schedules, in NumPy.
-
-Parameters and gradients are ``dict[str, np.ndarray]`` with the same keys. Every optimizer
-updates the parameter arrays **in place** (each ``params[k]`` keeps its identity and dtype), so a
-network whose layers hold views of those arrays sees the update. The update rules are those of
-``torch.optim`` (``SGD``, ``RMSprop``, ``Adadelta``, ``Adam``/``AdamW``), so hyper-parameters
-carry over.
-
-All optimizer state lives in an :class:`OptimizerState`: an integer ``step`` and float arrays in
-``slots``. :meth:`OptimizerState.to_arrays` flattens it into npz-ready arrays; the Spark trainer
-averages those flat arrays across workers and rebuilds a state with
-:meth:`OptimizerState.from_arrays`.
-
-Optimizers and schedules are frozen dataclasses, validated on construction, with a JSON-safe
-``to_config()`` and the inverse functions :func:`optimizer_from_config` and
-:func:`schedule_from_config`.
-"""
+"""Optimizers (the update rules of ``torch.optim``) and their state."""
 
 from __future__ import annotations
 
@@ -27,117 +11,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = [
-    "OptimizerState",
-    "Optimizer",
-    "SGD",
-    "RMSProp",
-    "Adadelta",
-    "Adam",
-    "optimizer_from_config",
-    "make_optimizer",
-    "clip_grad_norm",
-    "clip_grad_value",
-    "Schedule",
-    "ConstantLR",
-    "StepLR",
-    "ExponentialLR",
-    "CosineLR",
-    "WarmupLR",
-    "schedule_from_config",
-    "make_schedule",
-]
-
-
-# --------------------------------------------------------------------------------------------
-# argument checks (every failure is a ValueError naming the argument)
-
-
-def _real(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if isinstance(value, np.complexfloating):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return result
-
-
-def _positive(name: str, value: Any) -> float:
-    result = _real(name, value)
-    if result <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return result
-
-
-def _non_negative(name: str, value: Any) -> float:
-    result = _real(name, value)
-    if result < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return result
-
-
-def _in_unit(name: str, value: Any, include_one: bool = False) -> float:
-    result = _real(name, value)
-    if not (0 <= result <= 1 if include_one else 0 <= result < 1):
-        interval = "[0, 1]" if include_one else "[0, 1)"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
-    return result
-
-
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _int_at_least(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _set(obj: Any, name: str, value: Any) -> None:
-    """Store a normalised value on a frozen dataclass (used in ``__post_init__`` only)."""
-    object.__setattr__(obj, name, value)
-
-
-def _build(kind: str, classes: tuple[type, ...], name: Any, kwargs: Mapping[str, Any]) -> Any:
-    """Instantiate the class registered as ``name`` with ``kwargs``, with clear errors."""
-    registry = {cls.name: cls for cls in classes}
-    if not isinstance(name, str) or name.lower() not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; valid names are {', '.join(sorted(registry))}")
-    cls = registry[name.lower()]
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(kwargs) - set(fields))
-    if unknown:
-        raise ValueError(
-            f"{cls.name}: unknown argument(s) {', '.join(map(repr, unknown))}; "
-            f"valid arguments are {', '.join(fields)}"
-        )
-    missing = [
-        f.name
-        for f in fields.values()
-        if f.name not in kwargs
-        and f.default is dataclasses.MISSING
-        and f.default_factory is dataclasses.MISSING
-    ]
-    if missing:
-        raise ValueError(f"{cls.name}: missing required argument(s) {', '.join(missing)}")
-    return cls(**kwargs)
-
-
-def _split_config(kind: str, config: Any) -> tuple[Any, dict[str, Any]]:
-    if not isinstance(config, Mapping):
-        raise ValueError(f"{kind} config must be a mapping, got {type(config).__name__}")
-    if "name" not in config:
-        raise ValueError(f"{kind} config has no 'name' key: {dict(config)!r}")
-    rest = {k: v for k, v in config.items() if k != "name"}
-    return config["name"], rest
-
+from sparklstm.optim.checks import (
+    build,
+    check_flag,
+    check_in_unit,
+    check_non_negative,
+    check_positive,
+    set_field,
+    split_config,
+)
 
 # --------------------------------------------------------------------------------------------
 # optimizer state
@@ -331,7 +213,7 @@ class Optimizer(abc.ABC):
             If the keys or shapes of ``grads`` differ from ``params``, ``state`` lacks a slot
             array this optimizer needs, or ``lr`` is negative or not finite.
         """
-        step_lr = self.lr if lr is None else _non_negative("lr", lr)
+        step_lr = self.lr if lr is None else check_non_negative("lr", lr)
         if set(grads) != set(params):
             missing = sorted(set(params) - set(grads))
             extra = sorted(set(grads) - set(params))
@@ -426,11 +308,11 @@ class SGD(Optimizer):
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "momentum", _in_unit("momentum", self.momentum))
-        _set(self, "nesterov", _flag("nesterov", self.nesterov))
-        _set(self, "dampening", _in_unit("dampening", self.dampening, include_one=True))
-        _set(self, "weight_decay", _non_negative("weight_decay", self.weight_decay))
+        set_field(self, "lr", check_positive("lr", self.lr))
+        set_field(self, "momentum", check_in_unit("momentum", self.momentum))
+        set_field(self, "nesterov", check_flag("nesterov", self.nesterov))
+        set_field(self, "dampening", check_in_unit("dampening", self.dampening, include_one=True))
+        set_field(self, "weight_decay", check_non_negative("weight_decay", self.weight_decay))
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError(
                 f"nesterov requires momentum > 0 and dampening == 0, got momentum="
@@ -488,12 +370,12 @@ class RMSProp(Optimizer):
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "alpha", _in_unit("alpha", self.alpha))
-        _set(self, "eps", _positive("eps", self.eps))
-        _set(self, "momentum", _in_unit("momentum", self.momentum))
-        _set(self, "centered", _flag("centered", self.centered))
-        _set(self, "weight_decay", _non_negative("weight_decay", self.weight_decay))
+        set_field(self, "lr", check_positive("lr", self.lr))
+        set_field(self, "alpha", check_in_unit("alpha", self.alpha))
+        set_field(self, "eps", check_positive("eps", self.eps))
+        set_field(self, "momentum", check_in_unit("momentum", self.momentum))
+        set_field(self, "centered", check_flag("centered", self.centered))
+        set_field(self, "weight_decay", check_non_negative("weight_decay", self.weight_decay))
 
     def slot_names(self) -> tuple[str, ...]:
         """``"square_avg"``, plus ``"momentum"`` and ``"grad_avg"`` when configured."""
@@ -556,10 +438,10 @@ class Adadelta(Optimizer):
     weight_decay: float = 0.0
 
     def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "rho", _in_unit("rho", self.rho))
-        _set(self, "eps", _positive("eps", self.eps))
-        _set(self, "weight_decay", _non_negative("weight_decay", self.weight_decay))
+        set_field(self, "lr", check_positive("lr", self.lr))
+        set_field(self, "rho", check_in_unit("rho", self.rho))
+        set_field(self, "eps", check_positive("eps", self.eps))
+        set_field(self, "weight_decay", check_non_negative("weight_decay", self.weight_decay))
 
     def slot_names(self) -> tuple[str, ...]:
         """``("square_avg", "acc_delta")``."""
@@ -618,17 +500,17 @@ class Adam(Optimizer):
     amsgrad: bool = False
 
     def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "beta1", _in_unit("beta1", self.beta1))
-        _set(self, "beta2", _in_unit("beta2", self.beta2))
-        _set(self, "eps", _positive("eps", self.eps))
-        _set(self, "weight_decay", _non_negative("weight_decay", self.weight_decay))
-        _set(
+        set_field(self, "lr", check_positive("lr", self.lr))
+        set_field(self, "beta1", check_in_unit("beta1", self.beta1))
+        set_field(self, "beta2", check_in_unit("beta2", self.beta2))
+        set_field(self, "eps", check_positive("eps", self.eps))
+        set_field(self, "weight_decay", check_non_negative("weight_decay", self.weight_decay))
+        set_field(
             self,
             "decoupled_weight_decay",
-            _flag("decoupled_weight_decay", self.decoupled_weight_decay),
+            check_flag("decoupled_weight_decay", self.decoupled_weight_decay),
         )
-        _set(self, "amsgrad", _flag("amsgrad", self.amsgrad))
+        set_field(self, "amsgrad", check_flag("amsgrad", self.amsgrad))
 
     def slot_names(self) -> tuple[str, ...]:
         """``("exp_avg", "exp_avg_sq")``, plus ``"max_exp_avg_sq"`` with ``amsgrad``."""
@@ -690,7 +572,7 @@ def make_optimizer(name: str, **kwargs: Any) -> Optimizer:
     ValueError
         For an unknown name, an unknown or missing argument, or an invalid value.
     """
-    return _build("optimizer", _optimizer_classes(), name, kwargs)
+    return build("optimizer", _optimizer_classes(), name, kwargs)
 
 
 def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
@@ -705,313 +587,5 @@ def optimizer_from_config(config: Mapping[str, Any]) -> Optimizer:
     -------
     Optimizer
     """
-    name, kwargs = _split_config("optimizer", config)
+    name, kwargs = split_config("optimizer", config)
     return make_optimizer(name, **kwargs)
-
-
-# --------------------------------------------------------------------------------------------
-# gradient clipping
-
-
-def _global_norm(grads: Mapping[str, np.ndarray]) -> float:
-    """L2 norm of all arrays together, accumulated in float64 (rescaled if squares overflow)."""
-    total = 0.0
-    with np.errstate(over="ignore", invalid="ignore"):
-        for g in grads.values():
-            flat = np.asarray(g, dtype=np.float64).ravel()
-            total += float(np.dot(flat, flat))
-    if math.isfinite(total) or any(not np.isfinite(g).all() for g in grads.values()):
-        return math.sqrt(total)
-    # all entries finite but the sum of squares overflowed: rescale by the largest magnitude
-    scale = max(float(np.max(np.abs(g))) for g in grads.values() if g.size)
-    total = 0.0
-    for g in grads.values():
-        flat = np.asarray(g, dtype=np.float64).ravel() / scale
-        total += float(np.dot(flat, flat))
-    return scale * math.sqrt(total)
-
-
-def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:
-    """Scale all gradients in place so their global L2 norm is at most ``max_norm``.
-
-    If the norm exceeds ``max_norm`` every array is multiplied by
-    ``max_norm / (norm + 1e-6)``. A non-finite norm leaves the gradients untouched (the caller
-    decides what to do).
-
-    Parameters
-    ----------
-    grads : dict[str, np.ndarray]
-        Gradient arrays, modified in place.
-    max_norm : float
-        Largest allowed global norm (> 0).
-
-    Returns
-    -------
-    float
-        The global norm before clipping (computed in float64).
-    """
-    max_norm = _positive("max_norm", max_norm)
-    norm = _global_norm(grads)
-    if math.isfinite(norm) and norm > max_norm:
-        coef = max_norm / (norm + 1e-6)
-        for g in grads.values():
-            g *= coef
-    return norm
-
-
-def clip_grad_value(grads: dict[str, np.ndarray], clip_value: float) -> None:
-    """Clip every gradient entry to ``[-clip_value, clip_value]``, in place.
-
-    Parameters
-    ----------
-    grads : dict[str, np.ndarray]
-        Gradient arrays, modified in place.
-    clip_value : float
-        Largest allowed magnitude (> 0).
-    """
-    clip_value = _positive("clip_value", clip_value)
-    for g in grads.values():
-        np.clip(g, -clip_value, clip_value, out=g)
-
-
-# --------------------------------------------------------------------------------------------
-# learning-rate schedules
-
-
-@dataclass(frozen=True)
-class Schedule(abc.ABC):
-    """Base class of learning-rate schedules: the rate as a function of the step count."""
-
-    name: ClassVar[str]
-
-    @abc.abstractmethod
-    def _lr(self, step: int) -> float:
-        """The rate for a validated ``step``."""
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate of the update after ``step`` updates (0-based).
-
-        Parameters
-        ----------
-        step : int
-            Number of updates already done (``state.step``), >= 0.
-
-        Returns
-        -------
-        float
-        """
-        return float(self._lr(_int_at_least("step", step, 0)))
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-safe parameters, with the schedule's ``"name"``.
-
-        Returns
-        -------
-        dict
-        """
-        return {"name": self.name, **dataclasses.asdict(self)}
-
-
-@dataclass(frozen=True)
-class ConstantLR(Schedule):
-    """The same rate at every step.
-
-    Parameters
-    ----------
-    lr : float
-        The learning rate (> 0).
-    """
-
-    name: ClassVar[str] = "constant"
-    lr: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-
-    def _lr(self, step: int) -> float:
-        return self.lr
-
-
-@dataclass(frozen=True)
-class StepLR(Schedule):
-    """``lr * gamma ** (step // step_size)``: decay by ``gamma`` every ``step_size`` updates.
-
-    Parameters
-    ----------
-    lr : float
-        Initial rate (> 0).
-    step_size : int
-        Updates between decays (>= 1).
-    gamma : float
-        Multiplicative factor (> 0).
-    """
-
-    name: ClassVar[str] = "step"
-    lr: float
-    step_size: int
-    gamma: float = 0.1
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "step_size", _int_at_least("step_size", self.step_size, 1))
-        _set(self, "gamma", _positive("gamma", self.gamma))
-
-    def _lr(self, step: int) -> float:
-        return self.lr * self.gamma ** (step // self.step_size)
-
-
-@dataclass(frozen=True)
-class ExponentialLR(Schedule):
-    """``lr * gamma ** step``.
-
-    Parameters
-    ----------
-    lr : float
-        Initial rate (> 0).
-    gamma : float
-        Factor per update (> 0).
-    """
-
-    name: ClassVar[str] = "exponential"
-    lr: float
-    gamma: float
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "gamma", _positive("gamma", self.gamma))
-
-    def _lr(self, step: int) -> float:
-        return self.lr * self.gamma**step
-
-
-@dataclass(frozen=True)
-class CosineLR(Schedule):
-    """Cosine annealing from ``lr`` to ``min_lr`` over ``total_steps``, then ``min_lr``.
-
-    ``min_lr + (lr - min_lr) * (1 + cos(pi * step / total_steps)) / 2`` for
-    ``step < total_steps``.
-
-    Parameters
-    ----------
-    lr : float
-        Initial rate (> 0).
-    total_steps : int
-        Length of the annealing (>= 1).
-    min_lr : float
-        Final rate, in [0, lr].
-    """
-
-    name: ClassVar[str] = "cosine"
-    lr: float
-    total_steps: int
-    min_lr: float = 0.0
-
-    def __post_init__(self) -> None:
-        _set(self, "lr", _positive("lr", self.lr))
-        _set(self, "total_steps", _int_at_least("total_steps", self.total_steps, 1))
-        _set(self, "min_lr", _non_negative("min_lr", self.min_lr))
-        if self.min_lr > self.lr:
-            raise ValueError(f"min_lr must be <= lr ({self.lr}), got {self.min_lr}")
-
-    def _lr(self, step: int) -> float:
-        if step >= self.total_steps:
-            return self.min_lr
-        cosine = 0.5 * (1.0 + math.cos(math.pi * step / self.total_steps))
-        return self.min_lr + (self.lr - self.min_lr) * cosine
-
-
-@dataclass(frozen=True)
-class WarmupLR(Schedule):
-    """Linear warm-up before another schedule.
-
-    For ``step < warmup_steps`` the rate is
-    ``base.lr_at(0) * (start_factor + (1 - start_factor) * step / warmup_steps)``; afterwards
-    ``base.lr_at(step - warmup_steps)``.
-
-    Parameters
-    ----------
-    base : Schedule or its config dict
-        The schedule that starts once warm-up ends.
-    warmup_steps : int
-        Length of the warm-up (>= 0; 0 means none).
-    start_factor : float
-        Fraction of ``base.lr_at(0)`` at step 0, in [0, 1].
-    """
-
-    name: ClassVar[str] = "warmup"
-    base: Schedule
-    warmup_steps: int
-    start_factor: float = 0.0
-
-    def __post_init__(self) -> None:
-        base = self.base
-        if isinstance(base, Mapping):
-            base = schedule_from_config(base)
-        if not isinstance(base, Schedule):
-            raise ValueError(f"base must be a Schedule or its config dict, got {base!r}")
-        _set(self, "base", base)
-        _set(self, "warmup_steps", _int_at_least("warmup_steps", self.warmup_steps, 0))
-        _set(self, "start_factor", _in_unit("start_factor", self.start_factor, include_one=True))
-
-    def _lr(self, step: int) -> float:
-        if step < self.warmup_steps:
-            fraction = self.start_factor + (1.0 - self.start_factor) * step / self.warmup_steps
-            return self.base.lr_at(0) * fraction
-        return self.base.lr_at(step - self.warmup_steps)
-
-    def to_config(self) -> dict[str, Any]:
-        """JSON-safe parameters; ``"base"`` is the base schedule's config.
-
-        Returns
-        -------
-        dict
-        """
-        return {
-            "name": self.name,
-            "base": self.base.to_config(),
-            "warmup_steps": self.warmup_steps,
-            "start_factor": self.start_factor,
-        }
-
-
-def _schedule_classes() -> tuple[type[Schedule], ...]:
-    return (ConstantLR, StepLR, ExponentialLR, CosineLR, WarmupLR)
-
-
-def make_schedule(name: str, **kwargs: Any) -> Schedule:
-    """Build a learning-rate schedule by name.
-
-    Parameters
-    ----------
-    name : str
-        ``"constant"``, ``"step"``, ``"exponential"``, ``"cosine"`` or ``"warmup"``
-        (case-insensitive).
-    **kwargs
-        The schedule's parameters (``base`` of ``"warmup"`` may be a config dict).
-
-    Returns
-    -------
-    Schedule
-
-    Raises
-    ------
-    ValueError
-        For an unknown name, an unknown or missing argument, or an invalid value.
-    """
-    return _build("schedule", _schedule_classes(), name, kwargs)
-
-
-def schedule_from_config(config: Mapping[str, Any]) -> Schedule:
-    """Inverse of :meth:`Schedule.to_config`.
-
-    Parameters
-    ----------
-    config : Mapping[str, Any]
-        ``{"name": ..., **parameters}``.
-
-    Returns
-    -------
-    Schedule
-    """
-    name, kwargs = _split_config("schedule", config)
-    return make_schedule(name, **kwargs)

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.config import ModelConfig
-from sparklstm.dataset import SequenceData, prepare_data
+from sparklstm.data.sequence_data import SequenceData, prepare_data
 from sparklstm.metrics import metrics_from_totals
-from sparklstm.network import Network
+from sparklstm.model.config import ModelConfig
+from sparklstm.model.network import Network
 from sparklstm.nn.losses import mean_squared_error, softmax, softmax_cross_entropy
 
 __all__ = ["SequenceModel", "compute_loss", "FORMAT_VERSION"]
@@ -42,7 +42,7 @@ class SequenceModel:
     Parameters
     ----------
     **config
-        The fields of :class:`~sparklstm.config.ModelConfig`: ``input_size`` or ``vocab_size``,
+        The fields of :class:`ModelConfig`: ``input_size`` or ``vocab_size``,
         ``embedding_dim``, ``cell`` ("lstm" | "peephole" | "gru"), ``hidden_sizes``,
         ``bidirectional``, ``dropout``, ``head`` ("last" | "all"), ``task``
         ("classification" | "regression"), ``output_size``, ``class_weights``,
@@ -71,7 +71,7 @@ class SequenceModel:
             except TypeError as exc:
                 raise TypeError(f"SequenceModel: {exc}") from None
         self.network = Network(self.config)
-        # Where the last fit stopped (a sparklstm.train.FitState): the next fit continues it.
+        # Where the last fit stopped (a sparklstm.training.fit.FitState): the next fit continues it.
         self.fit_state = None
         if embedding_weights is not None:
             self.set_embedding(embedding_weights)
@@ -254,19 +254,19 @@ class SequenceModel:
 
     # ---------------------------------------------------------------- training
     def fit(self, x: Any, y: Any, lengths: Any = None, **options: Any):
-        """Train in this process; see :func:`sparklstm.train.fit` for the options.
+        """Train in this process; see :func:`sparklstm.training.fit.fit` for the options.
 
         Calling ``fit`` again continues training: the optimizer state, the epoch count, the
         data order and dropout streams and the seed carry over, so ``fit(epochs=1)`` twice is
         ``fit(epochs=2)`` bit for bit. They are kept in ``model.fit_state`` (a
-        :class:`~sparklstm.train.FitState`, absent before the first ``fit``); ``save``/``load``
+        :class:`FitState`, absent before the first ``fit``); ``save``/``load``
         do not carry it, and :meth:`load_state_dict` leaves it as it is. Pass
         ``initial_epoch=0`` to start a new run with a fresh optimizer state instead.
 
-        Returns the :class:`~sparklstm.train.History` (one row per epoch of this call, numbered
+        Returns the :class:`History` (one row per epoch of this call, numbered
         on from the epochs of earlier calls).
         """
-        from sparklstm.train import fit
+        from sparklstm.training.fit import fit
 
         return fit(self, x, y, lengths, **options)
 
@@ -322,7 +322,7 @@ class SequenceModel:
     def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write the model: a directory (or a single ``.npz`` if ``path`` ends in ``.npz``)
         holding the parameters (``.npz``, no pickle) and a JSON manifest with the config."""
-        from sparklstm import persistence
+        from sparklstm.io import model_files as persistence
 
         document = {"model": self.config.to_dict(), "metadata": dict(metadata or {})}
         return persistence.save_bundle(
@@ -332,7 +332,7 @@ class SequenceModel:
     @classmethod
     def load(cls, path: str | Path) -> SequenceModel:
         """Read a model written by :meth:`save`; never unpickles, checks every array."""
-        from sparklstm import persistence
+        from sparklstm.io import model_files as persistence
 
         document, arrays = persistence.load_bundle(
             path, kind=MODEL_KIND, supported_versions=(FORMAT_VERSION,)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from sparklstm.config import ModelConfig
 from sparklstm.nn.packing import PackedLayout
 from sparklstm.validation import as_float_sequences, check_finite, check_lengths
+
+if TYPE_CHECKING:  # the data layer reads a config's fields; it does not import the model
+    from sparklstm.model.config import ModelConfig
 
 __all__ = ["SequenceData", "prepare_data"]
 
