@@ -12,14 +12,21 @@ writes a name, a default or a list of choices again.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from sparklstm.validation import check_choice, check_positive_int
+from sparklstm.validation import (
+    Interval,
+    check_bool,
+    check_choice,
+    check_in_interval,
+    check_int,
+    check_non_empty_str,
+    check_real,
+)
 
 __all__ = [
     "Option",
@@ -37,6 +44,10 @@ __all__ = [
 ]
 
 KINDS = ("int", "float", "bool", "choice", "str", "ints", "floats", "mapping")
+
+# What a float option takes: any NumPy number, so a NumPy complex too (as its real part, with
+# NumPy's ComplexWarning), as options always have; the other checks of numbers refuse it.
+_NUMBER_TYPES = (int, float, np.number)
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,11 @@ class Option:
         """The command-line flag ("" when there is none)."""
         return "--" + self.name.replace("_", "-") if self.flag is None else self.flag
 
+    @property
+    def bounds(self) -> Interval:
+        """The numbers allowed (``minimum``/``maximum`` and whether each is open)."""
+        return Interval(self.minimum, self.maximum, self.open_minimum, self.open_maximum)
+
     def check(self, value: Any) -> Any:
         """``value`` validated and normalised (ints to int, sequences to tuples, ...)."""
         if value is None:
@@ -90,44 +106,25 @@ class Option:
                 return None
             raise TypeError(f"{self.name} must be {self.describe()}, got None")
         if self.kind == "int":
-            number = check_positive_int(
-                self.name, value, minimum=-(2**63) if self.minimum is None else int(self.minimum)
-            )
-            self._check_bounds(number)
+            minimum = -(2**63) if self.minimum is None else int(self.minimum)
+            number = check_int(self.name, value, minimum)
+            check_in_interval(self.name, number, self.bounds)
             return number
         if self.kind == "float":
-            return self._check_real(self.name, value)
+            return check_real(self.name, value, self.bounds, types=_NUMBER_TYPES)
         if self.kind == "bool":
-            if not isinstance(value, (bool, np.bool_)):
-                raise TypeError(f"{self.name} must be True or False, got {value!r}")
-            return bool(value)
+            return check_bool(self.name, value)
         if self.kind == "choice":
             return check_choice(self.name, value, self.choices)
         if self.kind == "str":
-            if not isinstance(value, str) or not value.strip():
-                raise ValueError(f"{self.name} must be a non-empty path or URI, got {value!r}")
-            return value
+            return check_non_empty_str(
+                self.name, value, noun="path or URI", blank=False, error=ValueError
+            )
         if self.kind in ("ints", "floats"):
             return self._check_sequence(value)
         if not isinstance(value, Mapping):
             raise TypeError(f"{self.name} must be a dict, got {type(value).__name__}")
         return dict(value)
-
-    def _check_real(self, name: str, value: Any) -> float:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-            raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be {self.range_text()}, got {value}")
-        self._check_bounds(value, name)
-        return float(value)
-
-    def _check_bounds(self, value: float, name: str | None = None) -> None:
-        name = name or self.name
-        low, high = self.minimum, self.maximum
-        below = low is not None and (value <= low if self.open_minimum else value < low)
-        above = high is not None and (value >= high if self.open_maximum else value > high)
-        if below or above:
-            raise ValueError(f"{name} must be {self.range_text()}, got {value}")
 
     def _check_sequence(self, value: Any) -> tuple[Any, ...]:
         if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
@@ -137,12 +134,13 @@ class Option:
         if len(value) == 0:
             raise ValueError(f"{self.name} must be a non-empty list, got {value!r}")
         if self.kind == "ints":
+            minimum = int(self.minimum or 1)
+            items = [check_int(f"{self.name}[{i}]", v, minimum) for i, v in enumerate(value)]
+        else:
             items = [
-                check_positive_int(f"{self.name}[{i}]", v, minimum=int(self.minimum or 1))
+                check_real(f"{self.name}[{i}]", v, self.bounds, types=_NUMBER_TYPES)
                 for i, v in enumerate(value)
             ]
-        else:
-            items = [self._check_real(f"{self.name}[{i}]", v) for i, v in enumerate(value)]
         return tuple(items)
 
     def describe(self) -> str:
@@ -162,24 +160,11 @@ class Option:
 
     def range_text(self) -> str:
         """The allowed range in words, e.g. ``>= 1`` or ``in [0, 1)``."""
-        low, high = self.minimum, self.maximum
-        if low is not None and high is not None:
-            left = "(" if self.open_minimum else "["
-            right = ")" if self.open_maximum else "]"
-            return f"in {left}{_number(low)}, {_number(high)}{right}"
-        if low is not None:
-            return f"{'>' if self.open_minimum else '>='} {_number(low)}"
-        if high is not None:
-            return f"{'<' if self.open_maximum else '<='} {_number(high)}"
-        return "finite"
+        return str(self.bounds)
 
     def plain_default(self) -> Any:
         """The default as JSON and Spark ML hold it (tuples as lists)."""
         return plain(self.default)
-
-
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def plain(value: Any) -> Any:

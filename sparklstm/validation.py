@@ -1,17 +1,37 @@
-"""Input checks shared by the layers, the model and the trainers.
+"""Input checks shared by the layers, the model and the trainers: each check written once.
 
 Every check raises ``ValueError`` or ``TypeError`` naming the argument and the problem, before
-any work is done.
+any work is done. The generic checks of scalars (a number, an int >= k, a value in an
+:class:`Interval`, a bool, a ``numpy.random.Generator``, a non-empty str, a path) are written
+here only; a layer whose messages read differently passes its :class:`Wording` (or ``error=``
+/ ``noun=``) instead of writing the check again, so each keeps its exception types and messages.
 """
 
 from __future__ import annotations
 
+import math
+import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "Interval",
+    "Wording",
+    "GOT",
+    "REAL_TYPES",
+    "check_number",
+    "check_real",
+    "check_int",
+    "check_in_interval",
+    "check_bool",
+    "check_generator",
+    "check_str",
+    "check_non_empty_str",
+    "check_column_name",
+    "check_path",
     "as_float_sequences",
     "as_token_sequences",
     "check_lengths",
@@ -25,16 +45,206 @@ __all__ = [
 
 _FLOAT_DTYPES = {"float32": np.float32, "float64": np.float64}
 
+#: What counts as a real number: Python and NumPy ints and floats (never a bool or a complex).
+REAL_TYPES: tuple[type, ...] = (int, float, np.integer, np.floating)
+_INT_TYPES = (int, np.integer)
 
-def resolve_dtype(dtype: Any) -> np.dtype:
-    """``"float32"``/``"float64"``/NumPy dtype -> ``np.dtype``; anything else is an error."""
+
+def _is_bool(value: Any) -> bool:
+    return isinstance(value, (bool, np.bool_))
+
+
+def _bound(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Scalars: numbers, ints, intervals, bools, generators, strings and paths
+
+
+@dataclass(frozen=True)
+class Interval:
+    """The values between optional bounds; ``open_minimum``/``open_maximum`` exclude a bound.
+
+    ``str()`` gives the rule in words, as the messages say it: ``>= 1``, ``> 0``, ``<= 5``,
+    ``in [0, 1)``, or ``finite`` when there is no bound.
+    """
+
+    minimum: float | None = None
+    maximum: float | None = None
+    open_minimum: bool = False
+    open_maximum: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        low, high = self.minimum, self.maximum
+        below = low is not None and (value <= low if self.open_minimum else value < low)
+        above = high is not None and (value >= high if self.open_maximum else value > high)
+        return not (below or above)
+
+    def __str__(self) -> str:
+        low, high = self.minimum, self.maximum
+        if low is not None and high is not None:
+            left = "(" if self.open_minimum else "["
+            right = ")" if self.open_maximum else "]"
+            return f"in {left}{_bound(low)}, {_bound(high)}{right}"
+        if low is not None:
+            return f"{'>' if self.open_minimum else '>='} {_bound(low)}"
+        if high is not None:
+            return f"{'<' if self.open_maximum else '<='} {_bound(high)}"
+        return "finite"
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How a layer words a failed check of a number, and the exception a wrong type raises.
+
+    The fields are format strings over ``name``, ``noun`` (``int_noun`` or ``real_noun``),
+    ``type`` (the value's type name), ``value`` (as given), ``number`` (as int or float),
+    ``rule`` (the :class:`Interval` in words) and ``minimum`` (the lower bound as given);
+    ``noun`` and ``type`` only in ``wrong_type``. ``not_finite`` (NaN or Inf) says the same as
+    ``out_of_range`` when empty. Out of range and not finite are always ``ValueError``.
+    """
+
+    wrong_type: str = "{name} must be {noun}, got {type}"
+    out_of_range: str = "{name} must be {rule}, got {value}"
+    not_finite: str = ""
+    int_noun: str = "an int"
+    real_noun: str = "a number"
+    type_error: type[Exception] = TypeError
+
+
+#: The library's wording: ``seed must be >= 0, got -1``, ``lr must be a number, got str``.
+GOT = Wording()
+
+
+def _wrong_type(name: str, value: Any, noun: str, interval: Interval, wording: Wording) -> None:
+    raise wording.type_error(
+        wording.wrong_type.format(
+            name=name, noun=noun, type=type(value).__name__, value=value, rule=interval
+        )
+    )
+
+
+def _out_of_range(
+    template: str, name: str, value: Any, number: float, interval: Interval
+) -> ValueError:
+    return ValueError(
+        template.format(
+            name=name, value=value, number=number, rule=interval, minimum=interval.minimum
+        )
+    )
+
+
+def check_in_interval(
+    name: str, value: Any, interval: Interval, *, number: Any = None, wording: Wording = GOT
+) -> None:
+    """``ValueError`` in ``wording`` unless ``number`` (``value`` as a number; by default
+    ``value`` itself) lies in ``interval``."""
+    number = value if number is None else number
+    if number not in interval:
+        raise _out_of_range(wording.out_of_range, name, value, number, interval)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    noun: str = "",
+    wording: Wording = GOT,
+    types: tuple[type, ...] = REAL_TYPES,
+) -> Any:
+    """``value`` unchanged if it is a number (one of ``types``, never a bool), NaN included."""
+    if _is_bool(value) or not isinstance(value, types):
+        _wrong_type(name, value, noun or wording.real_noun, Interval(), wording)
+    return value
+
+
+def check_real(
+    name: str,
+    value: Any,
+    interval: Interval = Interval(),
+    *,
+    noun: str = "",
+    wording: Wording = GOT,
+    types: tuple[type, ...] = REAL_TYPES,
+) -> float:
+    """``value`` as a finite float in ``interval``."""
+    check_number(name, value, noun=noun, wording=wording, types=types)
     try:
-        resolved = np.dtype(dtype)
-    except TypeError as exc:
-        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
-    if resolved.name not in _FLOAT_DTYPES:
-        raise TypeError(f"dtype must be float32 or float64, got {resolved.name}")
-    return resolved
+        number = float(value)
+    except OverflowError:  # an int too large for a float: not finite either
+        number = math.inf
+    if not math.isfinite(number):
+        template = wording.not_finite or wording.out_of_range
+        raise _out_of_range(template, name, value, number, interval)
+    check_in_interval(name, value, interval, number=number, wording=wording)
+    return number
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, *, wording: Wording = GOT) -> int:
+    """``value`` as a Python int (a Python or NumPy integer, never a bool), ``>= minimum``."""
+    if _is_bool(value) or not isinstance(value, _INT_TYPES):
+        _wrong_type(name, value, wording.int_noun, Interval(minimum), wording)
+    number = int(value)
+    check_in_interval(name, value, Interval(minimum), number=number, wording=wording)
+    return number
+
+
+def check_bool(name: str, value: Any, *, error: type[Exception] = TypeError) -> bool:
+    """``value`` as a bool if it is a Python or NumPy bool."""
+    if not _is_bool(value):
+        raise error(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_generator(name: str, value: Any, *, hint: bool = False) -> np.random.Generator:
+    """``value`` if it is a ``numpy.random.Generator`` (``hint``: the message says how to make
+    one); else ``TypeError``."""
+    if not isinstance(value, np.random.Generator):
+        how = " (numpy.random.default_rng(seed))" if hint else ""
+        raise TypeError(f"{name} must be a numpy.random.Generator{how}, got {type(value).__name__}")
+    return value
+
+
+def check_str(name: str, value: Any) -> str:
+    """``value`` if it is a str (empty too); else ``TypeError``."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    return value
+
+
+def check_non_empty_str(
+    name: str,
+    value: Any,
+    *,
+    noun: str = "str",
+    optional: bool = False,
+    blank: bool = True,
+    error: type[Exception] = TypeError,
+) -> str | None:
+    """``value`` if it is a non-empty str (``None`` too when ``optional``; only blanks is empty
+    unless ``blank``); else ``error`` saying it must be a non-empty ``noun``."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not (value if blank else value.strip()):
+        raise error(f"{name} must be a non-empty {noun}, got {value!r}")
+    return value
+
+
+def check_column_name(name: str, value: object, optional: bool = False) -> str | None:
+    """``value`` if it is a non-empty str (None too when ``optional``); else TypeError naming
+    ``name``."""
+    return check_non_empty_str(name, value, optional=optional)
+
+
+def check_path(name: str, path: object) -> str:
+    """``path`` as a non-empty str (a str or os.PathLike); else an error naming ``name``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"{name} must be a non-empty path, got {path!r}")
+    return text
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
@@ -45,21 +255,29 @@ def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
+    """An int ``>= minimum`` (1 unless given), in the library's wording."""
+    return check_int(name, value, minimum)
 
 
 def check_probability(name: str, value: Any, allow_one: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{name} must be a float, got {type(value).__name__}")
-    upper_ok = value <= 1 if allow_one else value < 1
-    if not (0 <= value and upper_ok):
-        bound = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(f"{name} must be in {bound}, got {value}")
-    return float(value)
+    """A float in ``[0, 1)`` (``[0, 1]`` with ``allow_one``); NumPy integers are not taken."""
+    interval = Interval(0, 1, open_maximum=not allow_one)
+    return check_real(name, value, interval, noun="a float", types=(int, float, np.floating))
+
+
+# --------------------------------------------------------------------------------------------
+# Options, dtypes and arrays
+
+
+def resolve_dtype(dtype: Any, name: str = "dtype") -> np.dtype:
+    """``"float32"``/``"float64"``/NumPy dtype -> ``np.dtype``; anything else is a TypeError."""
+    try:
+        resolved = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be float32 or float64, got {dtype!r}") from exc
+    if resolved.name not in _FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, got {resolved.name}")
+    return resolved
 
 
 def check_no_unknown_keys(name: str, given: Mapping[str, Any], known: Iterable[str]) -> None:

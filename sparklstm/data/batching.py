@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from sparklstm.data.padding import _as_lengths, _check_int
+from sparklstm.validation import Interval, Wording, check_generator, check_real
 
 __all__ = [
     "minibatch_indices",
@@ -29,9 +30,7 @@ def _check_rng(rng: object, needed: bool, why: str = "shuffle=True") -> np.rando
         if needed:
             raise ValueError(f"rng is required when {why}: pass numpy.random.default_rng(seed)")
         return None
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    return rng
+    return check_generator("rng", rng)
 
 
 def _cut(order: np.ndarray, batch_size: int, drop_last: bool) -> list[np.ndarray]:
@@ -241,15 +240,12 @@ def train_validation_split(
         Sorted ``int64`` arrays that partition ``range(n)``.
     """
     n = _check_int("n", n, 2)
-    if isinstance(validation_fraction, (bool, np.bool_)) or not isinstance(
-        validation_fraction, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(
-            f"validation_fraction must be a number, got {type(validation_fraction).__name__}"
-        )
-    fraction = float(validation_fraction)
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation_fraction = {validation_fraction}: must be in (0, 1)")
+    fraction = check_real(
+        "validation_fraction",
+        validation_fraction,
+        Interval(0, 1, open_minimum=True, open_maximum=True),
+        wording=Wording(out_of_range="{name} = {value}: must be {rule}"),
+    )
     rng = _check_rng(rng, True, "splitting")
     n_val = min(max(round(n * fraction), 1), n - 1)
     perm = rng.permutation(n)

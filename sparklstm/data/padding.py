@@ -8,24 +8,28 @@ mask is a boolean ``[batch, time]`` array that is ``True`` on the valid (leading
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from functools import partial
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
+
+from sparklstm.validation import Wording, check_int, check_number
 
 __all__ = ["pad_sequences", "lengths_to_mask", "mask_to_lengths", "unpad"]
 
 _TRUNCATE = ("pre", "post")
 
 
-def _check_int(name: str, value: Any, minimum: int | None = None) -> int:
-    """``value`` as a Python int; ``TypeError`` if it is not an integer, ``ValueError`` if small."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} = {value}: must be >= {minimum}")
-    return value
+# The shared int check (sparklstm.validation) in the data layer's words: "n = 0: must be >= 1",
+# "n must be an integer, got float 2.5" (also used by data/ and datasets/).
+_check_int = partial(
+    check_int,
+    wording=Wording(
+        wrong_type="{name} must be {noun}, got {type} {value!r}",
+        out_of_range="{name} = {number}: must be {rule}",
+        int_noun="an integer",
+    ),
+)
 
 
 def _as_lengths(lengths: ArrayLike, name: str = "lengths") -> np.ndarray:
@@ -139,10 +143,7 @@ def pad_sequences(
             raise TypeError(f"dtype must be a numeric dtype, got {out_dtype}")
     integer_out = np.issubdtype(out_dtype, np.integer)
 
-    if isinstance(pad_value, (bool, np.bool_)) or not isinstance(
-        pad_value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"pad_value must be a number, got {type(pad_value).__name__}")
+    check_number("pad_value", pad_value)
     if integer_out and not float(pad_value).is_integer():
         raise ValueError(f"pad_value = {pad_value}: must be a whole number for dtype {out_dtype}")
 

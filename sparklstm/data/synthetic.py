@@ -12,17 +12,9 @@ import numpy as np
 from numpy.typing import DTypeLike
 
 from sparklstm.data.padding import _check_int, lengths_to_mask
+from sparklstm.validation import Interval, Wording, check_generator, check_real
 
 __all__ = ["adding_problem", "parity", "copy_task", "noisy_sines", "sine_forecasting"]
-
-
-def _check_rng(rng: object) -> np.random.Generator:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"rng must be a numpy.random.Generator (numpy.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
-        )
-    return rng
 
 
 def _float_dtype(dtype: DTypeLike) -> np.dtype:
@@ -32,15 +24,10 @@ def _float_dtype(dtype: DTypeLike) -> np.dtype:
     return out
 
 
-def _check_real(name: str, value: object, minimum: float) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(
-        value, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not np.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} = {value}: must be a finite number >= {minimum}")
-    return value
+def _check_noise(noise: object) -> float:
+    """``noise`` as a finite float >= 0 ("noise = -1.0: must be a finite number >= 0.0")."""
+    wording = Wording(out_of_range="{name} = {number}: must be a finite number >= {minimum}")
+    return check_real("noise", noise, Interval(0.0), wording=wording)
 
 
 def _lengths(
@@ -93,7 +80,7 @@ def adding_problem(
     """
     n = _check_int("n", n, 1)
     seq_len = _check_int("seq_len", seq_len, 2)
-    rng = _check_rng(rng)
+    rng = check_generator("rng", rng, hint=True)
     dtype = _float_dtype(dtype)
     lengths = _lengths(n, seq_len, min_len, rng, 2)
     x = np.zeros((n, seq_len, 2), dtype=dtype)
@@ -140,7 +127,7 @@ def parity(
     """
     n = _check_int("n", n, 1)
     seq_len = _check_int("seq_len", seq_len, 1)
-    rng = _check_rng(rng)
+    rng = check_generator("rng", rng, hint=True)
     dtype = _float_dtype(dtype)
     lengths = _lengths(n, seq_len, min_len, rng, 1)
     bits = rng.integers(0, 2, size=(n, seq_len), dtype=np.int64)
@@ -188,7 +175,7 @@ def copy_task(
     n = _check_int("n", n, 1)
     seq_len = _check_int("seq_len", seq_len, 1)
     n_symbols = _check_int("n_symbols", n_symbols, 1)
-    rng = _check_rng(rng)
+    rng = check_generator("rng", rng, hint=True)
     total = 2 * seq_len + 1
     string = rng.integers(1, n_symbols, size=(n, seq_len), endpoint=True, dtype=np.int64)
     x = np.zeros((n, total), dtype=np.int64)
@@ -243,8 +230,8 @@ def noisy_sines(
     n = _check_int("n", n, 1)
     seq_len = _check_int("seq_len", seq_len, 1)
     n_classes = _check_int("n_classes", n_classes, 2)
-    rng = _check_rng(rng)
-    noise = _check_real("noise", noise, 0.0)
+    rng = check_generator("rng", rng, hint=True)
+    noise = _check_noise(noise)
     dtype = _float_dtype(dtype)
     lengths = _lengths(n, seq_len, min_len, rng, 1)
     y = rng.integers(0, n_classes, size=n, dtype=np.int64)
@@ -296,8 +283,8 @@ def sine_forecasting(
     n = _check_int("n", n, 1)
     seq_len = _check_int("seq_len", seq_len, 1)
     horizon = _check_int("horizon", horizon, 1)
-    rng = _check_rng(rng)
-    noise = _check_real("noise", noise, 0.0)
+    rng = check_generator("rng", rng, hint=True)
+    noise = _check_noise(noise)
     dtype = _float_dtype(dtype)
     amplitude = rng.uniform(0.5, 1.5, size=(n, 1))
     omega = rng.uniform(np.pi / 16, np.pi / 4, size=(n, 1))

@@ -10,6 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from sparklstm.data.padding import _check_int
+from sparklstm.validation import check_str
 
 __all__ = ["CharVocab", "next_token_windows"]
 
@@ -22,9 +23,7 @@ def _code_points(text: str) -> np.ndarray:
 
 
 def _check_char(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
-    if len(value) != 1:
+    if len(check_str(name, value)) != 1:
         raise ValueError(f"{name} = {value!r}: must be exactly one character")
     return value
 
@@ -90,8 +89,7 @@ class CharVocab:
         CharVocab
             Ids ``1..`` for the kept characters in ascending code-point order.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        check_str("text", text)
         if not text:
             raise ValueError("text is empty: cannot build a vocabulary")
         min_count = _check_int("min_count", min_count, 1)
@@ -145,8 +143,7 @@ class CharVocab:
         np.ndarray
             ``int32 [len(text)]``; characters not in the vocabulary get id 0.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
+        check_str("text", text)
         codes = _code_points(text).astype(np.int64)
         pos = np.searchsorted(self._sorted_codes, codes)
         pos = np.minimum(pos, self._sorted_codes.shape[0] - 1)

@@ -6,8 +6,9 @@ streams through a bounded amount of memory (:class:`ParquetDatasetWriter` append
 a time; :func:`write_parquet_dataset` writes arrays in one call). Spark and pyarrow read the
 result; :func:`sparklstm.spark.sources.read_sequences` loads it for training.
 
-:func:`check_column_name` and :func:`check_path` check the column and path arguments the same
-way for this writer and for the Spark reader.
+:func:`check_column_name` and :func:`check_path` (from :mod:`sparklstm.validation`, importable
+from here too) check the column and path arguments the same way for this writer and for the
+Spark reader.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pyarrow.parquet as pq
 from numpy.typing import ArrayLike, DTypeLike
 
 from sparklstm.data.arrow import sequences_to_arrow
+from sparklstm.validation import Wording, check_column_name, check_int, check_path, resolve_dtype
 
 __all__ = ["ParquetDatasetWriter", "write_parquet_dataset"]
 
@@ -34,31 +36,9 @@ PathLike = str | os.PathLike
 _SUCCESS = "_SUCCESS"
 _PART_PREFIX = "part-"
 _INT32_MAX = int(np.iinfo(np.int32).max)
-
-
-# --------------------------------------------------------------------------------------------
-# Arguments (shared with the Spark reader)
-# --------------------------------------------------------------------------------------------
-
-
-def check_column_name(name: str, value: object, optional: bool = False) -> str | None:
-    """``value`` if it is a non-empty str (None too when ``optional``); else TypeError naming
-    ``name``."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name} must be a non-empty str, got {value!r}")
-    return value
-
-
-def check_path(name: str, path: object) -> str:
-    """``path`` as a non-empty str (a str or os.PathLike); else an error naming ``name``."""
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike, got {type(path).__name__}")
-    text = os.fspath(path)
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"{name} must be a non-empty path, got {path!r}")
-    return text
+# rows_per_file and row_group_bytes: "rows_per_file = 0: must be an integer >= 1" (ValueError).
+_COUNT_WORDS = "{name} = {value!r}: must be an integer {rule}"
+_COUNT = Wording(wrong_type=_COUNT_WORDS, out_of_range=_COUNT_WORDS, type_error=ValueError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,8 +166,7 @@ class ParquetDatasetWriter:
         overwrite: bool = False,
     ) -> None:
         for name, value in (("rows_per_file", rows_per_file), ("row_group_bytes", row_group_bytes)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} = {value!r}: must be an integer >= 1")
+            check_int(name, value, 1, wording=_COUNT)
         self.features_col = check_column_name("features_col", features_col)
         self.label_col = check_column_name("label_col", label_col)
         self.length_col = check_column_name("length_col", length_col, optional=True)
@@ -196,9 +175,7 @@ class ParquetDatasetWriter:
             raise ValueError(f"features_col, label_col and length_col must differ, got {named}")
         if per_step_labels is not None and not isinstance(per_step_labels, bool):
             raise TypeError(f"per_step_labels must be a bool or None, got {per_step_labels!r}")
-        self.float_dtype = np.dtype(float_dtype)
-        if self.float_dtype not in (np.float32, np.float64):
-            raise TypeError(f"float_dtype must be float32 or float64, got {self.float_dtype}")
+        self.float_dtype = resolve_dtype(float_dtype, "float_dtype")
         self.per_step_labels = per_step_labels
         self.rows_per_file = int(rows_per_file)
         self.row_group_bytes = int(row_group_bytes)

@@ -1,63 +1,42 @@
-"""Argument checks and the config registry shared by optimizers and schedules."""
+"""The optimizers' and schedules' argument checks and their config registry.
+
+The checks are the shared ones of :mod:`sparklstm.validation`, in the optimizers' wording:
+every failure is a ``ValueError`` naming the argument and showing the value's ``repr`` (``lr
+must be > 0, got -1``, ``lr must be a real number, got '0.1'``, ``lr must be finite, got nan``).
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-import numpy as np
+from sparklstm import validation
+from sparklstm.validation import Interval, Wording
 
-# --------------------------------------------------------------------------------------------
-# argument checks (every failure is a ValueError naming the argument)
+WORDING = Wording(
+    wrong_type="{name} must be {noun}, got {value!r}",
+    out_of_range="{name} must be {rule}, got {value!r}",
+    not_finite="{name} must be finite, got {value!r}",
+    real_noun="a real number",
+    type_error=ValueError,
+)
 
-
-def check_real(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    if isinstance(value, np.complexfloating):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    result = float(value)
-    if not math.isfinite(result):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return result
-
-
-def check_positive(name: str, value: Any) -> float:
-    result = check_real(name, value)
-    if result <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return result
-
-
-def check_non_negative(name: str, value: Any) -> float:
-    result = check_real(name, value)
-    if result < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    return result
+check_real = partial(validation.check_real, wording=WORDING)
+check_positive = partial(check_real, interval=Interval(0, open_minimum=True))
+check_non_negative = partial(check_real, interval=Interval(0))
+check_flag = partial(validation.check_bool, error=ValueError)
+check_int_at_least = partial(validation.check_int, wording=WORDING)
 
 
 def check_in_unit(name: str, value: Any, include_one: bool = False) -> float:
-    result = check_real(name, value)
-    if not (0 <= result <= 1 if include_one else 0 <= result < 1):
-        interval = "[0, 1]" if include_one else "[0, 1)"
-        raise ValueError(f"{name} must be in {interval}, got {value!r}")
-    return result
+    """A real number in ``[0, 1)`` (``[0, 1]`` with ``include_one``)."""
+    return check_real(name, value, Interval(0, 1, open_maximum=not include_one))
 
 
-def check_flag(name: str, value: Any) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def check_int_at_least(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+# --------------------------------------------------------------------------------------------
+# the config registry
 
 
 def set_field(obj: Any, name: str, value: Any) -> None:
