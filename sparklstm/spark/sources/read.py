@@ -18,6 +18,7 @@ from sparklstm.spark.sources.delimited import _read_delimited
 from sparklstm.spark.sources.files import _check_format, _load, _Names, _require_columns
 from sparklstm.spark.sources.parquet import _PARQUET_OPTIONS, tune_parquet_reader
 from sparklstm.spark.sources.reference_text import _read_reference_text
+from sparklstm.validation import check_non_empty_str
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -32,12 +33,6 @@ LABEL_TYPES = ("int", "float", "int_array", "float_array")
 def _choice(name: str, value: object, choices: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} = {value!r}: must be one of {', '.join(map(repr, choices))}")
-    return value
-
-
-def _separator(name: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty str, got {value!r}")
     return value
 
 
@@ -162,9 +157,9 @@ def read_sequences(
     named = [c for c in (features_col, label_col, length_col) if c is not None]
     if len(set(named)) != len(named):
         raise ValueError(f"features_col, label_col and length_col must differ, got {named}")
-    step_sep = _separator("step_sep", step_sep)
-    value_sep = _separator("value_sep", value_sep)
-    csv_sep = _separator("csv_sep", csv_sep)
+    step_sep = check_non_empty_str("step_sep", step_sep, error=ValueError)
+    value_sep = check_non_empty_str("value_sep", value_sep, error=ValueError)
+    csv_sep = check_non_empty_str("csv_sep", csv_sep, error=ValueError)
     if step_sep == value_sep and format in ("csv", "json") and sequence_type == "multivariate":
         raise ValueError(
             f"step_sep and value_sep must differ to parse multivariate sequences, both are "
