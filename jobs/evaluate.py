@@ -17,14 +17,12 @@ import json
 import time
 from collections.abc import Sequence
 
-from sparklstm import SequenceModel
 from sparklstm.cli import (
     JobArgumentParser,
     add_data_options,
+    add_option_flags,
     add_session_options,
-    check_input_path,
-    load_config_file,
-    merge_sections,
+    data_and_model,
     read_data,
     run_job,
     write_json,
@@ -33,6 +31,7 @@ from sparklstm.spark.evaluation import evaluate_predictions
 from sparklstm.spark.inference import predict_dataframe
 from sparklstm.spark.session import get_session
 from sparklstm.spark.trainer import evaluate_distributed
+from sparklstm.training.options import train_options
 
 PROG = "evaluate.py"
 
@@ -47,25 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     add_data_options(parser, "labelled data (required)")
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
     parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
-    parser.add_argument(
-        "--cache-dir",
-        help="keep the encoded data as Parquet under this directory instead of Spark's block "
-        "store (for sessions that cannot cache DataFrames)",
-    )
+    cache_dir = [option for option in train_options("spark") if option.name == "cache_dir"]
+    add_option_flags(parser, cache_dir, "training")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options = merge_sections(load_config_file(args.config) if args.config else {}, args)
+    options, model = data_and_model(args, ("features_col", "label_col", "length_col"))
     data = options["data"]
-    if not data.get("path"):
-        raise ValueError("--data is required (or data.path in --config)")
-    check_input_path("--data", data["path"])
-    model = SequenceModel.load(args.model)
-    for key, value in model.metadata.get("columns", {}).items():
-        if value and key not in data:
-            data[key] = value
     columns = {
         "features_col": data.get("features_col", "features"),
         "label_col": data.get("label_col", "label"),
@@ -92,7 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         num_classes=model.config.output_size if model.config.task == "classification" else None,
     )
     loss = evaluate_distributed(
-        model, frame, batch_size=args.batch_size, cache_dir=args.cache_dir, **columns
+        model,
+        frame,
+        batch_size=args.batch_size,
+        cache_dir=options["training"].get("cache_dir"),
+        **columns,
     )
     report = {
         "model": args.model,

@@ -17,14 +17,11 @@ import json
 import time
 from collections.abc import Sequence
 
-from sparklstm import SequenceModel
 from sparklstm.cli import (
     JobArgumentParser,
     add_data_options,
     add_session_options,
-    check_input_path,
-    load_config_file,
-    merge_sections,
+    data_and_model,
     read_data,
     run_job,
 )
@@ -66,16 +63,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    options = merge_sections(load_config_file(args.config) if args.config else {}, args)
+    options, model = data_and_model(args, ("features_col", "length_col"))
     data = options["data"]
-    if not data.get("path"):
-        raise ValueError("--data is required (or data.path in --config)")
-    check_input_path("--data", data["path"])
-    model = SequenceModel.load(args.model)
-    trained_columns = model.metadata.get("columns", {})
-    for key in ("features_col", "length_col"):
-        if key not in data and trained_columns.get(key):
-            data[key] = trained_columns[key]
     features_col = data.get("features_col", "features")
     probability_col = None if args.probability_col.lower() == "none" else args.probability_col
     if model.config.task != "classification":

@@ -23,6 +23,7 @@ __all__ = [
     "flag_default",
     "add_session_options",
     "check_input_path",
+    "data_and_model",
     "read_data",
     "load_config_file",
     "merge_sections",
@@ -230,6 +231,28 @@ def add_option_flags(group: Any, options: Sequence[Any], section: str) -> None:
             shown = " ".join(map(str, shown))
         kwargs["help"] = f"{option.help} (default: {shown})".replace("%", "%%")
         group.add_argument(option.flag_name, **kwargs)
+
+
+def data_and_model(
+    args: argparse.Namespace, trained_keys: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], Any]:
+    """For the jobs that use a trained model: the option sections (the ``--config`` file's,
+    overridden by the flags; ``--data`` required and checked) and the model of ``--model``,
+    whose recorded training columns (``jobs/train.py`` writes them into the model file) are the
+    defaults of the ``data`` options ``trained_keys``."""
+    from sparklstm.model import SequenceModel
+
+    options = merge_sections(load_config_file(args.config) if args.config else {}, args)
+    data = options["data"]
+    if not data.get("path"):
+        raise ValueError("--data is required (or data.path in --config)")
+    check_input_path("--data", data["path"])
+    model = SequenceModel.load(args.model)
+    trained = model.metadata.get("columns", {})
+    for key in trained_keys:
+        if key not in data and trained.get(key):
+            data[key] = trained[key]
+    return options, model
 
 
 def check_input_path(flag: str, path: str) -> None:

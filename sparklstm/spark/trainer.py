@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import json
 import logging
 import math
 import secrets
@@ -50,15 +49,24 @@ from sparklstm.spark.averaging import (
     round_row,
 )
 from sparklstm.spark.metrics import MetricsFile, RoundPrinter
-from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
+from sparklstm.spark.model_metrics import (
+    added_totals,
+    evaluate_cached,
+    evaluate_distributed,
+    evaluation_task,
+)
+from sparklstm.spark.partitions import CachedChunks
+from sparklstm.spark.preparation import (
+    check_partition_sizes,
+    model_config_for,
+    model_option,
+    prepare,
+)
 from sparklstm.spark.reduction import collect_round_results
 from sparklstm.spark.rounds import (
     RESULT_SCHEMA,
     RoundSpec,
     WorkerResult,
-    add_totals,
-    collect_results,
-    evaluate_task,
     merge_results,
     round_filter,
     train_task,
@@ -70,12 +78,9 @@ from sparklstm.spark.run_record import (
     starting_checkpoint,
 )
 from sparklstm.spark.schema import (
-    RULE_COLUMN,
     Columns,
-    DataProfile,
     model_sizes,
     profile_data,
-    row_rules,
 )
 from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import decode_result, encode_payload
@@ -86,95 +91,6 @@ from sparklstm.training.step import batches_per_chunk, resolve_seed
 __all__ = ["fit_distributed", "evaluate_distributed"]
 
 logger = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------------------------ preparation
-def _model_config(
-    model: SequenceModel | ModelConfig | Mapping[str, Any] | None, sizes: dict[str, int]
-) -> tuple[ModelConfig, SequenceModel | None]:
-    if isinstance(model, SequenceModel):
-        return model.config, model
-    if isinstance(model, ModelConfig):
-        return model, None
-    options = dict(model or {})
-    if "input_size" in options or "vocab_size" in options:
-        sizes = {k: v for k, v in sizes.items() if k not in ("input_size", "vocab_size")}
-    for key, value in sizes.items():
-        options.setdefault(key, value)
-    return ModelConfig.from_dict(options), None
-
-
-def _encoding(config: ModelConfig, columns: Columns, cfg: TrainOptions) -> ChunkEncoding:
-    return ChunkEncoding(
-        columns=columns,
-        dtype=config.dtype,
-        tokens=config.uses_tokens,
-        per_step_labels=config.head == "all" and columns.label is not None,
-        classification=config.task == "classification",
-        num_features=config.input_size,
-        chunk_rows=max(cfg.chunk_rows, cfg.batch_size),
-        batch_size=cfg.batch_size,
-    )
-
-
-def _prepare(
-    df: Any,
-    columns: Columns,
-    profile: DataProfile,
-    config: ModelConfig,
-    cfg: TrainOptions,
-    invalid_rows: str,
-    num_partitions: int | None,
-    max_chunk_bytes: int | None = None,
-) -> tuple[CachedChunks, dict[str, int]]:
-    """The data checked, encoded and cached in one job; returns the cache and the rows left out
-    per problem (``invalid_rows="skip"``; ``"error"`` raises before anything trains).
-
-    With ``num_partitions`` the data is always spread over exactly that many partitions by a
-    round-robin repartition (deterministic membership: Spark sorts each input partition before
-    dealing its rows out), since a DataFrame cannot tell its partition count without running a
-    job on a Connect session. With ``cfg.cache_dir`` the encoded data are kept as Parquet files
-    in a new directory under it (removed by ``unpersist``). ``max_chunk_bytes`` fixes the
-    chunks' byte budget (a resumed run passes its checkpoint's, so that its minibatches are the
-    same on other executors)."""
-    rules = row_rules(columns, profile, config)
-    if num_partitions is not None:
-        df = df.repartition(num_partitions)
-    encoding = dataclasses.replace(
-        _encoding(config, columns, cfg),
-        rule_column=RULE_COLUMN,
-        num_rules=len(rules.problems),
-        max_chunk_bytes=max_chunk_bytes,
-    )
-    directory = None
-    if cfg.cache_dir is not None:
-        directory = f"{cfg.cache_dir.rstrip('/')}/sparklstm-chunks-{secrets.token_hex(8)}"
-    cached = cache_chunks(df.withColumn(RULE_COLUMN, rules.column()), encoding, directory=directory)
-    try:
-        return cached, rules.settle(df, columns, cached.rejected, invalid_rows)
-    except BaseException:
-        cached.unpersist()
-        raise
-
-
-def _check_partition_sizes(cached: CachedChunks, cfg: TrainOptions) -> int:
-    """Apply ``small_partitions``; returns the rows left out."""
-    small = [(p, rows) for p, rows in enumerate(cached.partition_rows) if rows < cfg.batch_size]
-    if not small or cfg.small_partitions == "train":
-        return 0
-    if cfg.small_partitions == "error":
-        shown = ", ".join(f"partition {p}: {rows} rows" for p, rows in small[:5])
-        raise ValueError(
-            f"{len(small)} of {cached.num_partitions} partitions hold fewer rows than "
-            f"batch_size={cfg.batch_size} ({shown}). Use fewer partitions (num_partitions; "
-            "--partitions in the jobs), a smaller batch_size (--batch-size), or "
-            "small_partitions='train' / 'skip' (--small-partitions train/skip)"
-        )
-    skipped = 0
-    for p, rows in small:
-        cached.chunk_rows[p] = []
-        skipped += rows
-    return skipped
 
 
 # ------------------------------------------------------------------------------ the driver
@@ -270,8 +186,8 @@ def _fit(
     started_run = time.perf_counter()
     checkpoint = starting_checkpoint(checkpoint_dir, resume)
     profile = profile_data(data, columns)
-    model_config, start_model = _model_config(
-        model, model_sizes(profile, _option(model, "task"), _option(model, "head"), model)
+    model_config, start_model = model_config_for(
+        model, model_sizes(profile, model_option(model, "task"), model_option(model, "head"), model)
     )
     if checkpoint is not None:
         check_resumable(checkpoint, model_config, cfg)
@@ -281,7 +197,7 @@ def _fit(
         seed, run_id = checkpoint.seed, checkpoint.run_id
 
     chunk_bytes = None if checkpoint is None else checkpoint.progress.get("max_chunk_bytes")
-    cached, skipped = _prepare(
+    cached, skipped = prepare(
         data,
         columns,
         profile,
@@ -298,10 +214,10 @@ def _fit(
         )
     val_cached = None
     try:
-        skipped_small = _check_partition_sizes(cached, cfg)
+        skipped_small = check_partition_sizes(cached, cfg)
         if validation is not None:
             val_profile = profile_data(validation, columns)
-            val_cached, _ = _prepare(
+            val_cached, _ = prepare(
                 validation,
                 columns,
                 val_profile,
@@ -332,15 +248,6 @@ def _fit(
         cached.unpersist()
         if val_cached is not None:
             val_cached.unpersist()
-
-
-def _option(model: Any, name: str) -> str:
-    defaults = {"task": "classification", "head": "last"}
-    if isinstance(model, SequenceModel):
-        return getattr(model.config, name)
-    if isinstance(model, ModelConfig):
-        return getattr(model, name)
-    return (model or {}).get(name, defaults[name])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -569,7 +476,7 @@ def _round_job(
     if waiting is not None:
         assert run.val_cached is not None
         alongside = run.val_cached.chunks().mapInArrow(
-            _evaluation_task(run.model_config, shipment.parcel, run.cfg.batch_size), RESULT_SCHEMA
+            evaluation_task(run.model_config, shipment.parcel, run.cfg.batch_size), RESULT_SCHEMA
         )
     with shipment:
         rows, validation_rows = collect_round_results(
@@ -580,7 +487,7 @@ def _round_job(
         )
     validated = None
     if waiting is not None:
-        validated = metrics_from_totals(run.model_config, _added_totals(validation_rows))
+        validated = metrics_from_totals(run.model_config, added_totals(validation_rows))
     result = functools.reduce(
         merge_results, (decode_result(data) for _, data in rows), WorkerResult()
     )
@@ -594,57 +501,3 @@ def _initial_model(model_config: ModelConfig, seed: int) -> SequenceModel:
     if model_config.seed is None:
         return SequenceModel.from_config(dataclasses.replace(model_config, seed=seed))
     return SequenceModel.from_config(model_config)
-
-
-# ------------------------------------------------------------------------------ evaluation
-def _evaluation_task(model_config: ModelConfig, parcel: Any, batch_size: int) -> Any:
-    return functools.partial(
-        evaluate_task,
-        model_config=model_config.to_dict(),
-        payload=parcel,
-        batch_size=max(batch_size, 256),
-    )
-
-
-def _added_totals(rows: list[tuple[int, bytes]]) -> dict[str, float]:
-    totals: dict[str, float] = {}
-    for _, data in rows:
-        totals = add_totals(totals, json.loads(data.decode("utf-8")))
-    return totals
-
-
-def evaluate_cached(
-    cached: CachedChunks,
-    model_config: ModelConfig,
-    params: Mapping[str, np.ndarray],
-    batch_size: int = 512,
-) -> dict[str, float]:
-    """Metrics of ``params`` on cached data, computed on the executors."""
-    payload = encode_payload(dict(params))
-    with ship(cached.df.sparkSession, payload, f"sparklstm-{secrets.token_hex(8)}.npz") as sent:
-        task = _evaluation_task(model_config, sent.parcel, batch_size)
-        rows = cached.chunks().mapInArrow(task, RESULT_SCHEMA).collect()
-    return metrics_from_totals(model_config, _added_totals(collect_results(rows)))
-
-
-def evaluate_distributed(
-    model: SequenceModel,
-    data: Any,
-    *,
-    features_col: str = "features",
-    label_col: str = "label",
-    length_col: str | None = None,
-    batch_size: int = 512,
-    cache_dir: str | None = None,
-) -> dict[str, float]:
-    """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors
-    (``cache_dir``: see :class:`~sparklstm.spark.config.TrainOptions`)."""
-    columns = Columns(features_col, label_col, length_col)
-    cfg = TrainOptions(batch_size=min(batch_size, 4096), chunk_rows=4096, cache_dir=cache_dir)
-    cached, _ = _prepare(
-        data, columns, profile_data(data, columns), model.config, cfg, "error", None
-    )
-    try:
-        return evaluate_cached(cached, model.config, model.params, batch_size)
-    finally:
-        cached.unpersist()

@@ -1,0 +1,115 @@
+"""Before the first round: the model configuration the data implies, and the data checked,
+encoded and cached in one Spark job (:func:`prepare`), with the small-partition policy applied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from sparklstm.model import SequenceModel
+from sparklstm.model.config import ModelConfig
+from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
+from sparklstm.spark.schema import RULE_COLUMN, Columns, DataProfile, row_rules
+from sparklstm.training.options import TrainOptions
+
+__all__ = ["model_config_for", "model_option", "prepare", "check_partition_sizes"]
+
+
+def model_config_for(
+    model: SequenceModel | ModelConfig | Mapping[str, Any] | None, sizes: dict[str, int]
+) -> tuple[ModelConfig, SequenceModel | None]:
+    if isinstance(model, SequenceModel):
+        return model.config, model
+    if isinstance(model, ModelConfig):
+        return model, None
+    options = dict(model or {})
+    if "input_size" in options or "vocab_size" in options:
+        sizes = {k: v for k, v in sizes.items() if k not in ("input_size", "vocab_size")}
+    for key, value in sizes.items():
+        options.setdefault(key, value)
+    return ModelConfig.from_dict(options), None
+
+
+def _encoding(config: ModelConfig, columns: Columns, cfg: TrainOptions) -> ChunkEncoding:
+    return ChunkEncoding(
+        columns=columns,
+        dtype=config.dtype,
+        tokens=config.uses_tokens,
+        per_step_labels=config.head == "all" and columns.label is not None,
+        classification=config.task == "classification",
+        num_features=config.input_size,
+        chunk_rows=max(cfg.chunk_rows, cfg.batch_size),
+        batch_size=cfg.batch_size,
+    )
+
+
+def prepare(
+    df: Any,
+    columns: Columns,
+    profile: DataProfile,
+    config: ModelConfig,
+    cfg: TrainOptions,
+    invalid_rows: str,
+    num_partitions: int | None,
+    max_chunk_bytes: int | None = None,
+) -> tuple[CachedChunks, dict[str, int]]:
+    """The data checked, encoded and cached in one job; returns the cache and the rows left out
+    per problem (``invalid_rows="skip"``; ``"error"`` raises before anything trains).
+
+    With ``num_partitions`` the data is always spread over exactly that many partitions by a
+    round-robin repartition (deterministic membership: Spark sorts each input partition before
+    dealing its rows out), since a DataFrame cannot tell its partition count without running a
+    job on a Connect session. With ``cfg.cache_dir`` the encoded data are kept as Parquet files
+    in a new directory under it (removed by ``unpersist``). ``max_chunk_bytes`` fixes the
+    chunks' byte budget (a resumed run passes its checkpoint's, so that its minibatches are the
+    same on other executors)."""
+    rules = row_rules(columns, profile, config)
+    if num_partitions is not None:
+        df = df.repartition(num_partitions)
+    encoding = dataclasses.replace(
+        _encoding(config, columns, cfg),
+        rule_column=RULE_COLUMN,
+        num_rules=len(rules.problems),
+        max_chunk_bytes=max_chunk_bytes,
+    )
+    directory = None
+    if cfg.cache_dir is not None:
+        directory = f"{cfg.cache_dir.rstrip('/')}/sparklstm-chunks-{secrets.token_hex(8)}"
+    cached = cache_chunks(df.withColumn(RULE_COLUMN, rules.column()), encoding, directory=directory)
+    try:
+        return cached, rules.settle(df, columns, cached.rejected, invalid_rows)
+    except BaseException:
+        cached.unpersist()
+        raise
+
+
+def check_partition_sizes(cached: CachedChunks, cfg: TrainOptions) -> int:
+    """Apply ``small_partitions``; returns the rows left out."""
+    small = [(p, rows) for p, rows in enumerate(cached.partition_rows) if rows < cfg.batch_size]
+    if not small or cfg.small_partitions == "train":
+        return 0
+    if cfg.small_partitions == "error":
+        shown = ", ".join(f"partition {p}: {rows} rows" for p, rows in small[:5])
+        raise ValueError(
+            f"{len(small)} of {cached.num_partitions} partitions hold fewer rows than "
+            f"batch_size={cfg.batch_size} ({shown}). Use fewer partitions (num_partitions; "
+            "--partitions in the jobs), a smaller batch_size (--batch-size), or "
+            "small_partitions='train' / 'skip' (--small-partitions train/skip)"
+        )
+    skipped = 0
+    for p, rows in small:
+        cached.chunk_rows[p] = []
+        skipped += rows
+    return skipped
+
+
+def model_option(model: Any, name: str) -> str:
+    defaults = {"task": "classification", "head": "last"}
+    if isinstance(model, SequenceModel):
+        return getattr(model.config, name)
+    if isinstance(model, ModelConfig):
+        return getattr(model, name)
+    return (model or {}).get(name, defaults[name])
