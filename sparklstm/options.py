@@ -45,10 +45,6 @@ __all__ = [
 
 KINDS = ("int", "float", "bool", "choice", "str", "ints", "floats", "mapping")
 
-# What a float option takes: any NumPy number, so a NumPy complex too (as its real part, with
-# NumPy's ComplexWarning), as options always have; the other checks of numbers refuse it.
-_NUMBER_TYPES = (int, float, np.number)
-
 
 @dataclass(frozen=True)
 class Option:
@@ -111,7 +107,7 @@ class Option:
             check_in_interval(self.name, number, self.bounds)
             return number
         if self.kind == "float":
-            return check_real(self.name, value, self.bounds, types=_NUMBER_TYPES)
+            return check_real(self.name, value, self.bounds)
         if self.kind == "bool":
             return check_bool(self.name, value)
         if self.kind == "choice":
@@ -137,10 +133,7 @@ class Option:
             minimum = int(self.minimum or 1)
             items = [check_int(f"{self.name}[{i}]", v, minimum) for i, v in enumerate(value)]
         else:
-            items = [
-                check_real(f"{self.name}[{i}]", v, self.bounds, types=_NUMBER_TYPES)
-                for i, v in enumerate(value)
-            ]
+            items = [check_real(f"{self.name}[{i}]", v, self.bounds) for i, v in enumerate(value)]
         return tuple(items)
 
     def describe(self) -> str:

@@ -73,6 +73,14 @@ def test_bad_values_are_refused_by_the_definition_naming_the_option():
             TrainOptions(**{option.name: bad})
 
 
+def test_a_complex_number_is_not_a_real_option():
+    # It used to pass as its real part (lr=1+2j trained with lr=1.0).
+    with pytest.raises(TypeError, match="lr must be a number, got complex128"):
+        TrainOptions(lr=np.complex128(1 + 2j))
+    with pytest.raises(TypeError, match=r"dropout must be a float, got complex64"):
+        ModelConfig(input_size=2, dropout=np.complex64(0.1))
+
+
 def test_the_trainers_take_exactly_their_scopes():
     names = {o.name for o in dataclasses.fields(TrainOptions)}
     assert {o.name for o in SPARK} | {o.name for o in LOCAL} == names
