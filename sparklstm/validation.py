@@ -19,6 +19,7 @@ import numpy as np
 
 __all__ = [
     "Interval",
+    "check_config",
     "Wording",
     "GOT",
     "REAL_TYPES",
@@ -380,3 +381,18 @@ def as_token_sequences(x: Any, name: str, vocab_size: int) -> np.ndarray:
         bad = low if low < 0 else high
         raise ValueError(f"{name} holds token id {bad}, outside [0, {vocab_size}) (vocab_size)")
     return x.astype(np.int64, copy=False)
+
+
+def check_config(config: Any, config_type: str, keys: Iterable[str]) -> Mapping[str, Any]:
+    """``config`` if it is a mapping with exactly ``keys`` whose ``"type"`` is ``config_type``
+    (what a ``from_config`` of a JSON-described object reads back)."""
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping, got {type(config).__name__}")
+    expected = set(keys)
+    if set(config) != expected:
+        raise ValueError(
+            f"config must have exactly the keys {sorted(expected)}, got {sorted(config)}"
+        )
+    if config["type"] != config_type:
+        raise ValueError(f"config['type'] = {config['type']!r}: expected {config_type!r}")
+    return config

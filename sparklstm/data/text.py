@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike
 
 from sparklstm.data.padding import _check_int
-from sparklstm.validation import check_str
+from sparklstm.validation import check_config, check_str
 
 __all__ = ["CharVocab", "next_token_windows"]
 
@@ -186,15 +186,7 @@ class CharVocab:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> CharVocab:
         """Inverse of :meth:`to_config`."""
-        if not isinstance(config, Mapping):
-            raise TypeError(f"config must be a mapping, got {type(config).__name__}")
-        expected = {"type", "unknown", "symbols"}
-        if set(config) != expected:
-            raise ValueError(
-                f"config must have exactly the keys {sorted(expected)}, got {sorted(config)}"
-            )
-        if config["type"] != _CONFIG_TYPE:
-            raise ValueError(f"config['type'] = {config['type']!r}: expected {_CONFIG_TYPE!r}")
+        check_config(config, _CONFIG_TYPE, ("type", "unknown", "symbols"))
         symbols = config["symbols"]
         if isinstance(symbols, str) or not isinstance(symbols, (list, tuple)):
             raise TypeError(

@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike
 
 from sparklstm.data.padding import _check_int
 from sparklstm.datasets.extra import package_dir
+from sparklstm.validation import check_config
 
 if TYPE_CHECKING:
     from sparklstm.model import SequenceModel
@@ -184,15 +185,7 @@ class LogStandardScaler:
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> LogStandardScaler:
         """Inverse of :meth:`to_config`."""
-        if not isinstance(config, Mapping):
-            raise TypeError(f"config must be a mapping, got {type(config).__name__}")
-        expected = {"type", "mean", "std"}
-        if set(config) != expected:
-            raise ValueError(
-                f"config must have exactly the keys {sorted(expected)}, got {sorted(config)}"
-            )
-        if config["type"] != _CONFIG_TYPE:
-            raise ValueError(f"config['type'] = {config['type']!r}: expected {_CONFIG_TYPE!r}")
+        check_config(config, _CONFIG_TYPE, ("type", "mean", "std"))
         return cls(config["mean"], config["std"])
 
 

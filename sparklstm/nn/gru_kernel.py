@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparklstm.nn.packing import PackedLayout
-from sparklstm.nn.recurrence import StepWalker
+from sparklstm.nn.recurrence import StepWalker, scaled_gate_weights
 
 __all__ = ["GRUCache", "gru_forward", "gru_backward"]
 
@@ -52,13 +52,6 @@ class GRUCache:
     hidden: np.ndarray  # (N, H)
     h0: np.ndarray  # (B, H) sorted order
     walker: StepWalker
-
-
-def _scaled_gate_weights(weight: np.ndarray, hidden_size: int) -> np.ndarray:
-    """``(3H, K)`` -> ``(3, K, H)``: per-gate transposed blocks, sigmoid gates scaled by 1/2."""
-    blocks = weight.reshape(3, hidden_size, -1).transpose(0, 2, 1)
-    scale = np.asarray(_GATE_SCALE, dtype=weight.dtype).reshape(3, 1, 1)
-    return np.ascontiguousarray(blocks * scale)
 
 
 def gru_forward(
@@ -91,7 +84,7 @@ def gru_forward(
     batch = layout.batch_size
     walker = StepWalker(layout, reverse)
 
-    w_ih_gates = _scaled_gate_weights(w_ih, H)
+    w_ih_gates = scaled_gate_weights(w_ih, H, _GATE_SCALE)
     gates = np.empty((3, num_rows, H), dtype=dtype)
     for k in range(3):
         np.matmul(x, w_ih_gates[k], out=gates[k])
@@ -103,7 +96,7 @@ def gru_forward(
         bias_in[:2] *= 0.5
         gates += bias_in
     b_hn = None if b_hh is None else b_hh[2 * H :]
-    w_hh_t = np.ascontiguousarray(_scaled_gate_weights(w_hh, H).transpose(1, 0, 2))
+    w_hh_t = np.ascontiguousarray(scaled_gate_weights(w_hh, H, _GATE_SCALE).transpose(1, 0, 2))
     w_hh_t = w_hh_t.reshape(H, 3 * H)
 
     recurrent_n = np.empty((num_rows, H), dtype=dtype)

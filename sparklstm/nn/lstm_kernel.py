@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparklstm.nn.packing import PackedLayout
-from sparklstm.nn.recurrence import StepWalker
+from sparklstm.nn.recurrence import StepWalker, scaled_gate_weights
 
 __all__ = ["LSTMCache", "lstm_forward", "lstm_backward"]
 
@@ -66,13 +66,6 @@ class LSTMCache:
     h0: np.ndarray  # (B, H) sorted order
     c0: np.ndarray  # (B, H) sorted order
     walker: StepWalker
-
-
-def _scaled_gate_weights(weight: np.ndarray, hidden_size: int) -> np.ndarray:
-    """``(4H, K)`` -> ``(4, K, H)``: per-gate transposed blocks, sigmoid gates scaled by 1/2."""
-    blocks = weight.reshape(4, hidden_size, -1).transpose(0, 2, 1)
-    scale = np.asarray(_GATE_SCALE, dtype=weight.dtype).reshape(4, 1, 1)
-    return np.ascontiguousarray(blocks * scale)
 
 
 def lstm_forward(
@@ -111,7 +104,7 @@ def lstm_forward(
     walker = StepWalker(layout, reverse)
 
     # Input projection of every step: one GEMM per gate, straight into the gate buffer.
-    w_ih_gates = _scaled_gate_weights(w_ih, hidden_size)  # (4, I, H)
+    w_ih_gates = scaled_gate_weights(w_ih, hidden_size, _GATE_SCALE)  # (4, I, H)
     gates = np.empty((4, num_rows, hidden_size), dtype=dtype)
     for k in range(4):
         np.matmul(x, w_ih_gates[k], out=gates[k])
@@ -119,7 +112,8 @@ def lstm_forward(
         scale = np.asarray(_GATE_SCALE, dtype=dtype).reshape(4, 1, 1)
         gates += bias.reshape(4, 1, hidden_size) * scale
     # Recurrent weights as one (H, 4H) matrix whose output columns are gate-major.
-    w_hh_t = np.ascontiguousarray(_scaled_gate_weights(w_hh, hidden_size).transpose(1, 0, 2))
+    w_hh_gates = scaled_gate_weights(w_hh, hidden_size, _GATE_SCALE)
+    w_hh_t = np.ascontiguousarray(w_hh_gates.transpose(1, 0, 2))
     w_hh_t = w_hh_t.reshape(hidden_size, 4 * hidden_size)
     if peephole is not None:
         peep_if = (peephole[:2] * 0.5).reshape(2, 1, hidden_size).astype(dtype, copy=False)

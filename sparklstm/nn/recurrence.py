@@ -1,4 +1,5 @@
-"""Step bookkeeping shared by the LSTM and GRU kernels: where each step's previous state lives.
+"""What the LSTM and GRU kernels share: the step bookkeeping (where each step's previous state
+lives) and the layout of the gate weights.
 
 All arrays here are *packed* (see :mod:`sparklstm.nn.packing`): one row per valid (step,
 sequence), steps in time order, and the live sequences of step ``t`` a contiguous row block.
@@ -11,7 +12,7 @@ import numpy as np
 
 from sparklstm.nn.packing import PackedLayout
 
-__all__ = ["StepWalker"]
+__all__ = ["StepWalker", "scaled_gate_weights"]
 
 
 class StepWalker:
@@ -99,3 +100,15 @@ class StepWalker:
         """All steps' previous states at once, ``(N, H)``, gathered in one call."""
         index = self.layout.previous_row_index(self.reverse)
         return np.concatenate([rows_buf, initial])[index]
+
+
+def scaled_gate_weights(
+    weight: np.ndarray, hidden_size: int, gate_scale: tuple[float, ...]
+) -> np.ndarray:
+    """``(G*H, K)`` -> ``(G, K, H)``: per-gate transposed blocks, each gate's block multiplied
+    by its ``gate_scale`` (1/2 for the sigmoid gates, which the kernels evaluate as
+    ``sigmoid(z) = (1 + tanh(z / 2)) / 2``)."""
+    gates = len(gate_scale)
+    blocks = weight.reshape(gates, hidden_size, -1).transpose(0, 2, 1)
+    scale = np.asarray(gate_scale, dtype=weight.dtype).reshape(gates, 1, 1)
+    return np.ascontiguousarray(blocks * scale)
