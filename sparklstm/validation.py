@@ -329,8 +329,9 @@ def check_lengths(lengths: Any, batch_size: int, max_len: int, name: str = "leng
     return arr
 
 
-def as_float_sequences(x: Any, name: str, input_size: int | None, dtype: np.dtype) -> np.ndarray:
-    """``x`` as a float ``[batch, time, features]`` array of ``dtype``, checked."""
+def _as_array(x: Any, name: str, dtype: np.dtype | None) -> np.ndarray:
+    """``x`` as a NumPy array (lists converted, in ``dtype`` when given); ragged input (rows of
+    different lengths) is one line saying to pad it."""
     if isinstance(x, (list, tuple)):
         try:
             x = np.asarray(x, dtype=dtype)
@@ -340,6 +341,12 @@ def as_float_sequences(x: Any, name: str, input_size: int | None, dtype: np.dtyp
         raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
     if x.dtype == object:
         raise _ragged_error(name)
+    return x
+
+
+def as_float_sequences(x: Any, name: str, input_size: int | None, dtype: np.dtype) -> np.ndarray:
+    """``x`` as a float ``[batch, time, features]`` array of ``dtype``, checked."""
+    x = _as_array(x, name, dtype)
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
         raise TypeError(f"{name} must hold numbers, got dtype {x.dtype}")
     if x.ndim != 3:
@@ -359,15 +366,7 @@ def as_float_sequences(x: Any, name: str, input_size: int | None, dtype: np.dtyp
 
 def as_token_sequences(x: Any, name: str, vocab_size: int) -> np.ndarray:
     """``x`` as an int64 ``[batch, time]`` array of token ids in ``[0, vocab_size)``."""
-    if isinstance(x, (list, tuple)):
-        try:
-            x = np.asarray(x)
-        except ValueError as exc:
-            raise _ragged_error(name) from exc
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a NumPy array, got {type(x).__name__}")
-    if x.dtype == object:
-        raise _ragged_error(name)
+    x = _as_array(x, name, None)
     if not np.issubdtype(x.dtype, np.integer):
         raise TypeError(f"{name} must hold integer token ids, got dtype {x.dtype}")
     if x.ndim != 2:
