@@ -18,11 +18,9 @@ import time
 from collections.abc import Sequence
 
 from sparklstm.cli import (
-    JobArgumentParser,
-    add_data_options,
     add_option_flags,
-    add_session_options,
     data_and_model,
+    model_job_parser,
     read_data,
     run_job,
     write_json,
@@ -37,13 +35,7 @@ PROG = "evaluate.py"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = JobArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2]
-    )
-    parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
-    parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
-    add_session_options(parser)
-    add_data_options(parser, "labelled data (required)")
+    parser = model_job_parser(PROG, __doc__, "labelled data (required)")
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
     parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
     cache_dir = [option for option in train_options("spark") if option.name == "cache_dir"]

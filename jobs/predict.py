@@ -18,10 +18,8 @@ import time
 from collections.abc import Sequence
 
 from sparklstm.cli import (
-    JobArgumentParser,
-    add_data_options,
-    add_session_options,
     data_and_model,
+    model_job_parser,
     read_data,
     run_job,
 )
@@ -33,13 +31,7 @@ S = argparse.SUPPRESS
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = JobArgumentParser(
-        prog=PROG, description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 2)[2]
-    )
-    parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
-    parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
-    add_session_options(parser)
-    add_data_options(parser, "data to predict (required)")
+    parser = model_job_parser(PROG, __doc__, "data to predict (required)")
     out = parser.add_argument_group("output")
     out.add_argument("--output", required=True, help="Parquet directory to write")
     out.add_argument(

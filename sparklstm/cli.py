@@ -24,6 +24,7 @@ __all__ = [
     "add_session_options",
     "check_input_path",
     "data_and_model",
+    "model_job_parser",
     "read_data",
     "load_config_file",
     "merge_sections",
@@ -231,6 +232,20 @@ def add_option_flags(group: Any, options: Sequence[Any], section: str) -> None:
             shown = " ".join(map(str, shown))
         kwargs["help"] = f"{option.help} (default: {shown})".replace("%", "%%")
         group.add_argument(option.flag_name, **kwargs)
+
+
+def model_job_parser(prog: str, doc: str, data_help: str) -> JobArgumentParser:
+    """The parser of a job that applies a trained model (predict, evaluate): the job's
+    docstring as description and epilog, ``--model``, ``--config``, the session options and
+    the ``data`` group; the job adds its own output options."""
+    parser = JobArgumentParser(
+        prog=prog, description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 2)[2]
+    )
+    parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
+    parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
+    add_session_options(parser)
+    add_data_options(parser, data_help)
+    return parser
 
 
 def data_and_model(
