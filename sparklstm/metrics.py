@@ -20,11 +20,15 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+from numpy.typing import ArrayLike
+
 __all__ = [
     "training_metrics",
     "metrics_from_totals",
     "classification_report",
     "regression_report",
+    "mape",
 ]
 
 
@@ -106,3 +110,24 @@ def regression_report(
         "mape_count": n_nonzero,
         "r2": 1.0 - sse / total_ss if total_ss > 0 else None,
     }
+
+
+def mape(actual: ArrayLike, predicted: ArrayLike) -> float:
+    """Mean absolute percentage error of two arrays, in percent: ``100 * mean(|a - p| / |a|)``
+    (every actual value must be non-zero; :func:`regression_report` skips zero labels)."""
+    a = _finite("actual", actual)
+    p = _finite("predicted", predicted)
+    if a.shape != p.shape:
+        raise ValueError(f"actual has shape {a.shape}, predicted {p.shape}: they must match")
+    if a.size == 0:
+        raise ValueError("actual is empty")
+    if (a == 0).any():
+        raise ValueError("actual holds zeros: MAPE is undefined")
+    return float(100.0 * np.mean(np.abs(a - p) / np.abs(a)))
+
+
+def _finite(name: str, values: ArrayLike) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} holds NaN or Inf")
+    return arr

@@ -52,3 +52,15 @@ def test_training_metrics_average_over_loss_terms():
     regression = training_metrics("regression", 2, 8.0, 4, 32.0)
     assert regression == {"loss": 2.0, "rmse": 2.0}
     assert training_metrics("classification", 2, 0.0, 0, 0.0) == {"loss": 0.0, "accuracy": 0.0}
+
+
+def test_mape_of_arrays_and_its_refusals():
+    from sparklstm.metrics import mape
+
+    assert mape([100.0, 200.0], [110.0, 150.0]) == pytest.approx(100 * (0.1 + 0.25) / 2)
+    with pytest.raises(ValueError, match="actual holds zeros"):
+        mape([0.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="they must match"):
+        mape([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="predicted holds NaN"):
+        mape([1.0], [float("nan")])
