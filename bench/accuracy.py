@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.cli import DATA_READ_KEYS, JobArgumentParser, run_job, write_json
+from sparklstm.cli import DATA_READ_KEYS, JobArgumentParser, read_document, run_job, write_json
 from sparklstm.datasets import generate
 from sparklstm.model.config import ModelConfig
 from sparklstm.spark.config import DistributedConfig
@@ -116,22 +116,8 @@ class AccuracyConfig:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
-    """The file as a dict (YAML with ``yaml.safe_load``: nothing in it is ever executed)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config: no such file: {path}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(f"{path}: YAML needs PyYAML; or write the config as JSON") from None
-        document = yaml.safe_load(text)
-    else:
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{path}: not valid JSON: {exc}") from None
+    """The file as a dict (JSON, or YAML read safely: nothing in it is ever executed)."""
+    document = read_document(path)
     if not isinstance(document, dict):
         raise ValueError(f"{path}: expected an object with the keys {list(TOP_LEVEL)}")
     return document

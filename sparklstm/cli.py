@@ -26,6 +26,7 @@ __all__ = [
     "data_and_model",
     "model_job_parser",
     "read_data",
+    "read_document",
     "load_config_file",
     "merge_sections",
     "run_job",
@@ -55,6 +56,33 @@ class JobArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def read_document(path: Path, flag: str = "") -> Any:
+    """A JSON (or, with PyYAML installed, YAML) file's content. YAML is read with
+    ``yaml.safe_load`` (no object construction): nothing in the file is ever executed. Errors
+    are one line naming ``flag`` (e.g. ``--config``) and the path."""
+    where = f"{flag} {path}" if flag else str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{flag or 'config'}: no such file: {path}") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(
+                f"{where}: YAML needs PyYAML (pip install 'sparklstm[yaml]'); "
+                "or write the config as JSON"
+            ) from None
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{where}: not valid YAML: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON: {exc}") from None
+
+
 def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """Read a job config: a JSON (or, with PyYAML installed, YAML) object whose keys are some of
     ``data``, ``model``, ``training`` and ``output``, each an object of options named as the
@@ -64,27 +92,7 @@ def load_config_file(path: str | Path) -> dict[str, dict[str, Any]]:
     ever executed.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"--config: no such file: {path}") from None
-    if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise ValueError(
-                f"--config {path}: YAML needs PyYAML (pip install 'sparklstm[yaml]'); "
-                "or write the config as JSON"
-            ) from None
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ValueError(f"--config {path}: not valid YAML: {exc}") from None
-    else:
-        try:
-            document = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"--config {path}: not valid JSON: {exc}") from None
+    document = read_document(path, "--config")
     if not isinstance(document, dict):
         raise ValueError(f"--config {path}: expected an object with sections {CONFIG_SECTIONS}")
     unknown = sorted(set(document) - set(CONFIG_SECTIONS))
