@@ -13,7 +13,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs.make_data import main
 from sparklstm import SequenceModel
 from sparklstm.data.text import CharVocab
 from sparklstm.datasets import (
@@ -40,20 +39,11 @@ from sparklstm.datasets import (
     ucr_names,
 )
 from sparklstm.datasets import kjv as kjv_module
+from tests.test_make_data import run
 
 FLOATS = pa.list_(pa.list_(pa.float32()))
 KJV_CHARS = 4_181_679
 FIRST_VERSE = "In the beginning God created the heaven and the earth."
-
-
-def run(capsys, *argv):
-    """``main(argv)`` -> (exit status, stdout, stderr); argparse exits count as statuses."""
-    try:
-        status = main([str(a) for a in argv])
-    except SystemExit as exc:
-        status = exc.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 # ------------------------------------------------------------------------------------ UCR/UEA
