@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from bench.common import answer_as_child, machine_line
 
 EPOCHS, BATCH, LR, HIDDEN = 8, 32, 0.005, 64
 FEATURES, CLASSES, MIN_LEN, MAX_LEN = 13, 10, 6, 88
@@ -200,18 +201,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", choices=("one-process", "spark"), help=argparse.SUPPRESS)
     parser.add_argument("--kind", choices=("classic", "connect"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.child == "one-process":
-        print(json.dumps(run_one_process(args)))
-        return
-    if args.child == "spark":
-        print(json.dumps(run_spark(args)))
+    if answer_as_child(args, {"one-process": run_one_process, "spark": run_spark}):
         return
 
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, NumPy {np.__version__}; {args.rows} sequences of "
-        f"{FEATURES} features, {MIN_LEN}-{MAX_LEN} steps, LSTM({HIDDEN}), Adam, batch {BATCH}, "
-        f"{EPOCHS} epochs"
+        machine_line(
+            f"{args.rows} sequences of {FEATURES} features, {MIN_LEN}-{MAX_LEN} steps, "
+            f"LSTM({HIDDEN}), Adam, batch {BATCH}, {EPOCHS} epochs"
+        )
     )
     results: dict[str, Any] = {"one-process": _child(args, "one-process")}
     base = results["one-process"]

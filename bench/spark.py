@@ -29,12 +29,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 
 import numpy as np
+
+from bench.common import answer_as_child, machine_line
 
 
 def _data(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -188,18 +189,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
-    if args.child == "local":
-        print(json.dumps(run_local(args)))
-        return
-    if args.child == "spark":
-        print(json.dumps(run_spark(args)))
+    if answer_as_child(args, {"local": run_local, "spark": run_spark}):
         return
 
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}, NumPy {np.__version__}; data: {args.rows} sequences, "
-        f"length {args.seq_len // 2}-{args.seq_len}, hidden {args.hidden}, batch "
-        f"{args.batch_size}, float32, one epoch"
+        machine_line(
+            f"data: {args.rows} sequences, length {args.seq_len // 2}-{args.seq_len}, hidden "
+            f"{args.hidden}, batch {args.batch_size}, float32, one epoch"
+        )
     )
     results: dict[str, dict] = {}
     chosen = _selected(args.only)
