@@ -46,10 +46,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 class JobArgumentParser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2) and which
+    takes options only by their full names."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", _HelpFormatter)
+        # An abbreviation (--epoch for --epochs) would silently become another option one day.
+        kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -406,7 +409,8 @@ def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
     """Run ``main(sys.argv[1:])`` and exit with its status; a user mistake (bad option, missing
     column or file, invalid data) or a Spark job that ran out of memory (naming the setting to
     raise, see :func:`out_of_memory`) ends the job with one ``PROG: error: ...`` line on stderr
-    and status 1 instead of a traceback. ``SPARKLSTM_DEBUG=1`` shows the traceback."""
+    and status 1 instead of a traceback. ``SPARKLSTM_DEBUG=1`` shows the traceback. Output cut
+    short by its reader (``| head``) ends the job quietly with status 141."""
     import os
 
     logging.basicConfig(
@@ -416,6 +420,13 @@ def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         status = main(sys.argv[1:])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): stop quietly, as a pipeline's writer
+        # does, with the shell's status for it (128 + SIGPIPE); nothing more goes to stdout.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = 141
     except _user_errors() as exc:
         if os.environ.get("SPARKLSTM_DEBUG"):
             raise

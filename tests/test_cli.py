@@ -93,3 +93,40 @@ def test_py_files_zip_holds_the_package_sources_only(tmp_path):
     assert all(name.endswith(".py") and "__pycache__" not in name for name in names)
     again = build_zip(tmp_path / "again.zip")
     assert archive.read_bytes() == again.read_bytes()  # reproducible
+
+
+def test_options_are_taken_only_by_their_full_names(capsys):
+    from jobs.train import _parser
+
+    parser = _parser()
+    assert parser.parse_args(["--epochs", "3"]).__dict__["training.epochs"] == 3
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--epoch", "3"])  # an abbreviation of --epochs
+    assert exit_.value.code == 2
+    assert "unrecognized arguments: --epoch 3" in capsys.readouterr().err
+
+
+def test_a_job_whose_reader_goes_away_stops_quietly(tmp_path):
+    """``job | head``: the job's output pipe closes early; no BrokenPipeError trace follows."""
+    import subprocess
+    import sys
+
+    script = (
+        "from sparklstm.cli import run_job\n"
+        "def main(argv):\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "    return 0\n"
+        "run_job(main, 'job.py')\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    assert process.stdout.readline() == b"line 0\n"
+    process.stdout.close()  # the reader goes away after one line, as `head -1` does
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
