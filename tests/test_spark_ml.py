@@ -254,8 +254,9 @@ def test_the_classifier_learns_and_validates_on_the_indicated_rows(
     # Every row comes out once, unchanged, with the NumPy model's predictions.
     out = model.transform(df)
     assert out.columns == [*df.columns, "prediction", "probability", "rawPrediction"]
+    # Per-sequence probabilities and logits are Spark ML vectors, as Spark's classifiers write.
     assert out.schema.simpleString().endswith(
-        "prediction:double,probability:array<double>,rawPrediction:array<double>>"
+        "prediction:double,probability:vector,rawPrediction:vector>"
     )
     rows = by_id(out, "features", "label", "held_out", "prediction", "probability")
     assert sorted(rows) == list(range(480))
@@ -264,7 +265,7 @@ def test_the_classifier_learns_and_validates_on_the_indicated_rows(
     originals = by_id(df, "features")
     assert all(rows[i]["features"] == originals[i]["features"] for i in range(480))
     assert [len(rows[i]["features"]) for i in range(480)] == lengths.tolist()
-    probability = np.array([rows[i]["probability"] for i in range(480)])
+    probability = np.array([rows[i]["probability"].toArray() for i in range(480)])
     np.testing.assert_array_equal(
         [rows[i]["prediction"] for i in range(480)], model.sequenceModel.predict(x, lengths)
     )

@@ -50,10 +50,9 @@ def write_sequences(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def scored(model, df) -> dict[int, list[float]]:
-    """``id -> probability`` of ``model.transform(df)``."""
-    return {
-        row.id: row.probability for row in model.transform(df).select("id", "probability").collect()
-    }
+    """``id -> probability`` of ``model.transform(df)`` (a Spark ML vector, as a list)."""
+    rows = model.transform(df).select("id", "probability").collect()
+    return {row.id: row.probability.toArray().tolist() for row in rows}
 
 
 def fingerprint(model: LSTMClassificationModel) -> dict[str, object]:

@@ -115,8 +115,14 @@ class LSTMClassificationModel(
     """Model fitted by :class:`LSTMClassifier`.
 
     ``transform`` appends ``predictionCol`` (double class index; per step: array<double>),
-    ``probabilityCol`` (array<double> of class probabilities; per step: array<array<double>>)
-    and ``rawPredictionCol`` (logits, same shapes as the probabilities). Set a column name to
+    ``probabilityCol`` (class probabilities) and ``rawPredictionCol`` (logits; per sequence
+    centred to mean zero, which leaves the softmax unchanged and makes element 1 of a two-class
+    model order the rows as its probability does, as ``BinaryClassificationEvaluator`` reads
+    it, like the ``[-m, m]`` of Spark's logistic regression). With one output per sequence
+    (``head="last"``) the two are ``Vector`` columns, as every Spark ML classifier writes them,
+    so Spark's evaluators (``BinaryClassificationEvaluator``, ``MulticlassClassificationEvaluator``
+    with ``logLoss``, ...) read them; with one output per step (``head="all"``) they stay
+    ``array<array<double>>``, since Spark ML has no vector of vectors. Set a column name to
     ``""`` to leave it out.
     """
 
@@ -142,6 +148,18 @@ class LSTMClassificationModel(
             "raw_col": self.getRawPredictionCol() or None,
         }
 
+    def _transform(self, dataset: Any) -> Any:
+        predicted = super()._transform(dataset)
+        if self.sequenceModel.config.head != "last":
+            return predicted
+        raw = self.getRawPredictionCol()
+        if raw:
+            predicted = predicted.withColumn(raw, _centred(predicted[raw]))
+        for name in (self.getProbabilityCol(), raw):
+            if name:  # array<double> -> Vector on the executors (no Python per row)
+                predicted = predicted.withColumn(name, _array_to_vector(predicted, name))
+        return predicted
+
     @classmethod
     def read(cls) -> MLReader[LSTMClassificationModel]:
         """An :class:`MLReader` for this class."""
@@ -161,3 +179,25 @@ class LSTMRegressionModel(_LSTMModel, MLReadable["LSTMRegressionModel"]):
     def read(cls) -> MLReader[LSTMRegressionModel]:
         """An :class:`MLReader` for this class."""
         return _LSTMModelReader(cls)
+
+
+def _array_to_vector(df: Any, name: str) -> Any:
+    """Spark ML's ``array_to_vector`` of ``df[name]``, the implementation of ``df``'s kind of
+    session (the generic one picks by the process's API mode, not by the DataFrame)."""
+    from sparklstm.spark.session import is_connect
+
+    if is_connect(df.sparkSession):
+        from pyspark.ml.connect.functions import array_to_vector
+
+        return array_to_vector(df[name])
+    from pyspark.ml.functions import array_to_vector
+
+    return array_to_vector.__wrapped__(df[name])
+
+
+def _centred(logits: Any) -> Any:
+    """``logits - mean(logits)`` of an array column, in Spark SQL (the same softmax)."""
+    from pyspark.sql import functions as F
+
+    total = F.aggregate(logits, F.lit(0.0), lambda acc, value: acc + value)
+    return F.transform(logits, lambda value: value - total / F.size(logits))
