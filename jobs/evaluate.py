@@ -25,11 +25,12 @@ from sparklstm.cli import (
     run_job,
     write_json,
 )
+from sparklstm.options import option_of
 from sparklstm.spark.evaluation import evaluate_predictions
 from sparklstm.spark.inference import predict_dataframe
 from sparklstm.spark.session import get_session
 from sparklstm.spark.trainer import evaluate_distributed
-from sparklstm.training.options import train_options
+from sparklstm.training.options import TrainOptions
 
 PROG = "evaluate.py"
 
@@ -38,8 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = model_job_parser(PROG, __doc__, "labelled data (required)")
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
     parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
-    cache_dir = [option for option in train_options("spark") if option.name == "cache_dir"]
-    add_option_flags(parser, cache_dir, "training")
+    add_option_flags(parser, [option_of(TrainOptions, "cache_dir")], "training")
     return parser
 
 

@@ -34,7 +34,7 @@ from sparklstm.cli import (
 )
 from sparklstm.io.runlock import RunLock, lock_path_for
 from sparklstm.model.config import ModelConfig
-from sparklstm.options import options_of
+from sparklstm.options import option_of, options_of
 from sparklstm.spark.schema import default_task
 from sparklstm.spark.session import default_parallelism, get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
@@ -141,8 +141,7 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, 
             f"--output {output['model']} already holds a model; choose another --output, or "
             "pass --overwrite to replace it"
         )
-    seed = next(o for o in train_options("spark") if o.name == "seed")
-    options["training"].setdefault("seed", flag_default(seed))
+    options["training"].setdefault("seed", flag_default(option_of(TrainOptions, "seed")))
     # Fail on bad training options now, before Spark starts.
     TrainOptions.coerce(options["training"])
     return args, options

@@ -39,6 +39,7 @@ __all__ = [
     "reals",
     "mapping",
     "options_of",
+    "option_of",
     "check_fields",
     "camel_case",
 ]
@@ -237,6 +238,14 @@ def options_of(cls: type, scope: str | None = None) -> tuple[Option, ...]:
             default = None
         found.append(dataclasses.replace(option, name=item.name, default=default))
     return tuple(found)
+
+
+def option_of(cls: type, name: str) -> Option:
+    """The definition of one option of a configuration dataclass, by its field name."""
+    for option in options_of(cls):
+        if option.name == name:
+            return option
+    raise KeyError(f"{cls.__name__} has no option {name!r}")
 
 
 def check_fields(instance: Any) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from sparklstm import SequenceModel
 from sparklstm.model.config import ModelConfig
-from sparklstm.options import Option, camel_case, options_of, plain
+from sparklstm.options import Option, camel_case, option_of, options_of, plain
 from sparklstm.training.history import EarlyStopping, History
 from sparklstm.training.options import TrainOptions, train_options
 
@@ -218,9 +218,8 @@ def test_the_training_job_has_a_flag_for_every_option_and_no_defaults_of_its_own
                 assert tuple(action.choices) == option.choices
             assert "(default:" in action.help
     # Given nothing, the job passes nothing but its declared seed: the library's defaults apply.
-    seed = next(o for o in SPARK if o.name == "seed")
     options = _job_options([])
-    assert options["training"] == {"seed": seed.view_defaults["flag"]}
+    assert options["training"] == {"seed": option_of(TrainOptions, "seed").view_defaults["flag"]}
     assert options["model"] == {}
 
 

@@ -355,7 +355,9 @@ def _train(run: _Run) -> tuple[SequenceModel, History]:
     previous round's parameters when due), average, record; then the last validation and the
     final model."""
     cfg, model_config = run.cfg, run.model_config
-    model = run.start_model or _initial_model(model_config, run.identity.seed)
+    model = run.start_model
+    if model is None:
+        model = _initial_model(model_config, run.identity.seed)
     params = {name: value.copy() for name, value in model.params.items()}
     plan = _plan(run, params)
     driver = _starting_state(run, plan, params)

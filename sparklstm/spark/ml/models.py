@@ -152,12 +152,15 @@ class LSTMClassificationModel(
         predicted = super()._transform(dataset)
         if self.sequenceModel.config.head != "last":
             return predicted
-        raw = self.getRawPredictionCol()
+        session = predicted.sparkSession
+        # array<double> -> Vector on the executors (no Python per row); logits centred first.
+        probability, raw = self.getProbabilityCol(), self.getRawPredictionCol()
+        if probability:
+            vectors = _array_to_vector(predicted[probability], session)
+            predicted = predicted.withColumn(probability, vectors)
         if raw:
-            predicted = predicted.withColumn(raw, _centred(predicted[raw]))
-        for name in (self.getProbabilityCol(), raw):
-            if name:  # array<double> -> Vector on the executors (no Python per row)
-                predicted = predicted.withColumn(name, _array_to_vector(predicted, name))
+            vectors = _array_to_vector(_centred(predicted[raw]), session)
+            predicted = predicted.withColumn(raw, vectors)
         return predicted
 
     @classmethod
@@ -181,18 +184,18 @@ class LSTMRegressionModel(_LSTMModel, MLReadable["LSTMRegressionModel"]):
         return _LSTMModelReader(cls)
 
 
-def _array_to_vector(df: Any, name: str) -> Any:
-    """Spark ML's ``array_to_vector`` of ``df[name]``, the implementation of ``df``'s kind of
-    session (the generic one picks by the process's API mode, not by the DataFrame)."""
+def _array_to_vector(column: Any, session: Any) -> Any:
+    """Spark ML's ``array_to_vector`` of ``column``, the implementation of ``session``'s kind
+    (the generic one picks by the process's API mode, not by the DataFrame)."""
     from sparklstm.spark.session import is_connect
 
-    if is_connect(df.sparkSession):
+    if is_connect(session):
         from pyspark.ml.connect.functions import array_to_vector
 
-        return array_to_vector(df[name])
+        return array_to_vector(column)
     from pyspark.ml.functions import array_to_vector
 
-    return array_to_vector.__wrapped__(df[name])
+    return array_to_vector.__wrapped__(column)
 
 
 def _centred(logits: Any) -> Any:

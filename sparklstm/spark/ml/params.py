@@ -31,10 +31,10 @@ from pyspark.ml.param.shared import (
 )
 
 from sparklstm.model.config import ModelConfig
-from sparklstm.options import Option, boolean, integer, options_of, plain, text
+from sparklstm.options import Option, boolean, integer, option_of, options_of, plain, text
 from sparklstm.training.options import TrainOptions
 
-__all__ = ["RunOptions", "param_options", "estimator_param_names"]
+__all__ = ["RunOptions", "param_options"]
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class RunOptions:
 # numClasses: the classifier's Param for ModelConfig.output_size (the regressor takes the
 # number of targets from the labels; the fitted model has Spark ML's numClasses property).
 NUM_CLASSES = dataclasses.replace(
-    options_of(ModelConfig)[[o.name for o in options_of(ModelConfig)].index("output_size")],
+    option_of(ModelConfig, "output_size"),
     param="numClasses",
     minimum=2,
     optional=True,
@@ -78,12 +78,6 @@ def param_options() -> tuple[Option, ...]:
     found += [o for o in options_of(TrainOptions, "spark") if o.name != "seed"]
     found += list(options_of(RunOptions))
     return tuple(found)
-
-
-def estimator_param_names(classifier: bool) -> tuple[str, ...]:
-    """The camelCase names of the options an estimator takes (``seed`` included)."""
-    names = [o.param_name for o in param_options()] + ["seed"]
-    return tuple(names + (["numClasses"] if classifier else []))
 
 
 def stable_seed(name: str) -> int:
@@ -209,8 +203,3 @@ add_params(_LSTMParams, param_options())
 
 class _LSTMClassifierParams(_LSTMParams, HasProbabilityCol, HasRawPredictionCol):
     """Params of :class:`LSTMClassifier` and :class:`LSTMClassificationModel`."""
-
-
-def run_values(params: Params) -> Mapping[str, Any]:
-    """The :class:`RunOptions` these Params hold, by the library's names."""
-    return {o.name: params.getOrDefault(o.param_name) for o in options_of(RunOptions)}
