@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,11 +104,13 @@ class RoundBook:
         metrics: MetricsFile | None,
         printer: RoundPrinter,
         total_rounds: int,
+        on_round: Callable[[dict[str, Any]], None] | None,
         max_chunk_bytes: int | None,
     ) -> None:
         self.history, self.cfg, self.run, self.model_config = history, cfg, run, model_config
         self.checkpoint_dir, self.metrics, self.printer = checkpoint_dir, metrics, printer
         self.total_rounds, self.max_chunk_bytes = total_rounds, max_chunk_bytes
+        self.on_round = on_round
         self.first_round = 0 if checkpoint is None else checkpoint.round
         if checkpoint is None:
             self.stopping = EarlyStopping(cfg.early_stopping)
@@ -138,6 +141,8 @@ class RoundBook:
         if self.metrics is not None:
             self.metrics.append(row)
         self.printer(row)
+        if self.on_round is not None:
+            self.on_round(row)
         last = done_rounds == self.total_rounds
         if self.checkpoint_dir is not None and (
             done_rounds % cfg.checkpoint_every == 0 or last or stop

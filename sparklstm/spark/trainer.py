@@ -108,6 +108,7 @@ def fit_distributed(
     metrics_path: str | Path | None = None,
     progress: bool = True,
     task_hook: Callable[[int, int], None] | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[SequenceModel, History]:
     """Train on a Spark DataFrame by rounds of parameter averaging.
 
@@ -136,6 +137,9 @@ def fit_distributed(
     progress : print one line per round to stderr.
     task_hook : called as ``task_hook(round, partition)`` at the start of every training task
         (instrumentation and fault-injection tests).
+    on_round : called on the driver with each round's row (the same dict the metrics file
+        gets, validation metrics included) once the round is recorded; e.g. an experiment
+        tracker's logger (:mod:`sparklstm.tracking`).
 
     Returns
     -------
@@ -377,6 +381,7 @@ def _train(run: _Run) -> tuple[SequenceModel, History]:
         MetricsFile(run.metrics_path, history.rows) if run.metrics_path else None,
         RoundPrinter(run.progress, plan.total_rounds),
         plan.total_rounds,
+        on_round,
         run.cached.max_chunk_bytes,
     )
     history.summary = {
