@@ -33,6 +33,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from bench import plots
+
 KERNELS_FILE = "kernels.json"
 SPARK_FILE = "spark.json"
 SCALING_PATTERN = "scaling_rows*.json"
@@ -498,7 +500,7 @@ def kernels_section(data: dict | None, out: Path) -> list[str]:
             line += [_rate(r["torch_sequences_per_s"]), _x(r["torch_ratio"])]
         table.append(line)
     lines += _table(header, table)
-    plot_kernels(rows, out / PLOTS["kernels"])
+    plots.save(plots.kernels_figure(rows), out / PLOTS["kernels"])
     return lines + [f"![kernel sequences/s]({PLOTS['kernels']})", ""]
 
 
@@ -511,7 +513,7 @@ def spark_section(data: dict | None, out: Path) -> list[str]:
     lines += _table(*_spark_table(table["rows"]))
     lines += _spark_ratios(table["rows"])
     if any(r["kind"] == "spark" for r in table["rows"]):
-        plot_spark_rounds(table["rows"], out / PLOTS["spark"])
+        plots.save(plots.spark_rounds_figure(table["rows"]), out / PLOTS["spark"])
         lines += [f"![Spark round time split]({PLOTS['spark']})", ""]
     return lines
 
@@ -588,7 +590,7 @@ def scaling_section(files: list[dict], out: Path) -> list[str]:
                 ratio = same[2]["sequences_per_s"] / same[1]["sequences_per_s"]
                 ratios.append(f"- {size:,} sequences, {policy}: local[2] / local[1] {_x(ratio)}.")
     lines += [*ratios, ""] if ratios else []
-    plot_scaling(rows, out / PLOTS["scaling"])
+    plots.save(plots.scaling_figure(rows), out / PLOTS["scaling"])
     return lines + [f"![sequences/s against data size]({PLOTS['scaling']})", ""]
 
 
@@ -613,7 +615,7 @@ def convergence_section(data: dict | None, out: Path) -> list[str]:
     ]
     lines += _table(header, table)
     if conv["runs"]:
-        plot_convergence(conv, out / PLOTS["convergence"])
+        plots.save(plots.convergence_figure(conv), out / PLOTS["convergence"])
         lines += [f"![accuracy and time to accuracy against k]({PLOTS['convergence']})", ""]
     return lines
 
@@ -659,136 +661,6 @@ def accuracy_section(files: dict[str, dict]) -> list[str]:
             summary.append([label + (f" ({source})" if source else ""), _num(ref.get("value"))])
         lines += _table(["", acc["metric"]], summary)
     return lines
-
-
-# --------------------------------------------------------------------------------- plots
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_kernels(rows: list[dict], path: Path) -> None:
-    plt = _pyplot()
-    labels = [
-        f"{r['cell'].upper()} {'x'.join(map(str, r['shape']))} {r['dtype']} {r['threads']}t"
-        for r in rows
-    ]
-    positions = list(range(len(rows)))
-    torch = any(r["torch_sequences_per_s"] for r in rows)
-    height = 0.4 if torch else 0.8
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * len(rows)))
-    ax.barh(positions, [r["sequences_per_s"] for r in rows], height, label="sparklstm")
-    if torch:
-        ax.barh(
-            [p + height for p in positions],
-            [r["torch_sequences_per_s"] or 0 for r in rows],
-            height,
-            label="torch.nn.LSTM",
-        )
-    ax.set_yticks([p + (height / 2 if torch else 0) for p in positions], labels)
-    ax.invert_yaxis()
-    ax.set_xlabel("sequences/s (forward + BPTT, one layer)")
-    ax.legend(loc="lower right")
-    _save(fig, path)
-
-
-def plot_spark_rounds(rows: list[dict], path: Path) -> None:
-    plt = _pyplot()
-    spark = [r for r in rows if r["kind"] == "spark"]
-    policies = list(dict.fromkeys(r["policy"] for r in spark))
-    fig, axes = plt.subplots(1, len(policies), figsize=(4 + 2 * len(policies), 4), squeeze=False)
-    for ax, policy in zip(axes[0], policies, strict=True):
-        group = [r for r in spark if r["policy"] == policy]
-        names = [f"local[{r['workers']}]" for r in group]
-        bottom = [0.0] * len(group)
-        for key, label in (
-            ("broadcast_seconds", "broadcast"),
-            ("compute_seconds", "compute"),
-            ("aggregate_seconds", "aggregate + scheduling"),
-        ):
-            values = [r[key] or 0.0 for r in group]
-            ax.bar(names, values, bottom=bottom, label=label)
-            bottom = [b + v for b, v in zip(bottom, values, strict=True)]
-        for i, r in enumerate(group):
-            ax.annotate(f"{_pct(r['overhead'])} overhead", (i, bottom[i]), ha="center", va="bottom")
-        ax.set_title(policy)
-        ax.set_ylabel("seconds per round")
-        ax.margins(y=0.15)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize="small")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    _save(fig, path, layout=False)
-
-
-def plot_scaling(rows: list[dict], path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in dict.fromkeys(r["name"] for r in rows):
-        series = [r for r in rows if r["name"] == name]
-        sizes = [r["data_rows"] for r in series]
-        (line,) = ax.plot(sizes, [r["sequences_per_s"] for r in series], "o-", label=name)
-        ax.plot(
-            sizes,
-            [r["with_prepare"] or float("nan") for r in series],
-            "o--",
-            color=line.get_color(),
-            alpha=0.6,
-            label=f"{name}, with preparation",
-        )
-    ax.set_xscale("log")
-    sizes = sorted({r["data_rows"] for r in rows})
-    ax.set_xticks(sizes, [f"{size:,}" for size in sizes])
-    ax.minorticks_off()
-    ax.set_xlabel("sequences in the dataset (one epoch)")
-    ax.set_ylabel("sequences/s")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize="small")
-    _save(fig, path)
-
-
-def plot_convergence(conv: dict, path: Path) -> None:
-    plt = _pyplot()
-    runs = conv["runs"]
-    curves = [r for r in runs if r["curve"]]
-    fig, axes = plt.subplots(1, 3 if curves else 2, figsize=(13 if curves else 9, 4))
-    labels = [r["label"] for r in runs]
-    axes[0].bar(labels, [r["accuracy"] or 0.0 for r in runs])
-    if conv["target"] is not None:
-        axes[0].axhline(conv["target"], color="black", linestyle="--", label="target")
-        axes[0].legend(loc="lower right")
-    axes[0].set_ylabel("final test accuracy")
-    reached = [r["seconds_to_target"] or 0.0 for r in runs]
-    axes[1].bar(labels, reached)
-    for i, r in enumerate(runs):
-        if r["seconds_to_target"] is None:
-            axes[1].annotate(
-                "not reached", (i, 0), (0, 4), textcoords="offset points", ha="center", rotation=90
-            )
-    axes[1].set_ylabel("seconds to target accuracy")
-    for ax in axes[:2]:
-        ax.tick_params(axis="x", labelrotation=30)
-    if curves:
-        for r in curves:
-            seconds, accuracy = zip(*r["curve"], strict=True)
-            axes[2].plot(seconds, accuracy, label=r["label"])
-        axes[2].set_xlabel("seconds")
-        axes[2].set_ylabel("test accuracy")
-        axes[2].legend(fontsize="small")
-    fig.suptitle(conv["dataset"] or "")
-    _save(fig, path)
-
-
-def _save(fig, path: Path, layout: bool = True) -> None:
-    if layout:
-        fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _pyplot().close(fig)
 
 
 # --------------------------------------------------------------------------------- the report

@@ -2,8 +2,10 @@
 row per result, each number in a cell is the one in the JSON it comes from (to the precision
 shown), every figure has its command next to it and is a valid PNG, and missing sources say
 which command produces them. The report is read as Markdown structure, never as exact prose.
-All results here are FIXTURES (made-up numbers in the formats the benchmarks write), except
-the one test that runs ``bench.kernels`` on a tiny shape."""
+The figures are read from their matplotlib artists: distinct series, no overlapping or cut-off
+text, legends off the data. All results here are FIXTURES (made-up numbers in the formats the
+benchmarks write), except the one test that runs ``bench.kernels`` on a tiny shape and the one
+that draws the results stored in ``bench/`` (those of the committed PNGs)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import plots as bench_plots
 from bench import report as bench_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -719,3 +722,203 @@ def test_adapter_reads_real_bench_kernels_json(tmp_path):
         _assert_row(row[:5], [r["cell"], "4, 5, 3, 8", "float64", 1, r["sequences_per_s"]])
     assert _images(report) == [bench_report.PLOTS["kernels"]]
     _assert_png(out / "kernels.png")
+
+
+# --------------------------------------------------------------------------------- the figures
+# Read from the matplotlib artists of each figure: every series has its own (colour, line
+# style, marker), no two texts overlap, every text lies inside the saved image, and legends sit
+# outside the axes.
+
+
+def _style(line) -> tuple:
+    from matplotlib.colors import to_rgba
+
+    return to_rgba(line.get_color()), line.get_linestyle(), line.get_marker()
+
+
+def _series(ax) -> list:
+    """The labelled lines of an axes (the series; reference lines carry no label)."""
+    return [line for line in ax.get_lines() if not line.get_label().startswith("_")]
+
+
+def _all_axes(fig) -> list:
+    return [ax for ax in fig.get_axes() if ax.get_visible()]
+
+
+def _legends(fig) -> list:
+    figures = [fig, *fig.subfigs]
+    return [legend for f in figures for legend in f.legends] + [
+        ax.get_legend() for ax in _all_axes(fig) if ax.get_legend() is not None
+    ]
+
+
+def _texts(fig) -> list:
+    """Every visible, non-empty text of the figure as drawn: titles, axis and tick labels (of
+    the ticks in view), annotations and legend entries."""
+    texts = [fig._suptitle] + [sub._suptitle for sub in fig.subfigs]
+    for ax in _all_axes(fig):
+        texts += [ax.title, ax._left_title, ax._right_title, *ax.texts]
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            texts.append(axis.label)
+            texts += [
+                tick.label1
+                for tick in axis.get_major_ticks()
+                if low - 1e-9 * abs(high - low) <= tick.get_loc() <= high + 1e-9 * abs(high - low)
+            ]
+    for legend in _legends(fig):
+        texts += [legend.get_title(), *legend.get_texts()]
+    return [t for t in texts if t is not None and t.get_visible() and t.get_text().strip()]
+
+
+def _assert_readable(fig) -> None:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    page = fig.bbox
+    boxes = [(t.get_text(), t.get_window_extent(renderer).shrunk(0.98, 0.9)) for t in _texts(fig)]
+    assert len(boxes) > 5
+    for text, box in boxes:
+        assert (
+            box.x0 >= page.x0 - 1 and box.y0 >= page.y0 - 1 and box.x1 <= page.x1 + 1
+        ) and box.y1 <= page.y1 + 1, f"{text!r} is cut off the image: {box} outside {page}"
+    for i, (text, box) in enumerate(boxes):
+        for other, other_box in boxes[i + 1 :]:
+            assert not box.overlaps(other_box), f"{text!r} overlaps {other!r}"
+    for legend in _legends(fig):
+        frame = legend.get_window_extent(renderer)
+        for ax in _all_axes(fig):
+            assert not frame.overlaps(ax.bbox), "a legend covers an axes"
+
+
+def _assert_distinct_series(fig, minimum: int) -> None:
+    """Within each axes every series has its own (colour, line style, marker); a label keeps
+    one style across the figure, and two labels never share one."""
+    style_of: dict[str, tuple] = {}
+    counted = 0
+    for ax in _all_axes(fig):
+        series = _series(ax)
+        counted = max(counted, len(series))
+        styles = [_style(line) for line in series]
+        assert len(set(styles)) == len(styles), [line.get_label() for line in series]
+        for line, style in zip(series, styles, strict=True):
+            assert style_of.setdefault(line.get_label(), style) == style, line.get_label()
+    assert len(set(style_of.values())) == len(style_of)
+    assert counted >= minimum
+
+
+def _figures_from(out: Path) -> dict:
+    """Every figure of the report, drawn from the results in ``out`` as the report reads them."""
+    results = out / "results"
+    load = bench_report._load
+    scaling = [json.loads(p.read_text()) for p in results.glob(bench_report.SCALING_PATTERN)]
+    return {
+        "kernels": bench_plots.kernels_figure(
+            bench_report.kernel_rows(load(results / "kernels.json"))
+        ),
+        "spark": bench_plots.spark_rounds_figure(
+            bench_report.spark_rows(load(results / "spark.json"))["rows"]
+        ),
+        "scaling": bench_plots.scaling_figure(bench_report.scaling_rows(scaling)),
+        "convergence": bench_plots.convergence_figure(
+            bench_report.convergence_rows(load(out / "convergence.json"))
+        ),
+    }
+
+
+@pytest.fixture
+def close_figures():
+    import matplotlib.pyplot as plt
+
+    yield
+    plt.close("all")
+
+
+def test_series_styles_differ_in_colour_line_style_and_marker():
+    from matplotlib.colors import to_rgba
+
+    styles = bench_plots.series_styles(bench_plots.MAX_SERIES)
+    triples = {(to_rgba(s["color"]), s["linestyle"], s["marker"]) for s in styles}
+    assert len(triples) == len(styles) == 180
+    for before, after in zip(styles, styles[1:], strict=False):  # neighbours differ in all three
+        assert all(before[key] != after[key] for key in ("color", "linestyle", "marker"))
+    with pytest.raises(ValueError, match="count must be in 0..180"):
+        bench_plots.series_styles(181)
+
+
+def _convergence_run(label, workers, k, seconds_to_target, start):
+    curve = [
+        {"seconds": start * (i + 1), "test_accuracy": min(0.99, 0.3 + 0.07 * i)} for i in range(12)
+    ]
+    return {
+        "label": label,
+        "trainer": "spark" if workers else "local",
+        "local_steps": k,
+        "workers": workers,
+        "final_test_accuracy": curve[-1]["test_accuracy"],
+        "training_seconds": curve[-1]["seconds"],
+        "seconds_to_threshold": seconds_to_target,
+        "curve": curve,
+    }
+
+
+def test_convergence_figure_gives_each_of_many_runs_its_own_style(close_figures):
+    # One process and 11 averaging policies on 2 and 4 workers: 23 runs, 12 curves per panel
+    # (more than the 10 colours), as bench.convergence labels them.
+    policies = [f"avg every {k} step{'s' if k > 1 else ''}" for k in range(1, 11)] + [
+        "avg every epoch"
+    ]
+    runs = [_convergence_run("one process", None, None, 0.3, 0.05)]
+    for workers in (2, 4):
+        runs += [
+            _convergence_run(f"spark {workers} workers, {policy}", workers, i + 1, None, 0.1 + i)
+            for i, policy in enumerate(policies)
+        ]
+    conv = bench_report.convergence_rows(
+        {"config": {"dataset": {"name": "Synthetic"}}, "threshold": 0.9, "runs": runs}
+    )
+    fig = bench_plots.convergence_figure(conv)
+    curves = [ax for ax in _all_axes(fig) if ax.get_title().startswith("Spark")]
+    assert [ax.get_title() for ax in curves] == ["Spark, 2 workers", "Spark, 4 workers"]
+    for ax in curves:
+        assert [line.get_label() for line in _series(ax)] == ["one process", *policies]
+        assert ax.get_xscale() == "log"
+    _assert_distinct_series(fig, minimum=12)
+    (legend,) = _legends(fig)
+    assert [t.get_text() for t in legend.get_texts()] == ["one process", *policies, "target 0.9"]
+    _assert_readable(fig)
+    # The top panels list every run once, in order.
+    labels = [t.get_text() for t in _all_axes(fig)[0].get_yticklabels()]
+    assert labels == [run["label"] for run in runs]
+
+
+def test_scaling_figure_pairs_each_configuration_with_its_preparation_line(close_figures):
+    fig = bench_plots.scaling_figure(bench_report.scaling_rows(FIXTURE_SCALING))
+    (ax,) = _all_axes(fig)
+    names = ["spark local[1], 100 steps/round", "spark local[2], 100 steps/round"]
+    labels = [
+        f"{n}: {kind}" for n in names for kind in ("training rounds", "with data preparation")
+    ]
+    assert [line.get_label() for line in _series(ax)] == labels
+    _assert_distinct_series(fig, minimum=4)
+    rounds, prepared = _series(ax)[:2]  # one configuration: same colour, solid against dashed
+    assert rounds.get_color() == prepared.get_color()
+    assert (rounds.get_linestyle(), prepared.get_linestyle()) == ("-", "--")
+    assert list(rounds.get_ydata()) == [1100.0, 2100.0]
+
+
+@pytest.mark.parametrize("source", ["fixtures", "stored"])
+def test_every_figure_is_readable(source, tmp_path, close_figures):
+    """The figures of the fixtures and of the results stored in bench/ (those of the committed
+    PNGs): no overlapping or cut-off text, no legend over the data, distinct series."""
+    if source == "fixtures":
+        _all_fixtures(tmp_path)
+        out = tmp_path
+    else:
+        out = Path(bench_report.__file__).parent
+    figures = _figures_from(out)
+    for name, fig in figures.items():
+        try:
+            _assert_readable(fig)
+            _assert_distinct_series(fig, minimum=0)
+        except AssertionError as error:
+            raise AssertionError(f"{name}: {error}") from error
