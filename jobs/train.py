@@ -7,6 +7,10 @@ Options may also come from a JSON (or YAML) file given with --config, whose sect
 "model", "training" and "output" hold the library's option names (hidden_sizes, local_steps,
 ...); options given on the command line override the file. The master is spark-submit's
 (--master), or local[*] when run as `python jobs/train.py`.
+
+With --mlflow (the mlflow extra: pip install 'sparklstm[mlflow]'), the run is logged to MLflow:
+its options as parameters, every round's metrics with the round as the step, the summary and
+the model (an MLflow model that mlflow.pyfunc.load_model and spark_udf score).
 """
 
 from __future__ import annotations
@@ -35,9 +39,11 @@ from sparklstm.cli import (
 from sparklstm.io.runlock import RunLock, lock_path_for
 from sparklstm.model.config import ModelConfig
 from sparklstm.options import option_of, options_of
-from sparklstm.spark.schema import default_task
+from sparklstm.spark.schema import default_task, sequence_kind_of
 from sparklstm.spark.session import default_parallelism, get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
+from sparklstm.tracking import RunTracker
+from sparklstm.tracking.job_flags import add_mlflow_flags, check_mlflow_flags, job_tracking
 from sparklstm.training.options import TrainOptions, train_options
 
 PROG = "train.py"
@@ -104,11 +110,22 @@ def _parser() -> argparse.ArgumentParser:
         default=S,
         help="no per-round progress lines",
     )
+    add_mlflow_flags(parser, "output.mlflow", "output.mlflow_experiment", default=S)
     return parser
 
 
 _DATA_KEYS = DATA_READ_KEYS | {"path", "validation", "validation_fraction"}
-_OUTPUT_KEYS = {"model", "metrics", "checkpoint_dir", "resume", "summary", "quiet", "overwrite"}
+_OUTPUT_KEYS = {
+    "model",
+    "metrics",
+    "checkpoint_dir",
+    "resume",
+    "summary",
+    "quiet",
+    "overwrite",
+    "mlflow",
+    "mlflow_experiment",
+}
 
 
 def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, dict[str, Any]]]:
@@ -134,6 +151,7 @@ def _options(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict[str, 
         if not 0.0 < fraction < 1.0:
             raise ValueError(f"--validation-fraction must be in (0, 1), got {fraction}")
     output = options["output"]
+    check_mlflow_flags(output.get("mlflow"), output.get("mlflow_experiment"))
     if output.get("resume") and not output.get("checkpoint_dir"):
         raise ValueError("--resume needs --checkpoint-dir")
     if _occupied(output["model"]) and not output.get("overwrite"):
@@ -161,11 +179,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         lock_path_for(options["output"]["model"], inside=False),
         f"--output {options['output']['model']}",
     )
-    with output_lock:
-        return _train(args, options)
+    output = options["output"]
+    # The MLflow run (with --mlflow) starts before Spark does and ends FAILED if the job fails.
+    tracking = job_tracking(output.get("mlflow"), output.get("mlflow_experiment"))
+    with output_lock, tracking as tracker:
+        return _train(args, options, tracker)
 
 
-def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
+def _train(
+    args: argparse.Namespace, options: dict[str, dict[str, Any]], tracker: RunTracker | None
+) -> int:
     data, output = options["data"], options["output"]
     spark = get_session("sparklstm-train", master=args.master, remote=args.remote)
     started = time.perf_counter()
@@ -185,6 +208,8 @@ def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
     training.setdefault("num_partitions", default_parallelism(spark))
     model_options = dict(options["model"])
     model_options.setdefault("task", default_task(frame.schema, columns["label_col"]))
+    if tracker is not None:
+        tracker.log_params({"data": data, "training": TrainOptions.coerce(training).to_dict()})
     model, history = fit_distributed(
         frame,
         model_options,
@@ -195,6 +220,7 @@ def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
         resume=bool(output.get("resume")),
         metrics_path=output.get("metrics"),
         progress=not output.get("quiet"),
+        on_round=None if tracker is None else tracker.log_round,
     )
     # Written to a temporary name and renamed into place: a reader never sees half a model.
     path = model.save(
@@ -221,10 +247,37 @@ def _train(args: argparse.Namespace, options: dict[str, dict[str, Any]]) -> int:
     if validation is not None:
         summary["validation"] = evaluate_distributed(model, validation, **columns)
     summary["parameters"] = model.num_parameters()
+    if tracker is not None:
+        summary["mlflow"] = _log_to_mlflow(tracker, model, columns, frame.schema, summary)
     if output.get("summary"):
         write_json(output["summary"], summary)
     print("summary: " + json.dumps(summary))
     return 0
+
+
+def _log_to_mlflow(
+    tracker: RunTracker,
+    model: Any,
+    columns: dict[str, Any],
+    schema: Any,
+    summary: dict[str, Any],
+) -> dict[str, str]:
+    """The trained model's configuration, the summary and the model itself (its signature
+    declaring the features column as the training data held it), in the job's MLflow run;
+    returns where they are (the run, the model's URI)."""
+    try:
+        sequence_type = sequence_kind_of(schema, columns["features_col"])
+    except TypeError:  # not an array: a Spark ML Vector, one number per step
+        sequence_type = "univariate"
+    tracker.log_params({"model": model.config.to_dict()})
+    tracker.log_summary(summary)
+    info = tracker.log_model(
+        model,
+        features_col=columns["features_col"],
+        length_col=columns["length_col"],
+        sequence_type=sequence_type,
+    )
+    return {"run_id": tracker.run_id, "model_uri": info.model_uri}
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
     python -m jobs.train_local                       # the README's demo (noisy sine classes)
     python -m jobs.train_local --task adding --epochs 20 --cell gru
 
-This is the one-process trainer's job; the Spark trainer's job is ``jobs/train.py``.
+This is the one-process trainer's job; the Spark trainer's job is ``jobs/train.py``. With
+``--mlflow`` (the mlflow extra) the run is logged to MLflow: its options, every epoch's metrics
+(the epoch as the step, logged when training ends), the summary and the model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from sparklstm.cli import JobArgumentParser, add_option_flags, merge_sections
 from sparklstm.data.synthetic import adding_problem, noisy_sines
 from sparklstm.model.config import ModelConfig
 from sparklstm.options import options_of
-from sparklstm.training.options import train_options
+from sparklstm.tracking.job_flags import add_mlflow_flags, check_mlflow_flags, job_tracking
+from sparklstm.training.options import TrainOptions, train_options
 
 TASKS = ("sines", "adding")
 
@@ -49,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     add_option_flags(parser.add_argument_group("training"), local, "training")
     parser.add_argument("--output", default="runs/demo-model", help="where to save the model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_mlflow_flags(parser)
     return parser
 
 
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     rng = np.random.default_rng(training["seed"])
     try:
+        check_mlflow_flags(args.mlflow, args.mlflow_experiment)
         train, test, options, input_size = _data(args, rng)
         model = SequenceModel(
             input_size=input_size, seed=training["seed"], **sections["model"], **options
@@ -85,6 +90,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"task={args.task}  train={len(train[0])}  test={len(test[0])}  {model!r}")
+    with job_tracking(args.mlflow, args.mlflow_experiment) as tracker:
+        history, summary = _train(args, model, train, test, training)
+        if tracker is not None:
+            summary["mlflow"] = _log_to_mlflow(tracker, args, model, training, history, summary)
+    print("final: " + json.dumps(summary))
+    return 0 if summary["reload_identical_predictions"] else 1
+
+
+def _train(args, model, train, test, training):
+    """Fit, evaluate, save and reload: the fit's history and the run's summary."""
     started = time.perf_counter()
     history = model.fit(
         *train,
@@ -106,8 +121,25 @@ def main(argv: list[str] | None = None) -> int:
         "model": str(path),
         "reload_identical_predictions": bool(same),
     }
-    print("final: " + json.dumps(summary))
-    return 0 if same else 1
+    return history, summary
+
+
+def _log_to_mlflow(tracker, args, model, training, history, summary) -> dict:
+    """The run's options, its epochs (the epoch as the step: the one-process trainer has no
+    per-epoch callback, so they are logged when it ends), the summary and the model; returns
+    where they are (the run, the model's URI)."""
+    data = ("task", "train_size", "test_size", "seq_len", "min_len")
+    tracker.log_params(
+        {
+            "data": {key: getattr(args, key) for key in data},
+            "model": model.config.to_dict(),
+            "training": TrainOptions.for_scope("local", training).to_dict("local"),
+        }
+    )
+    tracker.log_history(history)
+    tracker.log_summary(summary)
+    info = tracker.log_model(model)
+    return {"run_id": tracker.run_id, "model_uri": info.model_uri}
 
 
 if __name__ == "__main__":
