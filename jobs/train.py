@@ -40,7 +40,7 @@ from sparklstm.io.runlock import RunLock, lock_path_for
 from sparklstm.model.config import ModelConfig
 from sparklstm.options import option_of, options_of
 from sparklstm.spark.schema import default_task, sequence_kind_of
-from sparklstm.spark.session import default_parallelism, get_session
+from sparklstm.spark.session import get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
 from sparklstm.tracking import RunTracker
 from sparklstm.tracking.job_flags import add_mlflow_flags, check_mlflow_flags, job_tracking
@@ -204,8 +204,6 @@ def _train(
         "length_col": data.get("length_col"),
     }
     training = dict(options["training"])
-    # One worker per task slot unless told otherwise (a single Parquet file is one partition).
-    training.setdefault("num_partitions", default_parallelism(spark))
     model_options = dict(options["model"])
     model_options.setdefault("task", default_task(frame.schema, columns["label_col"]))
     if tracker is not None:

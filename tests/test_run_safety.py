@@ -60,7 +60,7 @@ def test_the_run_seed_initialises_as_the_one_process_trainer_does(spark):
     x, y, lengths = noisy_sines(80, 10, 3, np.random.default_rng(4), min_len=4)
     df, order = training_order(spark, x, y, lengths)
     options = {"epochs": 2, "batch_size": 16, "lr": 0.02, "seed": 9}
-    distributed, _ = fit_distributed(df, MODEL, options, progress=False)
+    distributed, _ = fit_distributed(df, MODEL, {**options, "num_partitions": 0}, progress=False)
     local = SequenceModel(**MODEL, seed=9)
     local.fit(x[order], y[order], lengths[order], progress=False, **options)
     assert params_equal(distributed.params, local.params)

@@ -100,7 +100,9 @@ def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(any_
     local = SequenceModel(**config)
     local.fit(x[order], y[order], lengths[order], progress=False, **options)
 
-    distributed, history = fit_distributed(df, config, options, progress=False)
+    # num_partitions 0: the frame's own (single) partition is the one worker.
+    kept = {**options, "num_partitions": 0}
+    distributed, history = fit_distributed(df, config, kept, progress=False)
     assert history.summary["rounds_per_epoch"] == 1 and len(history) == 2
     assert_params_equal(distributed.params, local.params)
 
@@ -122,6 +124,7 @@ def test_sgd_with_one_local_step_is_synchronous_gradient_averaging(any_spark):
             "optimizer": "sgd",
             "lr": lr,
             "small_partitions": "train",
+            "num_partitions": 0,  # the two parts as they are
         },
         progress=False,
     )
@@ -169,6 +172,7 @@ def test_adam_state_policies_behave_as_documented(any_spark, tmp_path, policy):
             "lr": lr,
             "state_policy": policy,
             "small_partitions": "train",
+            "num_partitions": 0,  # the two parts as they are
         },
         checkpoint_dir=tmp_path,
         progress=False,
@@ -318,7 +322,7 @@ def test_chunks_kept_as_files_train_the_same_bits_as_persisted_chunks(any_spark,
     x, y, lengths = sines(200, seed=14)
     xv, yv, lv = sines(50, seed=15)
     df, validation = frame(any_spark, x, y, lengths, partitions=3), frame(any_spark, xv, yv, lv)
-    options = {"epochs": 2, "local_steps": 3, "batch_size": 8, "seed": 2}
+    options = {"epochs": 2, "local_steps": 3, "batch_size": 8, "seed": 2, "num_partitions": 0}
     persisted, kept = fit_distributed(df, MODEL, options, validation=validation, progress=False)
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -507,7 +511,8 @@ def test_invalid_rows_can_be_skipped_and_are_counted(any_spark):
     x, y, lengths = sines(60, seed=11)
     x[[2, 9], 0, 0] = np.inf
     y[4] = 5
-    options = {"epochs": 1, "batch_size": 8, "seed": 0}
+    # The frame's one partition kept: the rows a worker gets do not depend on the bad ones.
+    options = {"epochs": 1, "batch_size": 8, "seed": 0, "num_partitions": 0}
     model, history = fit_distributed(
         frame(any_spark, x, y, lengths),
         MODEL,

@@ -44,8 +44,9 @@ from sparklstm.nn.losses import softmax
 from sparklstm.spark.blas import limit_blas_threads
 from sparklstm.spark.memory import keep_large_allocations_on_heap
 from sparklstm.spark.rounds import task_cpus
-from sparklstm.spark.schema import sequence_kind_of
+from sparklstm.spark.schema import quoted_name, sequence_kind_of
 from sparklstm.spark.transport import Parcel, receive, ship
+from sparklstm.spark.vectors import is_vector, vector_to_array
 from sparklstm.spark.wire import pack, unpack
 
 __all__ = ["predict_dataframe", "output_fields", "predict_partition"]
@@ -57,6 +58,8 @@ logger = logging.getLogger(__name__)
 # the bound keeps a long-lived worker from holding every model it ever saw.
 _MODEL_CACHE: OrderedDict[str, SequenceModel] = OrderedDict()
 _MODEL_CACHE_SIZE = 4
+# The array<double> copy of a Vector features column that inference tasks read.
+VECTOR_COPY = "__sparklstm_features_array"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class PredictSpec:
     probability_col: str | None
     raw_col: str | None
     batch_size: int
+    # A Vector features column is read from this array<double> copy, which the output drops.
+    vector_copy: str | None = None
 
 
 # ------------------------------------------------------------------------------ the schema
@@ -156,7 +161,9 @@ def _check_inputs(
         raise ValueError(f"output columns must differ, got {outputs}")
 
     config = model.config
-    kind = sequence_kind_of(schema, features_col)
+    kind = (
+        "univariate" if is_vector(schema, features_col) else sequence_kind_of(schema, features_col)
+    )
     if config.uses_tokens and kind != "tokens":
         raise TypeError(
             f"features column {features_col!r} holds {kind} float sequences; the model takes "
@@ -236,6 +243,7 @@ def predict_dataframe(
     >>> scored = predict_dataframe(model, df, raw_col="logits")  # doctest: +SKIP
     >>> scored.select("id", "prediction", "probability").show()  # doctest: +SKIP
     """
+    from pyspark.sql import functions as F
     from pyspark.sql.types import StructType
 
     outputs = {"prediction_col": prediction_col, "probability_col": probability_col}
@@ -245,7 +253,14 @@ def predict_dataframe(
     _check_inputs(model, df, features_col, length_col, outputs, batch_size, validate)
     fields = output_fields(model, prediction_col, probability_col, raw_col)
     schema = StructType(list(df.schema.fields) + fields)
+    vector_copy = None
+    if is_vector(df.schema, features_col):
+        vector_copy = VECTOR_COPY
+        df = df.withColumn(
+            vector_copy, vector_to_array(F.col(quoted_name(features_col)), df.sparkSession)
+        )
     spec = PredictSpec(
+        vector_copy=vector_copy,
         token=uuid.uuid4().hex,
         features_col=features_col,
         length_col=length_col,
@@ -337,7 +352,7 @@ def _predict_slice(
     config = model.config
     inputs, lengths, _ = batch_to_numpy(
         piece,
-        spec.features_col,
+        spec.vector_copy or spec.features_col,
         length_col=spec.length_col,
         dtype=np.dtype(config.dtype),
         num_features=None if config.uses_tokens else config.input_size,
@@ -348,6 +363,8 @@ def _predict_slice(
         outputs = model.forward(inputs, lengths, batch_size=spec.batch_size)
     except (TypeError, ValueError) as exc:
         raise type(exc)(f"features column {spec.features_col!r}: {exc}") from exc
+    if spec.vector_copy is not None:
+        piece = piece.drop_columns([spec.vector_copy])
     names = piece.schema.names + [
         name
         for name in (spec.prediction_col, spec.probability_col, spec.raw_col)

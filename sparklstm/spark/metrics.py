@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from sparklstm.training.history import History
 
-__all__ = ["RoundHistory", "MetricsFile", "format_round"]
+__all__ = ["RoundHistory", "MetricsFile", "ProgressLines", "format_plan", "format_round"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,16 +73,29 @@ def format_round(row: dict[str, Any], total_rounds: int) -> str:
     return " | ".join(parts)
 
 
-class RoundPrinter:
-    """Writes :func:`format_round` lines to a stream (stderr) unless disabled."""
+def format_plan(summary: dict[str, Any]) -> str:
+    """The line a run starts with: how many workers train on how many rows, and for how long."""
+    workers = summary["training_partitions"]
+    line = (
+        f"training {summary['rows']:,} rows on {workers} worker{'s' if workers != 1 else ''}"
+        f" ({summary['partitions']} partitions): {summary['local_steps']} local steps per round,"
+        f" {summary['rounds_per_epoch']} rounds per epoch, {summary['total_rounds']} rounds"
+    )
+    skipped = summary.get("skipped_rows") or {}
+    if skipped:
+        line += "; rows left out: " + ", ".join(f"{n} ({why})" for why, n in skipped.items())
+    return line
 
-    def __init__(self, enabled: bool, total_rounds: int, stream: TextIO | None = None) -> None:
+
+class ProgressLines:
+    """Progress lines of a run (the plan, the preparation, one per round) written to a stream
+    (stderr), or to the log at DEBUG level when disabled."""
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
         self.enabled = enabled
-        self.total_rounds = total_rounds
         self.stream = stream
 
-    def __call__(self, row: dict[str, Any]) -> None:
-        line = format_round(row, self.total_rounds)
+    def write(self, line: str) -> None:
         if not self.enabled:
             logger.debug("%s", line)
         else:

@@ -21,6 +21,7 @@ from sparklstm.spark.preparation import prepare
 from sparklstm.spark.rounds import RESULT_SCHEMA, add_totals, collect_results, evaluate_task
 from sparklstm.spark.schema import Columns, profile_data
 from sparklstm.spark.transport import ship
+from sparklstm.spark.vectors import vectors_as_arrays
 from sparklstm.spark.wire import encode_payload
 from sparklstm.training.options import TrainOptions
 
@@ -70,6 +71,7 @@ def evaluate_distributed(
     """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors
     (``cache_dir``: see :class:`~sparklstm.spark.config.TrainOptions`)."""
     columns = Columns(features_col, label_col, length_col)
+    data = vectors_as_arrays(data, features_col)
     cfg = TrainOptions(batch_size=min(batch_size, 4096), chunk_rows=4096, cache_dir=cache_dir)
     cached, _ = prepare(
         data, columns, profile_data(data, columns), model.config, cfg, "error", None

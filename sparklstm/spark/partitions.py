@@ -301,6 +301,7 @@ class CachedChunks:
     max_chunk_bytes: int | None = None
     directory: str | None = None
     bucket_keys: tuple[int, ...] = ()
+    encoded_bytes: int = 0  # the chunks' arrays (inputs, lengths, targets), before compression
 
     @property
     def num_partitions(self) -> int:
@@ -452,6 +453,7 @@ def cache_chunks(
     chunks' sizes (only those come back to the driver). Unless ``encoding.max_chunk_bytes``
     says otherwise, chunks are sized by :func:`chunk_byte_budget`."""
     from pyspark import StorageLevel
+    from pyspark.sql import functions as F
 
     if encoding.max_chunk_bytes is None:
         encoding = dataclasses.replace(encoding, max_chunk_bytes=chunk_byte_budget(df.sparkSession))
@@ -476,7 +478,13 @@ def cache_chunks(
         encoded.write.mode("error").parquet(directory)
         encoded = df.sparkSession.read.parquet(directory)
     try:
-        sizes = encoded.select("partition", "chunk", "rows", "rejected").collect()
+        payload_bytes = sum(
+            (F.coalesce(F.length(name), F.lit(0)) for name in ("inputs", "lengths", "targets")),
+            F.lit(0),
+        )
+        sizes = encoded.select(
+            "partition", "chunk", "rows", "rejected", payload_bytes.alias("bytes")
+        ).collect()
         partitions = 1 + max((row.partition for row in sizes), default=-1)
         chunk_rows: list[list[int]] = [[] for _ in range(partitions)]
         rejected = np.zeros(encoding.num_rules, dtype=np.int64)
@@ -492,5 +500,11 @@ def cache_chunks(
         CachedChunks(encoded, [], directory=directory).unpersist()
         raise
     return CachedChunks(
-        encoded, chunk_rows, rejected.tolist(), encoding.max_chunk_bytes, directory, keys
+        encoded,
+        chunk_rows,
+        rejected.tolist(),
+        encoding.max_chunk_bytes,
+        directory,
+        keys,
+        sum(row.bytes for row in sizes),
     )

@@ -5,6 +5,7 @@ encoded and cached in one Spark job (:func:`prepare`), with the small-partition 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -13,9 +14,19 @@ from sparklstm.model import SequenceModel
 from sparklstm.model.config import ModelConfig
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
 from sparklstm.spark.schema import RULE_COLUMN, Columns, DataProfile, row_rules
+from sparklstm.spark.session import default_parallelism
 from sparklstm.training.options import TrainOptions
 
-__all__ = ["model_config_for", "model_option", "prepare", "check_partition_sizes"]
+__all__ = [
+    "model_config_for",
+    "model_option",
+    "prepare",
+    "check_partition_sizes",
+    "describe_cache",
+    "worker_count",
+]
+
+logger = logging.getLogger(__name__)
 
 
 def model_config_for(
@@ -86,6 +97,30 @@ def prepare(
         raise
 
 
+def worker_count(num_partitions: int | None, spark: Any, rows: int, batch_size: int) -> int | None:
+    """The partitions to deal the training rows into (``None``: keep the DataFrame's own).
+
+    ``num_partitions`` ``None`` (the default) means one worker per task slot of the session
+    (:func:`~sparklstm.spark.session.default_parallelism`), but at most one per two minibatches
+    of rows: a round-robin deal leaves partitions a few rows apart, and a worker needs at least
+    a minibatch. ``0`` keeps the DataFrame's partitioning; any other number is used as given.
+    """
+    if num_partitions == 0:
+        return None
+    if num_partitions is not None:
+        return num_partitions
+    slots = default_parallelism(spark)
+    workers = max(1, min(slots, rows // (2 * batch_size)))
+    logger.info(
+        "num_partitions: %d workers (%d task slots, %d rows, batch_size %d)",
+        workers,
+        slots,
+        rows,
+        batch_size,
+    )
+    return workers
+
+
 def check_partition_sizes(cached: CachedChunks, cfg: TrainOptions) -> int:
     """Apply ``small_partitions``; returns the rows left out."""
     small = [(p, rows) for p, rows in enumerate(cached.partition_rows) if rows < cfg.batch_size]
@@ -113,3 +148,25 @@ def model_option(model: Any, name: str) -> str:
     if isinstance(model, ModelConfig):
         return getattr(model, name)
     return (model or {}).get(name, defaults[name])
+
+
+def _binary_size(count: int) -> str:
+    """``"512 B"``, ``"9.4 KiB"``, ``"11.2 MiB"``, ``"3.0 GiB"``."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} B"
+
+
+def describe_cache(what: str, cached: CachedChunks, seconds: float) -> str:
+    """The line that ends a preparation: rows kept, partitions and their sizes, bytes cached."""
+    sizes = cached.partition_rows
+    where = "Parquet files" if cached.directory is not None else "memory and disk"
+    spread = f"{min(sizes):,}" if min(sizes) == max(sizes) else f"{min(sizes):,}-{max(sizes):,}"
+    line = (
+        f"{what}: {cached.rows:,} rows checked and cached in {cached.num_partitions} "
+        f"partition{'s' if cached.num_partitions != 1 else ''} of {spread} rows "
+        f"({_binary_size(cached.encoded_bytes)}, {where}), {seconds:.1f} s"
+    )
+    left_out = sum(cached.rejected)
+    return line + (f"; {left_out:,} rows left out" if left_out else "")

@@ -24,7 +24,7 @@ from sparklstm.io.checkpoint import (
 )
 from sparklstm.model.config import ModelConfig
 from sparklstm.spark.averaging import DriverState
-from sparklstm.spark.metrics import MetricsFile, RoundPrinter
+from sparklstm.spark.metrics import MetricsFile, ProgressLines, format_round
 from sparklstm.training.history import EarlyStopping, History
 from sparklstm.training.options import RESUMABLE_CHANGES, TrainOptions
 
@@ -102,14 +102,14 @@ class RoundBook:
         checkpoint: Checkpoint | None,
         checkpoint_dir: Path | None,
         metrics: MetricsFile | None,
-        printer: RoundPrinter,
+        lines: ProgressLines,
         total_rounds: int,
         on_round: Callable[[dict[str, Any]], None] | None,
-        max_chunk_bytes: int | None,
+        data_layout: dict[str, Any],
     ) -> None:
         self.history, self.cfg, self.run, self.model_config = history, cfg, run, model_config
-        self.checkpoint_dir, self.metrics, self.printer = checkpoint_dir, metrics, printer
-        self.total_rounds, self.max_chunk_bytes = total_rounds, max_chunk_bytes
+        self.checkpoint_dir, self.metrics, self.lines = checkpoint_dir, metrics, lines
+        self.total_rounds, self.data_layout = total_rounds, data_layout
         self.on_round = on_round
         self.first_round = 0 if checkpoint is None else checkpoint.round
         if checkpoint is None:
@@ -140,7 +140,7 @@ class RoundBook:
         history.rows.append(row)
         if self.metrics is not None:
             self.metrics.append(row)
-        self.printer(row)
+        self.lines.write(format_round(row, self.total_rounds))
         if self.on_round is not None:
             self.on_round(row)
         last = done_rounds == self.total_rounds
@@ -171,7 +171,7 @@ class RoundBook:
                 progress={
                     "rows": self.history.rows,
                     **self.stopping.state(),
-                    "max_chunk_bytes": self.max_chunk_bytes,
+                    **self.data_layout,  # how the data was cut, for a resumed run
                 },
             ),
             keep=self.cfg.keep_checkpoints,

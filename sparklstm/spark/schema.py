@@ -81,8 +81,12 @@ def _type_name(data_type: Any) -> str:
     return data_type.typeName()
 
 
-def _q(name: str) -> str:
+def quoted_name(name: str) -> str:
+    """``name`` quoted for a Spark SQL expression or ``F.col`` (dots and backticks kept)."""
     return "`" + name.replace("`", "``") + "`"
+
+
+_q = quoted_name
 
 
 def sequence_kind_of(schema: Any, column: str) -> str:
@@ -100,7 +104,8 @@ def sequence_kind_of(schema: Any, column: str) -> str:
             return "univariate"
     raise TypeError(
         f"features column {column!r} has type {data_type.simpleString()}; expected "
-        "array<array<float>> ([time][feature]), array<float> (univariate) or array<int> (tokens)"
+        "array<array<float>> ([time][feature]), array<float> or a Spark ML Vector (univariate) "
+        "or array<int> (tokens)"
     )
 
 

@@ -48,7 +48,8 @@ from sparklstm.spark.averaging import (
     check_every_worker_answered,
     round_row,
 )
-from sparklstm.spark.metrics import MetricsFile, RoundPrinter
+from sparklstm.spark.job_progress import JobProgress
+from sparklstm.spark.metrics import MetricsFile, ProgressLines, format_plan
 from sparklstm.spark.model_metrics import (
     added_totals,
     evaluate_cached,
@@ -58,9 +59,11 @@ from sparklstm.spark.model_metrics import (
 from sparklstm.spark.partitions import CachedChunks
 from sparklstm.spark.preparation import (
     check_partition_sizes,
+    describe_cache,
     model_config_for,
     model_option,
     prepare,
+    worker_count,
 )
 from sparklstm.spark.reduction import collect_round_results
 from sparklstm.spark.rounds import (
@@ -83,6 +86,7 @@ from sparklstm.spark.schema import (
     profile_data,
 )
 from sparklstm.spark.transport import ship
+from sparklstm.spark.vectors import vectors_as_arrays
 from sparklstm.spark.wire import decode_result, encode_payload
 from sparklstm.training.history import History
 from sparklstm.training.options import TrainOptions
@@ -172,6 +176,7 @@ def fit_distributed(
             metrics_path,
             progress,
             task_hook,
+            on_round,
         )
 
 
@@ -186,10 +191,16 @@ def _fit(
     metrics_path: str | Path | None,
     progress: bool,
     task_hook: Callable[[int, int], None] | None,
+    on_round: Callable[[dict[str, Any]], None] | None,
 ) -> tuple[SequenceModel, History]:
     started_run = time.perf_counter()
+    lines = ProgressLines(progress)
     checkpoint = starting_checkpoint(checkpoint_dir, resume)
-    profile = profile_data(data, columns)
+    data = vectors_as_arrays(data, columns.features)
+    if validation is not None:
+        validation = vectors_as_arrays(validation, columns.features)
+    with JobProgress(data.sparkSession, "reading the training data", lines.write):
+        profile = profile_data(data, columns)
     model_config, start_model = model_config_for(
         model, model_sizes(profile, model_option(model, "task"), model_option(model, "head"), model)
     )
@@ -201,35 +212,49 @@ def _fit(
         seed, run_id = checkpoint.seed, checkpoint.run_id
 
     chunk_bytes = None if checkpoint is None else checkpoint.progress.get("max_chunk_bytes")
-    cached, skipped = prepare(
-        data,
-        columns,
-        profile,
-        model_config,
-        cfg,
-        cfg.invalid_rows,
-        cfg.num_partitions,
-        chunk_bytes,
-    )
-    if cfg.num_partitions is None and cached.num_partitions < 2:
+    if checkpoint is not None and cfg.num_partitions is None:
+        # The partitions the run started with (a checkpoint from before the default followed
+        # the session's parallelism kept the DataFrame's own: it has no "num_partitions").
+        workers = checkpoint.progress.get("num_partitions")
+    else:
+        workers = worker_count(cfg.num_partitions, data.sparkSession, profile.rows, cfg.batch_size)
+    started = time.perf_counter()
+    with JobProgress(data.sparkSession, "checking and caching the training data", lines.write):
+        cached, skipped = prepare(
+            data,
+            columns,
+            profile,
+            model_config,
+            cfg,
+            cfg.invalid_rows,
+            workers,
+            chunk_bytes,
+        )
+    lines.write(describe_cache("training data", cached, time.perf_counter() - started))
+    if cached.num_partitions < 2:
         logger.warning(
-            "training on the data's %d partition: one worker; set num_partitions to use more",
+            "training on %d partition: one worker; set num_partitions to use more",
             cached.num_partitions,
         )
     val_cached = None
     try:
         skipped_small = check_partition_sizes(cached, cfg)
         if validation is not None:
-            val_profile = profile_data(validation, columns)
-            val_cached, _ = prepare(
-                validation,
-                columns,
-                val_profile,
-                model_config,
-                cfg,
-                "error",
-                None,
-                cached.max_chunk_bytes,
+            started = time.perf_counter()
+            with JobProgress(validation.sparkSession, "the validation data", lines.write):
+                val_profile = profile_data(validation, columns)
+                val_cached, _ = prepare(
+                    validation,
+                    columns,
+                    val_profile,
+                    model_config,
+                    cfg,
+                    "error",
+                    None,
+                    cached.max_chunk_bytes,
+                )
+            lines.write(
+                describe_cache("validation data", val_cached, time.perf_counter() - started)
             )
         return _train(
             _Run(
@@ -242,10 +267,12 @@ def _fit(
                 checkpoint,
                 checkpoint_dir,
                 metrics_path,
-                progress,
+                lines,
                 task_hook,
                 {**skipped, **({"small partitions": skipped_small} if skipped_small else {})},
                 started_run,
+                workers,
+                on_round,
             )
         )
     finally:
@@ -267,10 +294,12 @@ class _Run:
     checkpoint: Checkpoint | None
     checkpoint_dir: Path | None
     metrics_path: str | Path | None
-    progress: bool
+    lines: ProgressLines
     task_hook: Callable[[int, int], None] | None
     skipped: dict[str, int]
     started: float
+    dealt_partitions: int | None  # the round-robin deal (None: the DataFrame's own partitions)
+    on_round: Callable[[dict[str, Any]], None] | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -379,10 +408,10 @@ def _train(run: _Run) -> tuple[SequenceModel, History]:
         run.checkpoint,
         run.checkpoint_dir,
         MetricsFile(run.metrics_path, history.rows) if run.metrics_path else None,
-        RoundPrinter(run.progress, plan.total_rounds),
+        run.lines,
         plan.total_rounds,
-        on_round,
-        run.cached.max_chunk_bytes,
+        run.on_round,
+        {"max_chunk_bytes": run.cached.max_chunk_bytes, "num_partitions": run.dealt_partitions},
     )
     history.summary = {
         "rows": run.cached.rows,
@@ -395,6 +424,7 @@ def _train(run: _Run) -> tuple[SequenceModel, History]:
         "skipped_rows": run.skipped,
     }
     logger.info("training: %s", history.summary)
+    run.lines.write(format_plan(history.summary))
     file_prefix = f"sparklstm-{secrets.token_hex(6)}-round-"  # for payloads sent as files
     # A round whose parameters are to be validated waits for the next round's job: that job
     # receives exactly those parameters, so its tasks validate them beside the training tasks

@@ -96,8 +96,10 @@ class TrainOptions:
     batch_size: int = integer(32, "sequences per minibatch (on each worker)")
     num_partitions: int | None = integer(
         None,
-        "repartition the data into this many partitions (= workers per round); None keeps the "
-        "DataFrame's partitioning (the training job: Spark's default parallelism)",
+        "workers per round: the data is dealt round-robin into this many partitions; None: the "
+        "session's default parallelism, at most one worker per two minibatches of rows; 0 keeps "
+        "the DataFrame's own partitioning",
+        minimum=0,
         optional=True,
         scopes=SPARK,
         flag="--partitions",

@@ -15,6 +15,7 @@ from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 from sparklstm.model import SequenceModel
 from sparklstm.spark.ml.params import _LSTMClassifierParams, _LSTMParams
 from sparklstm.spark.ml.persistence import _LSTMModelReader, _LSTMModelWriter
+from sparklstm.spark.vectors import array_to_vector
 from sparklstm.training.history import History
 
 __all__ = ["LSTMClassificationModel", "LSTMRegressionModel"]
@@ -156,10 +157,10 @@ class LSTMClassificationModel(
         # array<double> -> Vector on the executors (no Python per row); logits centred first.
         probability, raw = self.getProbabilityCol(), self.getRawPredictionCol()
         if probability:
-            vectors = _array_to_vector(predicted[probability], session)
+            vectors = array_to_vector(predicted[probability], session)
             predicted = predicted.withColumn(probability, vectors)
         if raw:
-            vectors = _array_to_vector(_centred(predicted[raw]), session)
+            vectors = array_to_vector(_centred(predicted[raw]), session)
             predicted = predicted.withColumn(raw, vectors)
         return predicted
 
@@ -182,20 +183,6 @@ class LSTMRegressionModel(_LSTMModel, MLReadable["LSTMRegressionModel"]):
     def read(cls) -> MLReader[LSTMRegressionModel]:
         """An :class:`MLReader` for this class."""
         return _LSTMModelReader(cls)
-
-
-def _array_to_vector(column: Any, session: Any) -> Any:
-    """Spark ML's ``array_to_vector`` of ``column``, the implementation of ``session``'s kind
-    (the generic one picks by the process's API mode, not by the DataFrame)."""
-    from sparklstm.spark.session import is_connect
-
-    if is_connect(session):
-        from pyspark.ml.connect.functions import array_to_vector
-
-        return array_to_vector(column)
-    from pyspark.ml.functions import array_to_vector
-
-    return array_to_vector.__wrapped__(column)
 
 
 def _centred(logits: Any) -> Any:
