@@ -7,17 +7,24 @@ matplotlib backend, in a temporary working directory. The last code cell of ever
 prints a one-line JSON summary, which the checks below read. The notebooks start their own
 local Spark session (the kernel is a separate process from pytest) and stop it at the end.
 
-The stored notebooks must carry no outputs, and running them must leave no file in the
-repository.
+The stored notebooks carry the outputs of a complete run with the full settings
+(``notebooks/run_all.py`` regenerates them): every code cell executed once and in order, no
+error, figures embedded as PNG, no path of the machine they ran on and no Spark log line, and a
+summary that passes the same checks as the fast run's plus those only the full settings meet.
+Running them (fast) works on a copy in memory: it must leave the stored files and the
+repository as they were.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import math
-import os
+import platform
+import re
 import sys
+import tempfile
 from pathlib import Path
 
 # The test command installs the notebooks and datasets extras: a missing package is a failure.
@@ -43,23 +50,106 @@ DATA_PACKAGES = {
 }
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_NOTEBOOK_BYTES = 400_000  # a stored notebook, figures included
+MAX_IMAGE_PIXELS = (1600, 1200)  # width, height of an embedded figure
+# A log4j line as Spark prints it ("25/01/31 12:00:00 WARN Utils: ...").
+SPARK_LOG_LINE = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d (TRACE|DEBUG|INFO|WARN|ERROR) ", re.M)
+# The start of an absolute path of a machine (a user's home, a scratch or work directory).
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(home|root|tmp|var|work|Users|private|opt|mnt)/")
+
+
 def _path(name: str) -> Path:
     return NOTEBOOKS / f"{name}.ipynb"
 
 
+def _code_cells(nb) -> list:
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def _summary(name: str, cell) -> dict:
+    """The JSON summary the notebook's last code cell printed (its last line starting "{")."""
+    text = "".join(
+        out.text for out in cell.outputs if out.output_type == "stream" and out.name == "stdout"
+    )
+    lines = [line for line in text.splitlines() if line.startswith("{")]
+    assert lines, f"{name}: the last cell printed no JSON summary; outputs: {cell.outputs}"
+    summary = json.loads(lines[-1])
+    assert summary["notebook"] == name
+    return summary
+
+
+def _output_texts(cell) -> list[str]:
+    texts = []
+    for out in cell.outputs:
+        if out.output_type == "stream":
+            texts.append(out.text)
+        for mime, value in out.get("data", {}).items():
+            if mime.startswith("text/"):
+                texts.append(value)
+    return texts
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk."""
+    assert data[:8] == PNG_SIGNATURE and data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def _full_settings(nb, monkeypatch) -> dict:
+    """The stored notebook's parameters with the full settings: its parameters cell run with
+    the fast switch unset."""
+    monkeypatch.delenv("SPARKLSTM_NOTEBOOK_FAST", raising=False)
+    namespace: dict = {}
+    exec(_code_cells(nb)[0].source, namespace)  # the notebook's own parameters cell
+    assert namespace["FAST"] is False
+    return namespace
+
+
 # ------------------------------------------------------------------------ stored notebooks
 @pytest.mark.parametrize("name", NAMES)
-def test_notebook_is_stored_without_outputs(name):
-    nb = nbformat.read(_path(name), as_version=4)
+def test_notebook_is_stored_with_the_outputs_of_a_full_run(name, monkeypatch):
+    path = _path(name)
+    nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    for cell in code:
-        assert cell.outputs == [], f"{name}: cell {cell.id} has stored outputs"
-        assert cell.execution_count is None, f"{name}: cell {cell.id} has an execution count"
+    assert nb.cells[0].cell_type == "markdown"
+    code = _code_cells(nb)
     # The first code cell holds the parameters, with the fast switch the tests use.
     assert "SPARKLSTM_NOTEBOOK_FAST" in code[0].source
     assert "parameters" in code[0].metadata.get("tags", [])
-    assert nb.cells[0].cell_type == "markdown"
+    # Every code cell ran, once, top to bottom, in one kernel, without error.
+    assert [cell.execution_count for cell in code] == list(range(1, len(code) + 1)), name
+    for cell in code:
+        kinds = {out.output_type for out in cell.outputs}
+        assert "error" not in kinds, f"{name}: cell {cell.id} stored an error"
+        assert "execution" not in cell.metadata, f"{name}: cell {cell.id} keeps timestamps"
+        for text in _output_texts(cell):
+            assert "Traceback (most recent call last)" not in text, f"{name}: cell {cell.id}"
+            assert not SPARK_LOG_LINE.search(text), f"{name}: Spark log in cell {cell.id}"
+            for local in (str(ROOT), str(Path.home()), tempfile.gettempdir()):
+                assert local not in text, f"{name}: cell {cell.id} shows the path {local}"
+            found = MACHINE_PATH.search(text)
+            assert found is None, f"{name}: cell {cell.id} shows a machine path: {found}"
+    # Figures are embedded as PNG, of a reasonable size.
+    images = [
+        base64.b64decode(out.data["image/png"])
+        for cell in code
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+    assert images, f"{name}: no embedded figure"
+    for image in images:
+        width, height = _png_size(image)
+        assert 200 <= width <= MAX_IMAGE_PIXELS[0] and 150 <= height <= MAX_IMAGE_PIXELS[1]
+    assert path.stat().st_size <= MAX_NOTEBOOK_BYTES, f"{name}: {path.stat().st_size} bytes"
+    # The standard kernel spec, not the one of the run that produced the outputs.
+    assert nb.metadata.kernelspec.name == "python3"
+    # The summary of a full run: the fast run's checks, and those of the full settings.
+    summary = _summary(name, code[-1])
+    assert summary["fast"] is False
+    assert re.fullmatch(r"3\.\d+\.\d+", summary["python"])
+    CHECKS[name](summary)
+    FULL_CHECKS[name](summary, _full_settings(nb, monkeypatch))
 
 
 # ------------------------------------------------------------------------------ execution
@@ -110,16 +200,9 @@ def _run(name: str, manager, workdir: Path) -> dict:
     assert source.read_bytes() == before_bytes, f"{name}: running it changed the stored file"
     new_files = _repository_files() - before_files
     assert not new_files, f"{name}: left files in the repository: {sorted(new_files)}"
-    last = [cell for cell in nb.cells if cell.cell_type == "code"][-1]
-    text = "".join(
-        out.text for out in last.outputs if out.output_type == "stream" and out.name == "stdout"
-    )
-    lines = [line for line in text.splitlines() if line.startswith("{")]
-    assert lines, f"{name}: the last cell printed no JSON summary; outputs: {last.outputs}"
-    summary = json.loads(lines[-1])
-    assert summary["notebook"] == name
+    summary = _summary(name, _code_cells(nb)[-1])
     assert summary["fast"] is True
-    assert os.path.realpath(summary["python"]) == os.path.realpath(sys.executable)
+    assert summary["python"] == platform.python_version()  # the kernel runs this interpreter
     return summary
 
 
@@ -180,6 +263,40 @@ CHECKS = {
     "quickstart": check_quickstart,
     "forecasting": check_forecasting,
     "text_generation": check_text_generation,
+}
+
+
+# What only the full settings meet: the run used the notebook's stored parameters (a summary
+# left from other settings fails), and it got further than the fast run has to.
+def full_quickstart(summary: dict, settings: dict) -> None:
+    assert summary["rounds"] == settings["EPOCHS"]  # a round per epoch
+    assert summary["test_accuracy"] >= 0.9  # published 1-NN DTW: 0.949
+    assert summary["val_accuracy_last"] >= 0.9
+
+
+def full_forecasting(summary: dict, settings: dict) -> None:
+    assert summary["rounds"] == settings["ROUNDS"]
+    # The per-window level beats the globally scaled model and the seasonal-naive baseline,
+    # as the notebook's text says; seasonal differences beat the naive fixed-origin forecast.
+    assert summary["mape_lstm_level"] < summary["mape_lstm_global"]
+    assert summary["mape_lstm_level"] < summary["mape_seasonal_naive"]
+    assert summary["mape_lstm_fixed_origin"] < summary["mape_seasonal_naive_fixed_origin"]
+
+
+def full_text_generation(summary: dict, settings: dict) -> None:
+    assert summary["test_chars"] == settings["TEST_CHARS"]
+    assert summary["sample_length"] == settings["SAMPLE_LENGTH"]
+    assert len(summary["val_bits_per_epoch"]) == settings["EPOCHS"]
+    assert [str(t) for t in settings["TEMPERATURES"]] == list(summary["samples"])
+    # Better than a model that knows only the characters' frequencies, and still learning.
+    assert summary["test_bits_per_char"] < summary["unigram_bits"]
+    assert summary["val_bits_per_epoch"][-1] < summary["val_bits_per_epoch"][0]
+
+
+FULL_CHECKS = {
+    "quickstart": full_quickstart,
+    "forecasting": full_forecasting,
+    "text_generation": full_text_generation,
 }
 
 
