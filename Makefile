@@ -42,9 +42,12 @@ demo-local: $(STAMP)
 	$(PY) -m jobs.train_local
 
 # dist/sparklstm.zip for spark-submit --py-files, and a wheel for pip-installing executors.
+# The wheel is built in pip's isolated build environment (the setuptools pyproject.toml asks
+# for), not with whatever setuptools the venv happens to hold.
+DIST ?= dist
 dist: $(STAMP)
-	$(PY) -m sparklstm.packaging dist/sparklstm.zip
-	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w dist .
+	$(PY) -m sparklstm.packaging $(DIST)/sparklstm.zip
+	$(PY) -m pip wheel --quiet --no-deps -w $(DIST) .
 
 test: $(STAMP) check-java
 	$(PY) -m ruff check sparklstm jobs bench tests

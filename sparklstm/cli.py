@@ -24,9 +24,11 @@ __all__ = [
     "add_session_options",
     "check_input_path",
     "data_and_model",
+    "invoked_name",
     "model_job_parser",
     "read_data",
     "read_document",
+    "stop_spark_quietly",
     "load_config_file",
     "merge_sections",
     "run_job",
@@ -405,6 +407,14 @@ def out_of_memory(exc: BaseException) -> str | None:
     return f"Spark ran out of memory{where} ({what}); {remedy}"
 
 
+def invoked_name(command: str) -> str:
+    """The name a job was started by, for its usage and error lines: the script's file name
+    under ``spark-submit jobs/train.py`` or ``python -m ...`` (``train.py``), else the
+    installed command's (``sparklstm-train``)."""
+    started_as = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return started_as if started_as.endswith(".py") else command
+
+
 def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
     """Run ``main(sys.argv[1:])`` and exit with its status; a user mistake (bad option, missing
     column or file, invalid data) or a Spark job that ran out of memory (naming the setting to
@@ -441,4 +451,25 @@ def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
             raise
         sys.stderr.write(f"{prog}: error: {line}\n")
         status = 1
+    stop_spark_quietly()
     sys.exit(status)
+
+
+def stop_spark_quietly() -> None:
+    """Stop this process's classic SparkContext, if one runs, with Spark's log turned off.
+
+    Once a job has said what it has to say, what Spark logs while it shuts down is noise: the
+    executors are told to exit and their connections close, which Spark reports as warnings
+    and errors with stack traces (in ``local-cluster`` mode, where the master and workers live
+    in the driver's JVM, hundreds of lines after a successful run). Stopping the context here,
+    silenced, leaves nothing for the JVM's shutdown hook to report. A Spark Connect session
+    has nothing of the kind in this process."""
+    if "pyspark" not in sys.modules:
+        return
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None:
+        return
+    context.setLogLevel("OFF")
+    context.stop()

@@ -140,8 +140,8 @@ def test_airline_scores_rolling_and_fixed_origin_forecasts(tmp_path):
     the rolling forecasts start every 12 months from the observed months; the fixed-origin
     forecast feeds its own forecasts back and never sees a held-out month."""
     from bench.accuracy import airline_forecasts, fixed_origin_forecast, score_airline
-    from jobs import make_data
     from sparklstm.datasets.airline import LogStandardScaler, load_airline, mape
+    from sparklstm.jobs import make_data
 
     document = json.loads((CONFIGS[0].parent / "airline.json").read_text(encoding="utf-8"))
     document["dataset"] = {"task": "airline", "input_len": 24, "horizon": 12, "level": "input-mean"}
@@ -209,12 +209,12 @@ def test_airline_with_seasonal_differences_rebuilds_each_year_from_the_one_befor
     times the model's growth factors; the fixed-origin forecast builds 1959 on its own 1958.
     The validation split scores 1955-1957 the same way and never reads 1958-1960."""
     from bench.accuracy import airline_forecasts, fixed_origin_forecast
-    from jobs import make_data
     from sparklstm.datasets.airline import (
         SeasonalLogDifferenceScaler,
         forecast_recursive,
         load_airline,
     )
+    from sparklstm.jobs import make_data
 
     document = json.loads((CONFIGS[0].parent / "airline.json").read_text(encoding="utf-8"))
     document["dataset"]["validation"] = validation

@@ -17,10 +17,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import train
 from sparklstm import SequenceModel
 from sparklstm.cli import run_job
 from sparklstm.data.arrow import numpy_to_arrow
+from sparklstm.jobs import train
 from sparklstm.spark.schema import Columns, model_sizes, profile_data
 from sparklstm.spark.sources import read_sequences, write_parquet_dataset
 from sparklstm.spark.trainer import fit_distributed

@@ -96,7 +96,7 @@ def test_py_files_zip_holds_the_package_sources_only(tmp_path):
 
 
 def test_options_are_taken_only_by_their_full_names(capsys):
-    from jobs.train import _parser
+    from sparklstm.jobs.train import _parser
 
     parser = _parser()
     assert parser.parse_args(["--epochs", "3"]).__dict__["training.epochs"] == 3

@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import make_data
 from sparklstm import SequenceModel
 from sparklstm.data.arrow import batch_to_numpy
+from sparklstm.jobs import make_data
 
 ROOT = Path(__file__).resolve().parents[1]
 SPARK_SUBMIT = Path(sys.executable).with_name("spark-submit")

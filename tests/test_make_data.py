@@ -12,7 +12,6 @@ import pyarrow.parquet as pq
 import pytest
 
 import sparklstm.datasets.generate as make_data
-from jobs.make_data import main
 from sparklstm.data.embeddings import (
     load_word_vectors,
     read_labelled_token_file,
@@ -20,6 +19,7 @@ from sparklstm.data.embeddings import (
 )
 from sparklstm.data.synthetic import adding_problem, copy_task, noisy_sines, parity
 from sparklstm.datasets.generate import BLOCK_ROWS, held_out
+from sparklstm.jobs.make_data import main
 
 FLOATS = pa.list_(pa.list_(pa.float32()))
 

@@ -21,13 +21,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import make_data
-from jobs import train as train_job
-from jobs import train_local as train_local_job
 from sparklstm import SequenceModel
 from sparklstm.cli import run_job
 from sparklstm.data.arrow import batch_to_numpy, numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
+from sparklstm.jobs import make_data
+from sparklstm.jobs import train as train_job
+from sparklstm.jobs import train_local as train_local_job
 from sparklstm.spark.trainer import fit_distributed
 from sparklstm.tracking import SequenceScorer, save_model, tracked_run
 from sparklstm.tracking.values import PARAM_VALUE_LIMIT, finite_metrics, flat_params
@@ -414,7 +414,8 @@ def test_experiment_without_mlflow_flag_is_refused(job_data, tmp_path):
 
 def test_importing_sparklstm_and_the_jobs_does_not_import_mlflow():
     code = (
-        "import sys, sparklstm, sparklstm.tracking, jobs.train, jobs.train_local; "
+        "import sys, sparklstm, sparklstm.tracking, sparklstm.jobs.train, "
+        "sparklstm.jobs.train_local; "
         "sys.exit('mlflow' in sys.modules)"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -185,7 +185,7 @@ def test_every_spark_ml_param_arrives_in_the_trainers_options():
 
 
 def _job_options(argv):
-    from jobs.train import _options
+    from sparklstm.jobs.train import _options
 
     return _options(["--data", ".", "--output", "/nonexistent/model", *argv])[1]
 
@@ -203,7 +203,7 @@ def _flag_arguments(option: Option, value) -> list[str]:
 
 
 def test_the_training_job_has_a_flag_for_every_option_and_no_defaults_of_its_own():
-    from jobs.train import _parser
+    from sparklstm.jobs.train import _parser
 
     parser = _parser()
     actions = {action.dest: action for action in parser._actions}
@@ -282,7 +282,7 @@ def test_one_history_for_both_trainers():
 
 
 def test_the_one_process_demo_job_takes_the_local_options_as_flags(tmp_path, capsys):
-    from jobs.train_local import main
+    from sparklstm.jobs.train_local import main
 
     out = tmp_path / "model"
     argv = ["--train-size", "64", "--test-size", "16", "--seq-len", "12", "--min-len", "6"]

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jobs import make_data
-from jobs import train as train_job
 from sparklstm import SequenceModel
 from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
@@ -26,6 +24,8 @@ from sparklstm.io.checkpoint import (
     save_checkpoint,
 )
 from sparklstm.io.runlock import DirectoryInUseError, RunLock, lock_path_for
+from sparklstm.jobs import make_data
+from sparklstm.jobs import train as train_job
 from sparklstm.model.config import ModelConfig
 from sparklstm.spark.trainer import _initial_model, fit_distributed
 from tests.test_spark_trainer import training_order

@@ -98,7 +98,7 @@ def test_get_session_names_a_bad_runtime_setting(connect_server, connect_spark):
 
 @pytest.mark.parametrize("job", ["train", "predict", "evaluate"])
 def test_jobs_reject_remote_with_master_in_one_line(job, capsys):
-    main = importlib.import_module(f"jobs.{job}").main
+    main = importlib.import_module(f"sparklstm.jobs.{job}").main
     with pytest.raises(SystemExit) as exit_info:
         main(["--master", "local[1]", "--remote", "sc://localhost:15002"])
     assert exit_info.value.code == 2
@@ -233,12 +233,12 @@ def test_train_predict_evaluate_jobs_with_remote_match_a_classic_run(
     import subprocess
     import sys
 
-    from jobs import evaluate as evaluate_job
-    from jobs import make_data
-    from jobs import predict as predict_job
-    from jobs import train as train_job
     from sparklstm import SequenceModel
     from sparklstm.data.arrow import batch_to_numpy
+    from sparklstm.jobs import evaluate as evaluate_job
+    from sparklstm.jobs import make_data
+    from sparklstm.jobs import predict as predict_job
+    from sparklstm.jobs import train as train_job
 
     data = tmp_path / "data"
     argv = ["sines", "--rows", "400", "--seq-len", "16", "--min-len", "6", "--seed", "2"]

@@ -1,0 +1,107 @@
+"""Score a trained model on labelled data and write the metrics as JSON.
+
+    spark-submit jobs/evaluate.py --model runs/sines-model --data data/sines/test \\
+        --output runs/sines-metrics.json
+
+Classification: accuracy, per-class precision/recall/F1 and support, macro and weighted F1,
+and the confusion matrix (rows: true class, columns: predicted). Regression: RMSE, MAE, MAPE
+(percent, over non-zero labels) and R^2. Per-step models are scored over every valid step. The
+model's mean loss on the data is included. The columns the model was trained with are the
+defaults for the column options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import time
+from collections.abc import Sequence
+from typing import NoReturn
+
+from sparklstm.cli import (
+    add_option_flags,
+    data_and_model,
+    invoked_name,
+    model_job_parser,
+    read_data,
+    run_job,
+    write_json,
+)
+from sparklstm.options import option_of
+from sparklstm.spark.evaluation import evaluate_predictions
+from sparklstm.spark.inference import predict_dataframe
+from sparklstm.spark.session import get_session
+from sparklstm.spark.trainer import evaluate_distributed
+from sparklstm.training.options import TrainOptions
+
+PROG = "evaluate.py"  # in usage and error lines, unless started otherwise
+COMMAND = "sparklstm-evaluate"
+
+
+def _parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = model_job_parser(prog, __doc__, "labelled data (required)")
+    parser.add_argument("--output", help="metrics JSON file to write (also printed)")
+    parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    add_option_flags(parser, [option_of(TrainOptions, "cache_dir")], "training")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    args = _parser(prog).parse_args(argv)
+    options, model = data_and_model(args, ("features_col", "label_col", "length_col"))
+    data = options["data"]
+    columns = {
+        "features_col": data.get("features_col", "features"),
+        "label_col": data.get("label_col", "label"),
+        "length_col": data.get("length_col"),
+    }
+
+    spark = get_session("sparklstm-evaluate", master=args.master, remote=args.remote)
+    started = time.perf_counter()
+    frame = read_data(spark, data, data["path"])
+    predicted = predict_dataframe(
+        model,
+        frame,
+        features_col=columns["features_col"],
+        length_col=columns["length_col"],
+        prediction_col="__prediction",
+        probability_col=None,
+        batch_size=args.batch_size,
+    )
+    metrics = evaluate_predictions(
+        predicted,
+        model.config.task,
+        label_col=columns["label_col"],
+        prediction_col="__prediction",
+        num_classes=model.config.output_size if model.config.task == "classification" else None,
+    )
+    loss = evaluate_distributed(
+        model,
+        frame,
+        batch_size=args.batch_size,
+        cache_dir=options["training"].get("cache_dir"),
+        **columns,
+    )
+    report = {
+        "model": args.model,
+        "data": data["path"],
+        "task": model.config.task,
+        "loss": loss["loss"],
+        **metrics,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+    if args.output:
+        write_json(args.output, report)
+    print("metrics: " + json.dumps(report))
+    return 0
+
+
+def command() -> NoReturn:
+    """The ``sparklstm-evaluate`` command (and ``jobs/evaluate.py``'s entry point)."""
+    prog = invoked_name(COMMAND)
+    run_job(functools.partial(main, prog=prog), prog)
+
+
+if __name__ == "__main__":
+    command()
