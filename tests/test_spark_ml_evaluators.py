@@ -67,12 +67,13 @@ def test_multiclass_log_loss_reads_the_probabilities(two_class_model):
     assert evaluator.evaluate(scored) == pytest.approx(expected, rel=1e-9)
 
 
-def test_cross_validator_tunes_a_pipeline_and_its_model_reloads(spark, two_class_model, tmp_path):
+def test_cross_validator_tunes_a_pipeline_and_its_model_reloads(any_spark, tmp_path):
     from pyspark.ml import Pipeline
     from pyspark.ml.evaluation import MulticlassClassificationEvaluator
     from pyspark.ml.tuning import CrossValidator, CrossValidatorModel, ParamGridBuilder
 
-    df, _, _ = two_class_model
+    x, y, lengths = noisy_sines(160, 12, 2, np.random.default_rng(3), min_len=6)
+    df = frame(any_spark, x, y, lengths)
     classifier = LSTMClassifier(epochs=2, batchSize=16, seed=1)
     grid = ParamGridBuilder().addGrid(classifier.hiddenSizes, [[3], [6]]).build()
     validator = CrossValidator(
@@ -94,3 +95,25 @@ def test_cross_validator_tunes_a_pipeline_and_its_model_reloads(spark, two_class
     before = by_id(fitted.transform(df), "prediction", "probability")
     after = by_id(loaded.transform(df), "prediction", "probability")
     assert before == after
+
+
+def test_the_evaluators_read_the_vectors_on_spark_connect(connect_spark):
+    from pyspark.ml.evaluation import (
+        BinaryClassificationEvaluator,
+        MulticlassClassificationEvaluator,
+    )
+
+    x, y, lengths = noisy_sines(160, 12, 2, np.random.default_rng(3), min_len=6)
+    df = frame(connect_spark, x, y, lengths)
+    model = LSTMClassifier(hiddenSizes=[8], epochs=10, batchSize=16, learningRate=0.02, seed=5).fit(
+        df
+    )
+    scored = model.transform(df)
+    rows = scored.select("label", "probability").collect()
+    labels = np.array([row["label"] for row in rows])
+    probabilities = np.array([row["probability"].toArray() for row in rows])
+    area = BinaryClassificationEvaluator(rawPredictionCol="probability").evaluate(scored)
+    assert area == pytest.approx(_auc(labels, probabilities[:, 1]), abs=1e-9)
+    chosen = probabilities[np.arange(len(labels)), labels.astype(int)]
+    log_loss = MulticlassClassificationEvaluator(metricName="logLoss").evaluate(scored)
+    assert log_loss == pytest.approx(float(-np.mean(np.log(chosen))), rel=1e-9)
