@@ -20,6 +20,10 @@ them. If anything fails, no partial dataset is left behind.
   ``numpy.random.default_rng([seed, b])``: memory stays bounded for any number of rows, and
   the rows depend only on the task options, ``rows`` and ``seed``. :func:`held_out` picks the
   test rows.
+- ``addition``, ``dates``: string transduction for sequence-to-sequence models
+  (:mod:`sparklstm.datasets.transduction`), generated the same way: ``source`` and ``target``
+  token ids, the vocabulary in ``vocabulary.json``; ``held_out_lengths`` makes the test split
+  the rows whose sources have those lengths, and the train split the others.
 - ``reference-text``: the reference project's ``label<TAB>tok1,tok2,...`` examples and word
   vector dictionary (:mod:`sparklstm.data.embeddings`), as vectors or token ids.
 - ``ucr``, ``airline``, ``kjv``: the public datasets of :mod:`sparklstm.datasets` with their
@@ -127,6 +131,28 @@ def fraction(value: Any) -> Fraction:
     return number
 
 
+def year(value: Any) -> int:
+    """A year of four digits (1000 .. 9999)."""
+    number = _integer(value)
+    if not 1000 <= number <= 9999:
+        raise OptionError(f"{value} must be a year in 1000..9999")
+    return number
+
+
+def lengths(value: Any) -> tuple[int, ...]:
+    """Sequence lengths, distinct and ascending: text ``"6"`` or ``"5,7"`` (``""`` for none),
+    or integers."""
+    if isinstance(value, str):
+        items: list[Any] = [piece.strip() for piece in value.split(",")] if value.strip() else []
+    elif isinstance(value, (int, np.integer)):
+        items = [value]
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise OptionError(f"{value!r} is not a list of lengths")
+    return tuple(sorted({positive_int(item) for item in items}))
+
+
 def text(value: Any) -> str:
     """A str, as given."""
     if not isinstance(value, str):
@@ -189,6 +215,8 @@ GENERATED_OPTIONS = _GENERATED = (
     DatasetOption("test_fraction", fraction, Fraction("0.2"), "default 0.2", metavar="F"),
     _MIN_LEN,
 )
+
+_TRANSDUCTION = (_ROWS, _SEED, _GENERATED[3])  # rows, seed, test_fraction
 
 #: Where and how :func:`write_dataset` writes, for every dataset (its keyword arguments).
 OUTPUT_OPTIONS = (
@@ -258,6 +286,31 @@ _OPTIONS: dict[str, tuple[DatasetOption, ...]] = {
             "drop the held-out months and hold out the --test-months before them instead",
         ),
     ),
+    "addition": (
+        *_TRANSDUCTION,
+        DatasetOption("max_digits", positive_int, 3, "digits of each operand, at most (default 3)"),
+        DatasetOption(
+            "held_out_lengths",
+            lengths,
+            (6,),
+            "source lengths (e.g. 6 or 5,7) only the test split holds, the train split none; "
+            "'' for a random split (default 6, of 4..8 with 3 digits)",
+            metavar="L,...",
+        ),
+    ),
+    "dates": (
+        *_TRANSDUCTION,
+        DatasetOption("min_year", year, 1950, "earliest year (default 1950)"),
+        DatasetOption("max_year", year, 2049, "latest year (default 2049)"),
+        DatasetOption(
+            "held_out_lengths",
+            lengths,
+            (14,),
+            "source lengths only the test split holds, the train split none; '' for a random "
+            "split (default 14, of 8..28)",
+            metavar="L,...",
+        ),
+    ),
     "kjv": (
         DatasetOption("seq_len", positive_int, 100, "window length (default 100)"),
         DatasetOption("stride", positive_int, None, "training window step (default --seq-len)"),
@@ -282,6 +335,8 @@ DATASETS: Mapping[str, str] = MappingProxyType(
         "ucr": "UCR/UEA classification problem shipped with aeon: [T, C] floats, int class, length",
         "airline": "Airline passengers forecasting windows: [L, 1] floats, [H] float targets",
         "kjv": "King James Bible next-character windows: token ids, per-step int labels",
+        "addition": "seq2seq '3+45=' -> '48': source and target token ids, vocabulary.json",
+        "dates": "seq2seq date normalisation '5 March 2021' -> '2021-03-05': token ids",
     }
 )
 GENERATED = ("adding", "sines", "parity", "copy")
@@ -735,9 +790,28 @@ def _make_kjv(request: _Request) -> WrittenDataset:
     return _write(request, fill, sidecars, per_step_labels=True)
 
 
+# ------------------------------------------------------------------------------ transduction
+def _make_transduction(request: _Request) -> WrittenDataset:
+    from sparklstm.datasets import transduction  # here: it imports this module
+
+    options = request.options
+    _check_split(options["rows"], options["test_fraction"])
+    transduction.check_options(request.task, options)
+    vocab = transduction.vocabulary(request.task)
+
+    def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
+        for split, sources, targets in transduction.split_rows(request.task, options):
+            writers[split].write_table(transduction.table(vocab, sources, targets))
+
+    summary = f"{vocab.size} tokens (<pad> <start> <end>, {len(vocab.characters)} characters)"
+    return _write(request, fill, {"vocabulary.json": (vocab.to_config(), summary)})
+
+
 _MAKERS: dict[str, Callable[[_Request], WrittenDataset]] = {
     "reference-text": _make_reference_text,
     "ucr": _make_ucr,
     "airline": _make_airline,
     "kjv": _make_kjv,
+    "addition": _make_transduction,
+    "dates": _make_transduction,
 }
