@@ -1,0 +1,382 @@
+"""Sequence-to-sequence models: an encoder-decoder whose output is a sequence of its own length.
+
+``Seq2SeqModel`` is the thin class around :class:`~sparklstm.model.seq2seq_network.Seq2SeqNetwork`
+(the layers) and :mod:`sparklstm.model.decoding` (greedy, beam search, recursive forecasting):
+data preparation, the masked loss, training, evaluation and the model file.
+
+Teacher forcing. For token targets ``y_1..y_n`` (no start or end token in the data), the
+decoder reads ``<start>, y_1, ..., y_n`` and is trained to write ``y_1, ..., y_n, <end>``
+(``n + 1`` steps). For real-valued targets ``y_1..y_n`` (forecasting), it reads
+``decoder.start, y_1, ..., y_{n-1}`` and writes ``y_1..y_n``. The loss is the mean over the
+valid target steps of the whole batch (cross-entropy per token, or squared error per value), so
+padding on either side changes nothing.
+
+Scheduled sampling (``sampling_rate`` p > 0), in its parallel form (Duckworth et al. 2019): a
+first teacher-forced pass gives the model's own prediction at every step (the most likely token,
+or the predicted values); then each decoder input after the first is replaced, with probability
+p, by the model's prediction for the step before, and the loss and gradients are those of a
+teacher-forced pass on these mixed inputs. As in Bengio et al. (2015), no gradient flows
+through the choice or the substituted inputs (they are held fixed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sparklstm.data.padding import pad_sequences
+from sparklstm.model.seq2seq_config import Seq2SeqConfig
+from sparklstm.model.seq2seq_network import Seq2SeqNetwork
+from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
+from sparklstm.optim import clip_grad_norm, make_optimizer
+
+__all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND"]
+
+logger = logging.getLogger(__name__)
+
+SEQ2SEQ_KIND = "seq2seq"
+FORMAT_VERSION = 1
+
+
+class Seq2SeqModel:
+    """An encoder-decoder model (see the module docstring and :class:`Seq2SeqConfig`).
+
+    >>> model = Seq2SeqModel(source_vocab_size=14, target_vocab_size=14, hidden_sizes=[32])
+    >>> model.fit(sources, targets, epochs=20)  # doctest: +SKIP
+    >>> model.beam_search(sources[:3], beam_width=4)  # doctest: +SKIP
+    """
+
+    def __init__(self, **config: Any) -> None:
+        self.config = Seq2SeqConfig(**config)
+        self.network = Seq2SeqNetwork(self.config)
+        self.metadata: dict[str, Any] = {}
+
+    @classmethod
+    def from_config(cls, config: Seq2SeqConfig | Mapping[str, Any]) -> Seq2SeqModel:
+        data = config.to_dict() if isinstance(config, Seq2SeqConfig) else dict(config)
+        return cls(**Seq2SeqConfig.from_dict(data).to_dict())
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        return self.network.params
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.network.dtype
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {name: value.copy() for name, value in self.params.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Copy ``state`` into the parameters; every name and shape must match exactly."""
+        missing = sorted(set(self.params) - set(state))
+        unexpected = sorted(set(state) - set(self.params))
+        if missing or unexpected:
+            raise ValueError(
+                f"state_dict mismatch: missing {missing or 'none'}, unexpected "
+                f"{unexpected or 'none'}"
+            )
+        for name, target in self.params.items():
+            value = np.asarray(state[name], dtype=self.dtype)
+            if value.shape != target.shape:
+                raise ValueError(f"{name} has shape {value.shape}, expected {target.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"{name} holds NaN or Inf")
+            target[...] = value
+
+    def num_parameters(self) -> int:
+        return int(sum(value.size for value in self.params.values()))
+
+    # ------------------------------------------------------------------------ data
+    def prepare_source(self, source: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Padded source and its lengths from a list of sequences or a padded array."""
+        cfg = self.config
+        if isinstance(source, np.ndarray) and lengths is None and source.dtype != object:
+            padded = source
+            lengths = np.full(len(source), source.shape[1], dtype=np.int64)
+        elif isinstance(source, np.ndarray) and source.dtype != object:
+            padded, lengths = source, np.asarray(lengths, dtype=np.int64)
+        else:
+            dtype = np.int64 if cfg.token_source else self.dtype
+            padded, lengths = pad_sequences(list(source), dtype=dtype)
+        if cfg.token_source:
+            padded = np.asarray(padded, dtype=np.int64)
+            if padded.ndim != 2:
+                raise ValueError(f"token sources must be (batch, time) ids, got {padded.shape}")
+            valid = np.arange(padded.shape[1])[None, :] < lengths[:, None]
+            ids = padded[valid]
+            if ids.size and (ids.min() < 0 or ids.max() >= cfg.source_vocab_size):
+                raise ValueError(
+                    f"source token ids must lie in [0, source_vocab_size={cfg.source_vocab_size})"
+                )
+        else:
+            padded = np.asarray(padded, dtype=self.dtype)
+            if padded.ndim == 2 and cfg.input_size == 1:
+                padded = padded[..., None]
+            if padded.ndim != 3 or padded.shape[2] != cfg.input_size:
+                raise ValueError(
+                    f"float sources must be (batch, time, input_size={cfg.input_size}), got "
+                    f"{padded.shape}"
+                )
+        if lengths.min() < 1 or lengths.max() > padded.shape[1]:
+            raise ValueError("source lengths must lie in [1, time]")
+        return padded, lengths
+
+    def prepare_targets(self, targets: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """Padded targets and lengths (token ids ``(B, T)`` or values ``(B, T, O)``)."""
+        cfg = self.config
+        if isinstance(targets, np.ndarray) and targets.dtype != object:
+            padded = targets
+            lengths = (
+                np.full(len(targets), targets.shape[1], dtype=np.int64)
+                if lengths is None
+                else np.asarray(lengths, dtype=np.int64)
+            )
+        else:
+            dtype = np.int64 if cfg.token_target else self.dtype
+            padded, lengths = pad_sequences(list(targets), dtype=dtype)
+        if cfg.token_target:
+            padded = np.asarray(padded, dtype=np.int64)
+            valid = np.arange(padded.shape[1])[None, :] < lengths[:, None]
+            ids = padded[valid]
+            if ids.size and (ids.min() < 0 or ids.max() >= cfg.target_vocab_size):
+                raise ValueError(
+                    f"target token ids must lie in [0, target_vocab_size={cfg.target_vocab_size})"
+                )
+        else:
+            padded = np.asarray(padded, dtype=self.dtype)
+            if padded.ndim == 2 and cfg.output_size == 1:
+                padded = padded[..., None]
+            if padded.ndim != 3 or padded.shape[2] != cfg.output_size:
+                raise ValueError(
+                    f"real targets must be (batch, time, output_size={cfg.output_size}), got "
+                    f"{padded.shape}"
+                )
+        if lengths.min() < 1 or lengths.max() > padded.shape[1]:
+            raise ValueError("target lengths must lie in [1, time]")
+        return padded, lengths
+
+    def teacher_forcing(
+        self, targets: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(decoder inputs, decoder targets, decoder lengths)`` for padded ``targets``."""
+        cfg = self.config
+        batch = targets.shape[0]
+        if cfg.token_target:
+            steps = targets.shape[1] + 1
+            inputs = np.zeros((batch, steps), dtype=np.int64)
+            inputs[:, 0] = cfg.start_token
+            inputs[:, 1:] = targets
+            outputs = np.zeros((batch, steps), dtype=np.int64)
+            outputs[:, :-1] = targets
+            outputs[np.arange(batch), lengths] = cfg.end_token
+            return inputs, outputs, lengths + 1
+        inputs = np.zeros_like(targets)
+        inputs[:, 1:] = targets[:, :-1]  # step 0 becomes decoder.start in the network
+        return inputs, targets, lengths
+
+    # ------------------------------------------------------------------------ loss
+    def _loss(self, outputs: np.ndarray, packed_targets: np.ndarray) -> tuple[float, np.ndarray]:
+        if self.config.token_target:
+            return softmax_cross_entropy(outputs, packed_targets)
+        return mean_squared_error(outputs, packed_targets)
+
+    def loss_and_grads(
+        self,
+        source: np.ndarray,
+        source_lengths: np.ndarray,
+        targets: np.ndarray,
+        target_lengths: np.ndarray,
+        sampling_rate: float = 0.0,
+        rng: np.random.Generator | None = None,
+    ) -> tuple[float, dict[str, np.ndarray]]:
+        """Mean loss over the valid target steps and its gradient, for prepared arrays (see
+        :meth:`prepare_source`, :meth:`prepare_targets`)."""
+        inputs, outputs, lengths = self.teacher_forcing(targets, target_lengths)
+        if sampling_rate > 0:
+            if rng is None:
+                raise ValueError("scheduled sampling (sampling_rate > 0) needs rng")
+            inputs = self._sampled_inputs(
+                source, source_lengths, inputs, lengths, sampling_rate, rng
+            )
+        predicted, cache = self.network.forward(source, source_lengths, inputs, lengths)
+        loss, d_outputs = self._loss(predicted, cache.layout.pack(outputs))
+        return loss, self.network.backward(d_outputs.astype(self.dtype, copy=False), cache)
+
+    def _sampled_inputs(
+        self,
+        source: np.ndarray,
+        source_lengths: np.ndarray,
+        inputs: np.ndarray,
+        lengths: np.ndarray,
+        rate: float,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """Decoder inputs with each step after the first replaced, with probability ``rate``,
+        by the model's own prediction for the step before (from a teacher-forced pass)."""
+        predicted, cache = self.network.forward(source, source_lengths, inputs, lengths)
+        own = cache.layout.unpack(predicted)  # (B, T, V or O), zero at padded steps
+        if self.config.token_target:
+            own = own.argmax(axis=2)
+        replace = rng.random(inputs.shape[:2]) < rate
+        replace[:, 0] = False
+        mixed = inputs.copy()
+        mixed[:, 1:][replace[:, 1:]] = own[:, :-1][replace[:, 1:]]
+        return mixed
+
+    # -------------------------------------------------------------------- training
+    def fit(
+        self,
+        source: Any,
+        targets: Any,
+        source_lengths: Any = None,
+        target_lengths: Any = None,
+        *,
+        epochs: int = 10,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        clip_norm: float | None = 5.0,
+        sampling_rate: float = 0.0,
+        seed: int = 0,
+        validation: tuple[Any, Any] | None = None,
+        progress: bool = False,
+    ) -> list[dict[str, float]]:
+        """Train with Adam on teacher-forced minibatches (shuffled each epoch from ``seed``);
+        returns one dict per epoch (train loss, and validation metrics if given)."""
+        src, src_len = self.prepare_source(source, source_lengths)
+        tgt, tgt_len = self.prepare_targets(targets, target_lengths)
+        if len(src) != len(tgt):
+            raise ValueError(f"{len(src)} sources but {len(tgt)} targets")
+        if not 0.0 <= sampling_rate < 1.0:
+            raise ValueError(f"sampling_rate must lie in [0, 1), got {sampling_rate}")
+        optimizer = make_optimizer("adam", lr=lr)
+        state = optimizer.init_state(self.params)
+        rng = np.random.default_rng(seed)
+        history = []
+        for epoch in range(1, epochs + 1):
+            order = rng.permutation(len(src))
+            total, count = 0.0, 0
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                s_len, t_len = src_len[rows], tgt_len[rows]
+                # Each batch is cut to its own longest sequences: padding costs no time.
+                batch_src = src[rows, : s_len.max()]
+                batch_tgt = tgt[rows, : t_len.max()]
+                loss, grads = self.loss_and_grads(
+                    batch_src, s_len, batch_tgt, t_len, sampling_rate, rng
+                )
+                if clip_norm is not None:
+                    clip_grad_norm(grads, clip_norm)
+                optimizer.step(self.params, grads, state)
+                total += loss * len(rows)
+                count += len(rows)
+            row = {"epoch": epoch, "train_loss": total / count}
+            if validation is not None:
+                row.update({f"val_{k}": v for k, v in self.evaluate(*validation).items()})
+            history.append(row)
+            if progress:
+                logger.info("epoch %d: %s", epoch, row)
+        return history
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(
+        self, source: Any, targets: Any, source_lengths: Any = None, target_lengths: Any = None
+    ) -> dict[str, float]:
+        """Teacher-forced loss, plus what decoding gets right: token and exact-sequence
+        accuracy of greedy decoding (tokens), or RMSE and MAE of recursive forecasts."""
+        from sparklstm.model import decoding
+
+        src, src_len = self.prepare_source(source, source_lengths)
+        tgt, tgt_len = self.prepare_targets(targets, target_lengths)
+        inputs, outputs, lengths = self.teacher_forcing(tgt, tgt_len)
+        predicted, cache = self.network.forward(src, src_len, inputs, lengths)
+        loss, _ = self._loss(predicted, cache.layout.pack(outputs))
+        result = {"loss": loss}
+        if self.config.token_target:
+            decoded = decoding.greedy_decode(self.network, src, src_len, int(tgt_len.max()) + 1)
+            exact, right = [], 0
+            for i, sequence in enumerate(decoded.sequences):
+                wanted = tgt[i, : tgt_len[i]]
+                exact.append(np.array_equal(sequence, wanted))
+                shared = min(len(sequence), len(wanted))
+                right += int(np.sum(sequence[:shared] == wanted[:shared]))
+            result["sequence_accuracy"] = float(np.mean(exact))
+            result["token_accuracy"] = right / float(tgt_len.sum())
+        else:
+            horizon = int(tgt_len.max())
+            forecast = decoding.recursive_forecast(self.network, src, src_len, horizon)
+            valid = np.arange(horizon)[None, :] < tgt_len[:, None]
+            error = (forecast - tgt[:, :horizon])[valid]
+            result["rmse"] = float(np.sqrt(np.mean(error**2)))
+            result["mae"] = float(np.mean(np.abs(error)))
+        return result
+
+    # -------------------------------------------------------------------- decoding
+    def greedy_decode(self, source: Any, source_lengths: Any = None, max_len: int = 50):
+        """Most likely token at each step (see :func:`sparklstm.model.decoding.greedy_decode`)."""
+        from sparklstm.model import decoding
+
+        src, src_len = self.prepare_source(source, source_lengths)
+        return decoding.greedy_decode(self.network, src, src_len, max_len)
+
+    def beam_search(
+        self,
+        source: Any,
+        source_lengths: Any = None,
+        beam_width: int = 4,
+        max_len: int = 50,
+        length_penalty: float = 0.6,
+    ):
+        """Beam search (see :func:`sparklstm.model.decoding.beam_search`)."""
+        from sparklstm.model import decoding
+
+        src, src_len = self.prepare_source(source, source_lengths)
+        return decoding.beam_search(self.network, src, src_len, beam_width, max_len, length_penalty)
+
+    def forecast(self, source: Any, horizon: int, source_lengths: Any = None) -> np.ndarray:
+        """``(B, horizon, O)`` values, each step fed back as the next input."""
+        from sparklstm.model import decoding
+
+        src, src_len = self.prepare_source(source, source_lengths)
+        return decoding.recursive_forecast(self.network, src, src_len, horizon)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+        """A directory (or ``.npz``) of the parameters and a JSON manifest; no pickle."""
+        from sparklstm.io import model_files
+
+        document = {"model": self.config.to_dict(), "metadata": dict(metadata or {})}
+        return model_files.save_bundle(
+            path, document, self.params, kind=SEQ2SEQ_KIND, format_version=FORMAT_VERSION
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Seq2SeqModel:
+        """Read a model written by :meth:`save`, checking every name and shape."""
+        from sparklstm.io import model_files
+
+        document, arrays = model_files.load_bundle(
+            path, kind=SEQ2SEQ_KIND, supported_versions=(FORMAT_VERSION,)
+        )
+        try:
+            model = cls.from_config(document["model"])
+            model.load_state_dict(arrays)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise model_files.ModelFileError(f"{path}: not a valid seq2seq model: {exc}") from exc
+        metadata = document.get("metadata", {})
+        if not isinstance(metadata, dict):
+            raise model_files.ModelFileError(f"{path}: metadata is not a JSON object")
+        model.metadata = dict(metadata)
+        return model
+
+    def __repr__(self) -> str:
+        cfg = self.config
+        return (
+            f"Seq2SeqModel(cell={cfg.cell!r}, hidden_sizes={list(cfg.hidden_sizes)}, "
+            f"bidirectional={cfg.bidirectional}, attention={cfg.attention!r}, "
+            f"params={self.num_parameters()})"
+        )
