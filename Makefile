@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: demo demo-local test lint format bench bench-quick bench-spark dist clean check-python check-java
+.PHONY: demo demo-local test lint format bench bench-quick bench-spark dist notebooks clean check-python check-java
 
 check-python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; install Python >= 3.10 (with pip and venv)"; exit 1; }
@@ -67,6 +67,10 @@ bench-quick: $(STAMP) check-java
 
 bench-spark: $(STAMP) check-java
 	$(PY) -m bench.spark --rows 100000
+
+# Re-run the notebooks in place, so that their stored outputs are a full run of this code.
+notebooks: $(STAMP) check-java
+	$(PY) notebooks/run_all.py
 
 clean:
 	rm -rf $(VENV) build dist runs *.egg-info .pytest_cache .ruff_cache

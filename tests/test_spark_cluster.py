@@ -58,11 +58,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory):
-    """``make dist`` into a temporary directory: the wheel and the --py-files zip."""
+    """``make dist`` into a temporary directory: the wheel and the --py-files zip, built from
+    a copy of the sources (pip builds a wheel in the source tree, leaving build/ there)."""
+    import shutil
+
     out = tmp_path_factory.mktemp("dist")
+    sources = tmp_path_factory.mktemp("sources") / "sparklstm"
+    shutil.copytree(
+        ROOT,
+        sources,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "build", "dist", "runs", "__pycache__", "*.egg-info", ".*_cache"
+        ),
+    )
     done = subprocess.run(
         # -o: the test runs inside the venv make built; never rebuild it from here.
-        ["make", "-C", str(ROOT), "-o", ".venv/.installed-stamp", "dist"]
+        ["make", "-C", str(sources), "-o", ".venv/.installed-stamp", "dist"]
         + [f"DIST={out}", f"PY={sys.executable}"],
         capture_output=True,
         text=True,

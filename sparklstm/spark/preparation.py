@@ -111,7 +111,7 @@ def worker_count(num_partitions: int | None, spark: Any, rows: int, batch_size: 
         return num_partitions
     slots = default_parallelism(spark)
     workers = max(1, min(slots, rows // (2 * batch_size)))
-    logger.info(
+    logger.debug(
         "num_partitions: %d workers (%d task slots, %d rows, batch_size %d)",
         workers,
         slots,
