@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from sparklstm.data.padding import pad_sequences
+from sparklstm.model.files import load_model_file, save_model_file
 from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
@@ -95,70 +96,16 @@ class Seq2SeqModel:
     def prepare_source(self, source: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Padded source and its lengths from a list of sequences or a padded array."""
         cfg = self.config
-        if isinstance(source, np.ndarray) and lengths is None and source.dtype != object:
-            padded = source
-            lengths = np.full(len(source), source.shape[1], dtype=np.int64)
-        elif isinstance(source, np.ndarray) and source.dtype != object:
-            padded, lengths = source, np.asarray(lengths, dtype=np.int64)
-        else:
-            dtype = np.int64 if cfg.token_source else self.dtype
-            padded, lengths = pad_sequences(list(source), dtype=dtype)
-        if cfg.token_source:
-            padded = np.asarray(padded, dtype=np.int64)
-            if padded.ndim != 2:
-                raise ValueError(f"token sources must be (batch, time) ids, got {padded.shape}")
-            valid = np.arange(padded.shape[1])[None, :] < lengths[:, None]
-            ids = padded[valid]
-            if ids.size and (ids.min() < 0 or ids.max() >= cfg.source_vocab_size):
-                raise ValueError(
-                    f"source token ids must lie in [0, source_vocab_size={cfg.source_vocab_size})"
-                )
-        else:
-            padded = np.asarray(padded, dtype=self.dtype)
-            if padded.ndim == 2 and cfg.input_size == 1:
-                padded = padded[..., None]
-            if padded.ndim != 3 or padded.shape[2] != cfg.input_size:
-                raise ValueError(
-                    f"float sources must be (batch, time, input_size={cfg.input_size}), got "
-                    f"{padded.shape}"
-                )
-        if lengths.min() < 1 or lengths.max() > padded.shape[1]:
-            raise ValueError("source lengths must lie in [1, time]")
-        return padded, lengths
+        return padded_side(
+            "source", source, lengths, cfg.source_vocab_size, cfg.input_size, self.dtype
+        )
 
     def prepare_targets(self, targets: Any, lengths: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """Padded targets and lengths (token ids ``(B, T)`` or values ``(B, T, O)``)."""
         cfg = self.config
-        if isinstance(targets, np.ndarray) and targets.dtype != object:
-            padded = targets
-            lengths = (
-                np.full(len(targets), targets.shape[1], dtype=np.int64)
-                if lengths is None
-                else np.asarray(lengths, dtype=np.int64)
-            )
-        else:
-            dtype = np.int64 if cfg.token_target else self.dtype
-            padded, lengths = pad_sequences(list(targets), dtype=dtype)
-        if cfg.token_target:
-            padded = np.asarray(padded, dtype=np.int64)
-            valid = np.arange(padded.shape[1])[None, :] < lengths[:, None]
-            ids = padded[valid]
-            if ids.size and (ids.min() < 0 or ids.max() >= cfg.target_vocab_size):
-                raise ValueError(
-                    f"target token ids must lie in [0, target_vocab_size={cfg.target_vocab_size})"
-                )
-        else:
-            padded = np.asarray(padded, dtype=self.dtype)
-            if padded.ndim == 2 and cfg.output_size == 1:
-                padded = padded[..., None]
-            if padded.ndim != 3 or padded.shape[2] != cfg.output_size:
-                raise ValueError(
-                    f"real targets must be (batch, time, output_size={cfg.output_size}), got "
-                    f"{padded.shape}"
-                )
-        if lengths.min() < 1 or lengths.max() > padded.shape[1]:
-            raise ValueError("target lengths must lie in [1, time]")
-        return padded, lengths
+        return padded_side(
+            "target", targets, lengths, cfg.target_vocab_size, cfg.output_size, self.dtype
+        )
 
     def teacher_forcing(
         self, targets: np.ndarray, lengths: np.ndarray
@@ -347,31 +294,27 @@ class Seq2SeqModel:
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
         """A directory (or ``.npz``) of the parameters and a JSON manifest; no pickle."""
-        from sparklstm.io import model_files
-
-        document = {"model": self.config.to_dict(), "metadata": dict(metadata or {})}
-        return model_files.save_bundle(
-            path, document, self.params, kind=SEQ2SEQ_KIND, format_version=FORMAT_VERSION
+        return save_model_file(
+            path,
+            self.config.to_dict(),
+            self.params,
+            metadata,
+            kind=SEQ2SEQ_KIND,
+            format_version=FORMAT_VERSION,
         )
 
     @classmethod
     def load(cls, path: str | Path) -> Seq2SeqModel:
         """Read a model written by :meth:`save`, checking every name and shape."""
-        from sparklstm.io import model_files
 
-        document, arrays = model_files.load_bundle(
-            path, kind=SEQ2SEQ_KIND, supported_versions=(FORMAT_VERSION,)
-        )
-        try:
-            model = cls.from_config(document["model"])
+        def build(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Seq2SeqModel:
+            model = cls.from_config(config)
             model.load_state_dict(arrays)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise model_files.ModelFileError(f"{path}: not a valid seq2seq model: {exc}") from exc
-        metadata = document.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise model_files.ModelFileError(f"{path}: metadata is not a JSON object")
-        model.metadata = dict(metadata)
-        return model
+            return model
+
+        return load_model_file(
+            path, build, kind=SEQ2SEQ_KIND, format_version=FORMAT_VERSION, what="seq2seq model"
+        )
 
     def __repr__(self) -> str:
         cfg = self.config
@@ -380,3 +323,45 @@ class Seq2SeqModel:
             f"bidirectional={cfg.bidirectional}, attention={cfg.attention!r}, "
             f"params={self.num_parameters()})"
         )
+
+
+def padded_side(
+    side: str,
+    values: Any,
+    lengths: Any,
+    vocab_size: int | None,
+    width: int | None,
+    dtype: np.dtype,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One side of the pairs as ``(padded, lengths)``: token ids ``(B, T)`` in
+    ``[0, vocab_size)`` when ``vocab_size`` is set, else values ``(B, T, width)``; from a
+    list of sequences or a padded array (all of its steps valid unless ``lengths`` says)."""
+    tokens = vocab_size is not None
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        padded = values
+        lengths = (
+            np.full(len(values), values.shape[1], dtype=np.int64)
+            if lengths is None
+            else np.asarray(lengths, dtype=np.int64)
+        )
+    else:
+        padded, lengths = pad_sequences(list(values), dtype=np.int64 if tokens else dtype)
+    if tokens:
+        padded = np.asarray(padded, dtype=np.int64)
+        if padded.ndim != 2:
+            raise ValueError(f"{side} token ids must be (batch, time), got {padded.shape}")
+        ids = padded[np.arange(padded.shape[1])[None, :] < lengths[:, None]]
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(f"{side} token ids must lie in [0, {side}_vocab_size={vocab_size})")
+    else:
+        padded = np.asarray(padded, dtype=dtype)
+        if padded.ndim == 2 and width == 1:
+            padded = padded[..., None]
+        if padded.ndim != 3 or padded.shape[2] != width:
+            size = "input_size" if side == "source" else "output_size"
+            raise ValueError(
+                f"{side} values must be (batch, time, {size}={width}), got {padded.shape}"
+            )
+    if lengths.shape != (len(padded),) or lengths.min() < 1 or lengths.max() > padded.shape[1]:
+        raise ValueError(f"{side} lengths must be one per row, in [1, {padded.shape[1]}]")
+    return padded, lengths

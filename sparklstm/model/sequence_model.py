@@ -12,6 +12,7 @@ import numpy as np
 from sparklstm.data.sequence_data import SequenceData, prepare_data
 from sparklstm.metrics import metrics_from_totals
 from sparklstm.model.config import ModelConfig
+from sparklstm.model.files import load_model_file, save_model_file
 from sparklstm.model.network import Network
 from sparklstm.nn.losses import mean_squared_error, softmax, softmax_cross_entropy
 
@@ -322,33 +323,27 @@ class SequenceModel:
     def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
         """Write the model: a directory (or a single ``.npz`` if ``path`` ends in ``.npz``)
         holding the parameters (``.npz``, no pickle) and a JSON manifest with the config."""
-        from sparklstm.io import model_files as persistence
-
-        document = {"model": self.config.to_dict(), "metadata": dict(metadata or {})}
-        return persistence.save_bundle(
-            path, document, self.params, kind=MODEL_KIND, format_version=FORMAT_VERSION
+        return save_model_file(
+            path,
+            self.config.to_dict(),
+            self.params,
+            metadata,
+            kind=MODEL_KIND,
+            format_version=FORMAT_VERSION,
         )
 
     @classmethod
     def load(cls, path: str | Path) -> SequenceModel:
         """Read a model written by :meth:`save`; never unpickles, checks every array."""
-        from sparklstm.io import model_files as persistence
 
-        document, arrays = persistence.load_bundle(
-            path, kind=MODEL_KIND, supported_versions=(FORMAT_VERSION,)
-        )
-        try:
-            model = cls.from_config(document["model"])
+        def build(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> SequenceModel:
+            model = cls.from_config(config)
             model.load_state_dict(arrays)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise persistence.ModelFileError(f"{path}: not a valid sparklstm model: {exc}") from exc
-        metadata = document.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise persistence.ModelFileError(
-                f"{path}: not a valid sparklstm model: metadata is not a JSON object"
-            )
-        model.metadata = dict(metadata)
-        return model
+            return model
+
+        return load_model_file(
+            path, build, kind=MODEL_KIND, format_version=FORMAT_VERSION, what="sparklstm model"
+        )
 
     def __repr__(self) -> str:
         cfg = self.config

@@ -1,0 +1,59 @@
+"""The model file of every model class: a bundle (:mod:`sparklstm.io.model_files`) whose JSON
+document holds ``{"model": config, "metadata": {...}}`` and whose arrays are the parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+__all__ = ["load_model_file", "save_model_file"]
+
+Model = TypeVar("Model")
+
+
+def save_model_file(
+    path: str | Path,
+    config: Mapping[str, Any],
+    params: Mapping[str, np.ndarray],
+    metadata: Mapping[str, Any] | None,
+    *,
+    kind: str,
+    format_version: int,
+) -> Path:
+    """Write the bundle: a directory, or one ``.npz`` file if ``path`` ends in ``.npz``."""
+    from sparklstm.io import model_files
+
+    document = {"model": dict(config), "metadata": dict(metadata or {})}
+    return model_files.save_bundle(path, document, params, kind=kind, format_version=format_version)
+
+
+def load_model_file(
+    path: str | Path,
+    build: Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], Model],
+    *,
+    kind: str,
+    format_version: int,
+    what: str,
+) -> Model:
+    """Read a bundle of ``kind`` and return ``build(config, arrays)`` with its ``metadata``
+    attribute set; a config or array ``build`` rejects is a one-line ``ModelFileError``
+    saying the file is not a valid ``what``."""
+    from sparklstm.io import model_files
+
+    document, arrays = model_files.load_bundle(
+        path, kind=kind, supported_versions=(format_version,)
+    )
+    try:
+        model = build(document["model"], arrays)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise model_files.ModelFileError(f"{path}: not a valid {what}: {exc}") from exc
+    metadata = document.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise model_files.ModelFileError(
+            f"{path}: not a valid {what}: metadata is not a JSON object"
+        )
+    model.metadata = dict(metadata)
+    return model
