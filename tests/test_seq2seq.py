@@ -109,7 +109,7 @@ def test_padded_source_steps_get_exactly_zero_attention():
 
 
 def test_scheduled_sampling_feeds_back_the_models_own_previous_token():
-    model = model_for("tokens")
+    model = model_for("tokens", sampling_rate=0.5)
     source, target = batch(model, np.random.default_rng(3))
     inputs, _, lengths = model.teacher_forcing(target, TARGET_LENGTHS)
     mixed = model._sampled_inputs(
@@ -125,7 +125,7 @@ def test_scheduled_sampling_feeds_back_the_models_own_previous_token():
     np.testing.assert_array_equal(mixed[~replace], inputs[~replace])
     # The loss and gradients are those of teacher forcing on the mixed inputs.
     loss, grads = model.loss_and_grads(
-        source, SOURCE_LENGTHS, target, TARGET_LENGTHS, 0.5, np.random.default_rng(9)
+        source, SOURCE_LENGTHS, target, TARGET_LENGTHS, np.random.default_rng(9)
     )
     again, cache = model.network.forward(source, SOURCE_LENGTHS, mixed, lengths)
     _, outputs, _ = model.teacher_forcing(target, TARGET_LENGTHS)
@@ -266,3 +266,60 @@ def test_learns_to_reverse_strings_with_attention():
         )
         >= 9
     )
+
+
+# ------------------------------------------------------------------- the shared trainer
+def _reversal(n, seed):
+    rng = np.random.default_rng(seed)
+    sources = [rng.integers(3, 8, size=k) for k in rng.integers(2, 6, size=n)]
+    return sources, [s[::-1] for s in sources]
+
+
+def test_fit_is_the_shared_trainer_two_calls_of_one_epoch_are_one_call_of_two():
+    sources, targets = _reversal(120, 0)
+    options = {"batch_size": 16, "lr": 0.01, "seed": 3, "clip_norm": 5.0}
+
+    def fresh():
+        return Seq2SeqModel(
+            source_vocab_size=8, target_vocab_size=8, hidden_sizes=[12], sampling_rate=0.25, seed=1
+        )
+
+    once, twice = fresh(), fresh()
+    history = once.fit(sources, targets, epochs=2, **options)
+    twice.fit(sources, targets, epochs=1, **options)
+    twice.fit(sources, targets, epochs=1, **options)
+    for name, value in once.params.items():
+        np.testing.assert_array_equal(twice.params[name], value, err_msg=name)
+    assert [row["epoch"] for row in history.rows] == [1, 2]
+    assert set(history.rows[0]) >= {"loss", "accuracy", "lr", "seconds"}
+
+
+def test_validation_metrics_come_from_decoding_and_add_up_over_batches():
+    sources, targets = _reversal(90, 1)
+    model = Seq2SeqModel(source_vocab_size=8, target_vocab_size=8, hidden_sizes=[10], seed=2)
+    history = model.fit(
+        sources[:60], targets[:60], epochs=2, batch_size=16, validation=(sources[60:], targets[60:])
+    )
+    last = history.rows[-1]
+    assert {"val_loss", "val_sequence_accuracy", "val_token_accuracy"} <= set(last)
+    data = model.prepare(sources[60:], targets[60:])
+    whole = model.evaluate_data(data, batch_size=1000)
+    # float32 losses summed in other groupings: equal to float32 rounding.
+    assert whole == pytest.approx(model.evaluate_data(data, batch_size=7), rel=1e-6)
+    assert whole["loss"] == pytest.approx(last["val_loss"], rel=1e-12)
+    decoded = model.greedy_decode(sources[60:], max_len=7)
+    exact = np.mean(
+        [np.array_equal(d, t) for d, t in zip(decoded.sequences, targets[60:], strict=True)]
+    )
+    assert whole["sequence_accuracy"] == exact
+
+
+def test_forecasting_metrics_are_those_of_the_recursive_forecast():
+    rng = np.random.default_rng(4)
+    source = rng.normal(size=(20, 6, 1))
+    target = rng.normal(size=(20, 3, 1))
+    model = Seq2SeqModel(input_size=1, output_size=1, hidden_sizes=[6], seed=0, dtype="float64")
+    scores = model.evaluate(source, target)
+    error = model.forecast(source, 3) - target
+    assert scores["rmse"] == pytest.approx(float(np.sqrt(np.mean(error**2))), rel=1e-12)
+    assert scores["mae"] == pytest.approx(float(np.mean(np.abs(error))), rel=1e-12)

@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 
 from sparklstm.data.padding import pad_sequences
+from sparklstm.data.pair_data import PairData
 from sparklstm.model.files import load_model_file, save_model_file
 from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
-from sparklstm.optim import clip_grad_norm, make_optimizer
 
 __all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND"]
 
@@ -47,7 +47,7 @@ class Seq2SeqModel:
     """An encoder-decoder model (see the module docstring and :class:`Seq2SeqConfig`).
 
     >>> model = Seq2SeqModel(source_vocab_size=14, target_vocab_size=14, hidden_sizes=[32])
-    >>> model.fit(sources, targets, epochs=20)  # doctest: +SKIP
+    >>> history = model.fit(sources, targets, epochs=20, lr=0.01)  # doctest: +SKIP
     >>> model.beam_search(sources[:3], beam_width=4)  # doctest: +SKIP
     """
 
@@ -138,21 +138,16 @@ class Seq2SeqModel:
         source_lengths: np.ndarray,
         targets: np.ndarray,
         target_lengths: np.ndarray,
-        sampling_rate: float = 0.0,
         rng: np.random.Generator | None = None,
     ) -> tuple[float, dict[str, np.ndarray]]:
         """Mean loss over the valid target steps and its gradient, for prepared arrays (see
-        :meth:`prepare_source`, :meth:`prepare_targets`)."""
-        inputs, outputs, lengths = self.teacher_forcing(targets, target_lengths)
-        if sampling_rate > 0:
-            if rng is None:
-                raise ValueError("scheduled sampling (sampling_rate > 0) needs rng")
-            inputs = self._sampled_inputs(
-                source, source_lengths, inputs, lengths, sampling_rate, rng
-            )
-        predicted, cache = self.network.forward(source, source_lengths, inputs, lengths)
-        loss, d_outputs = self._loss(predicted, cache.layout.pack(outputs))
-        return loss, self.network.backward(d_outputs.astype(self.dtype, copy=False), cache)
+        :meth:`prepare`); with ``sampling_rate`` > 0 in the config, ``rng`` draws the
+        scheduled sampling."""
+        batch = PairData(source, source_lengths, targets, target_lengths)
+        if self.config.sampling_rate > 0 and rng is None:
+            raise ValueError("scheduled sampling (sampling_rate > 0) needs rng")
+        loss, grads, _, _ = self.step_gradients(batch, rng)
+        return loss, grads
 
     def _sampled_inputs(
         self,
@@ -176,91 +171,113 @@ class Seq2SeqModel:
         return mixed
 
     # -------------------------------------------------------------------- training
-    def fit(
-        self,
-        source: Any,
-        targets: Any,
-        source_lengths: Any = None,
-        target_lengths: Any = None,
-        *,
-        epochs: int = 10,
-        batch_size: int = 64,
-        lr: float = 3e-3,
-        clip_norm: float | None = 5.0,
-        sampling_rate: float = 0.0,
-        seed: int = 0,
-        validation: tuple[Any, Any] | None = None,
-        progress: bool = False,
-    ) -> list[dict[str, float]]:
-        """Train with Adam on teacher-forced minibatches (shuffled each epoch from ``seed``);
-        returns one dict per epoch (train loss, and validation metrics if given)."""
+    def prepare(self, source: Any, targets: Any, lengths: Any = None) -> PairData:
+        """Validate a set of pairs once; ``lengths`` is ``(source_lengths, target_lengths)``
+        (either may be None) for padded arrays."""
+        source_lengths, target_lengths = (None, None) if lengths is None else lengths
         src, src_len = self.prepare_source(source, source_lengths)
         tgt, tgt_len = self.prepare_targets(targets, target_lengths)
         if len(src) != len(tgt):
             raise ValueError(f"{len(src)} sources but {len(tgt)} targets")
-        if not 0.0 <= sampling_rate < 1.0:
-            raise ValueError(f"sampling_rate must lie in [0, 1), got {sampling_rate}")
-        optimizer = make_optimizer("adam", lr=lr)
-        state = optimizer.init_state(self.params)
-        rng = np.random.default_rng(seed)
-        history = []
-        for epoch in range(1, epochs + 1):
-            order = rng.permutation(len(src))
-            total, count = 0.0, 0
-            for start in range(0, len(order), batch_size):
-                rows = order[start : start + batch_size]
-                s_len, t_len = src_len[rows], tgt_len[rows]
-                # Each batch is cut to its own longest sequences: padding costs no time.
-                batch_src = src[rows, : s_len.max()]
-                batch_tgt = tgt[rows, : t_len.max()]
-                loss, grads = self.loss_and_grads(
-                    batch_src, s_len, batch_tgt, t_len, sampling_rate, rng
-                )
-                if clip_norm is not None:
-                    clip_grad_norm(grads, clip_norm)
-                optimizer.step(self.params, grads, state)
-                total += loss * len(rows)
-                count += len(rows)
-            row = {"epoch": epoch, "train_loss": total / count}
-            if validation is not None:
-                row.update({f"val_{k}": v for k, v in self.evaluate(*validation).items()})
-            history.append(row)
-            if progress:
-                logger.info("epoch %d: %s", epoch, row)
-        return history
+        return PairData(src, src_len, tgt, tgt_len)
+
+    def step_gradients(
+        self, batch: PairData, rng: np.random.Generator
+    ) -> tuple[float, dict[str, np.ndarray], int, float]:
+        """A training step (see :class:`sparklstm.training.step.TrainableModel`): the mean
+        loss over the batch's valid target steps, its gradients (scheduled sampling at the
+        config's ``sampling_rate``, drawn from ``rng``), the number of those steps, and the
+        teacher-forced correct tokens or summed squared error."""
+        inputs, outputs, lengths = self.teacher_forcing(batch.targets, batch.target_lengths)
+        rate = self.config.sampling_rate
+        if rate > 0:
+            inputs = self._sampled_inputs(
+                batch.source, batch.source_lengths, inputs, lengths, rate, rng
+            )
+        predicted, cache = self.network.forward(batch.source, batch.source_lengths, inputs, lengths)
+        wanted = cache.layout.pack(outputs)
+        loss, d_outputs = self._loss(predicted, wanted)
+        grads = self.network.backward(d_outputs.astype(self.dtype, copy=False), cache)
+        if self.config.token_target:
+            metric = float((predicted.argmax(axis=1) == wanted).sum())
+        else:
+            metric = float(np.square(predicted.astype(np.float64) - wanted).sum())
+        return loss, grads, int(predicted.shape[0]), metric
+
+    def fit(self, source: Any, targets: Any, lengths: Any = None, **options: Any):
+        """Train on one machine with the shared trainer (:func:`sparklstm.training.fit.fit`):
+        the same options as :meth:`SequenceModel.fit` (epochs, batch_size, optimizer, lr,
+        schedule, clipping, early stopping, validation as ``(source, targets)`` or
+        ``(source, targets, (source_lengths, target_lengths))``, ...), minibatches bucketed by
+        source length; a later call continues the run. Returns the :class:`History`."""
+        from sparklstm.training.fit import fit
+
+        return fit(self, source, targets, lengths, **options)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(
-        self, source: Any, targets: Any, source_lengths: Any = None, target_lengths: Any = None
-    ) -> dict[str, float]:
-        """Teacher-forced loss, plus what decoding gets right: token and exact-sequence
-        accuracy of greedy decoding (tokens), or RMSE and MAE of recursive forecasts."""
+    def evaluation_totals(self, data: PairData, batch_size: int = 512) -> dict[str, float]:
+        """Sums over ``data`` (so that partitions' totals add up): the teacher-forced loss
+        and its terms, and for decoding, exactly right sequences and correct tokens of greedy
+        decoding (tokens) or squared and absolute errors of recursive forecasts (values)."""
         from sparklstm.model import decoding
 
-        src, src_len = self.prepare_source(source, source_lengths)
-        tgt, tgt_len = self.prepare_targets(targets, target_lengths)
-        inputs, outputs, lengths = self.teacher_forcing(tgt, tgt_len)
-        predicted, cache = self.network.forward(src, src_len, inputs, lengths)
-        loss, _ = self._loss(predicted, cache.layout.pack(outputs))
-        result = {"loss": loss}
+        totals = dict.fromkeys(("loss", "count", "rows", "exact", "correct", "sq", "abs"), 0.0)
+        totals["tokens"] = totals["values"] = 0.0
+        for start in range(0, len(data), batch_size):
+            part = data.take(np.arange(start, min(start + batch_size, len(data))))
+            inputs, outputs, lengths = self.teacher_forcing(part.targets, part.target_lengths)
+            predicted, cache = self.network.forward(
+                part.source, part.source_lengths, inputs, lengths
+            )
+            loss, _ = self._loss(predicted, cache.layout.pack(outputs))
+            totals["loss"] += loss * predicted.shape[0]
+            totals["count"] += predicted.shape[0]
+            totals["rows"] += len(part)
+            longest = int(part.target_lengths.max())
+            if self.config.token_target:
+                decoded = decoding.greedy_decode(
+                    self.network, part.source, part.source_lengths, longest + 1
+                )
+                for i, sequence in enumerate(decoded.sequences):
+                    wanted = part.targets[i, : part.target_lengths[i]]
+                    totals["exact"] += float(np.array_equal(sequence, wanted))
+                    shared = min(len(sequence), len(wanted))
+                    totals["correct"] += float(np.sum(sequence[:shared] == wanted[:shared]))
+                totals["tokens"] += float(part.target_lengths.sum())
+            else:
+                forecast = decoding.recursive_forecast(
+                    self.network, part.source, part.source_lengths, longest
+                )
+                valid = np.arange(longest)[None, :] < part.target_lengths[:, None]
+                error = (forecast.astype(np.float64) - part.targets)[valid]
+                totals["sq"] += float(np.sum(error**2))
+                totals["abs"] += float(np.sum(np.abs(error)))
+                totals["values"] += float(error.size)
+        return totals
+
+    def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
+        """``loss`` (teacher-forced), then ``sequence_accuracy`` and ``token_accuracy``
+        (tokens; a decoded token counts where it equals the target's at the same position),
+        or ``rmse`` and ``mae`` of the recursive forecasts (values)."""
+        metrics = {"loss": totals["loss"] / max(totals["count"], 1.0)}
         if self.config.token_target:
-            decoded = decoding.greedy_decode(self.network, src, src_len, int(tgt_len.max()) + 1)
-            exact, right = [], 0
-            for i, sequence in enumerate(decoded.sequences):
-                wanted = tgt[i, : tgt_len[i]]
-                exact.append(np.array_equal(sequence, wanted))
-                shared = min(len(sequence), len(wanted))
-                right += int(np.sum(sequence[:shared] == wanted[:shared]))
-            result["sequence_accuracy"] = float(np.mean(exact))
-            result["token_accuracy"] = right / float(tgt_len.sum())
+            metrics["sequence_accuracy"] = totals["exact"] / max(totals["rows"], 1.0)
+            metrics["token_accuracy"] = totals["correct"] / max(totals["tokens"], 1.0)
         else:
-            horizon = int(tgt_len.max())
-            forecast = decoding.recursive_forecast(self.network, src, src_len, horizon)
-            valid = np.arange(horizon)[None, :] < tgt_len[:, None]
-            error = (forecast - tgt[:, :horizon])[valid]
-            result["rmse"] = float(np.sqrt(np.mean(error**2)))
-            result["mae"] = float(np.mean(np.abs(error)))
-        return result
+            values = max(totals["values"], 1.0)
+            metrics["rmse"] = float(np.sqrt(totals["sq"] / values))
+            metrics["mae"] = totals["abs"] / values
+        return metrics
+
+    def evaluate_data(self, data: PairData, batch_size: int = 512) -> dict[str, float]:
+        return self.metrics_from_totals(self.evaluation_totals(data, batch_size))
+
+    def evaluate(
+        self, source: Any, targets: Any, lengths: Any = None, batch_size: int = 512
+    ) -> dict[str, float]:
+        """Teacher-forced loss, plus what decoding gets right: exact-sequence and token
+        accuracy of greedy decoding (tokens), or RMSE and MAE of recursive forecasts."""
+        return self.evaluate_data(self.prepare(source, targets, lengths), batch_size)
 
     # -------------------------------------------------------------------- decoding
     def greedy_decode(self, source: Any, source_lengths: Any = None, max_len: int = 50):

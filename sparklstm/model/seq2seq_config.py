@@ -60,6 +60,14 @@ class Seq2SeqConfig:
         1, "id that starts every decoded sequence (token targets)", minimum=0
     )
     end_token: int = integer(2, "id that ends every decoded sequence (token targets)", minimum=0)
+    sampling_rate: float = real(
+        0.0,
+        "scheduled sampling: the chance that a decoder input in training is the model's own "
+        "previous prediction instead of the true one (0: teacher forcing)",
+        minimum=0.0,
+        maximum=1.0,
+        open_maximum=True,
+    )
     forget_bias: float = real(1.0, "initial LSTM forget-gate bias")
     dtype: str = text("float32", "float32 or float64")
     seed: int | None = integer(None, "seed of the initial weights", minimum=0, optional=True)
@@ -91,6 +99,15 @@ class Seq2SeqConfig:
     @property
     def token_target(self) -> bool:
         return self.target_vocab_size is not None
+
+    @property
+    def task(self) -> str:
+        """How the outputs are scored: tokens are classified, values regressed."""
+        return "classification" if self.token_target else "regression"
+
+    @property
+    def head(self) -> str:
+        return "seq2seq"
 
     @property
     def num_directions(self) -> int:

@@ -135,6 +135,23 @@ class SequenceModel:
         """Validate inputs (and targets) for this model once; raises before any work."""
         return prepare_data(self.config, x, y, lengths)
 
+    def step_gradients(
+        self, batch: SequenceData, rng: np.random.Generator
+    ) -> tuple[float, dict[str, np.ndarray], int, float]:
+        """A training step's loss, gradients, loss terms (examples, or valid steps for head
+        "all") and metric sum (correct predictions, or summed squared error); dropout on."""
+        cfg = self.config
+        layout = batch.layout()
+        outputs, cache = self.network.forward(batch.inputs, layout, training=True, rng=rng)
+        loss, d_outputs = compute_loss(cfg, outputs, batch, layout)
+        grads = self.network.backward(d_outputs, cache)
+        targets = batch.targets if cfg.head == "last" else layout.pack(batch.targets)
+        if cfg.task == "classification":
+            metric = float((outputs.argmax(axis=1) == targets).sum())
+        else:
+            metric = float(np.square(outputs.astype(np.float64) - targets).sum())
+        return loss, grads, int(outputs.shape[0]), metric
+
     def batch_loss_and_grads(
         self, batch: SequenceData, training: bool = True, rng: np.random.Generator | None = None
     ) -> tuple[float, dict[str, np.ndarray]]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sparklstm.data.batching import train_validation_split
+from sparklstm.data.pair_data import PairData
 from sparklstm.data.sequence_data import SequenceData
 from sparklstm.metrics import training_metrics
 from sparklstm.model import SequenceModel
@@ -68,8 +69,8 @@ def _keeps_state(previous: Optimizer, optimizer: Optimizer) -> bool:
     return type(previous) is type(optimizer) and previous.slot_names() == optimizer.slot_names()
 
 
-def _as_data(model: SequenceModel, value: Any, name: str) -> SequenceData:
-    if isinstance(value, SequenceData):
+def _as_data(model: SequenceModel, value: Any, name: str) -> SequenceData | PairData:
+    if isinstance(value, (SequenceData, PairData)):
         return value
     if not isinstance(value, (tuple, list)) or len(value) not in (2, 3):
         raise TypeError(f"{name} must be a tuple (X, y) or (X, y, lengths)")

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
 from sparklstm.data.batching import bucketed_batches, minibatch_indices
 from sparklstm.data.sequence_data import SequenceData
-from sparklstm.model import SequenceModel, compute_loss
 from sparklstm.optim import Optimizer, OptimizerState, Schedule, clip_grad_norm, clip_grad_value
 
 __all__ = [
     "StepResult",
+    "TrainableModel",
     "train_step",
     "run_steps",
     "make_batches",
@@ -29,6 +30,19 @@ __all__ = [
     "step_rng",
     "split_rng",
 ]
+
+
+class TrainableModel(Protocol):
+    """What the trainers need of a model (:class:`~sparklstm.model.SequenceModel`,
+    :class:`~sparklstm.model.seq2seq.Seq2SeqModel`)."""
+
+    params: dict[str, np.ndarray]
+
+    def step_gradients(
+        self, batch: Any, rng: np.random.Generator
+    ) -> tuple[float, dict[str, np.ndarray], int, float]:
+        """``(mean loss, gradients, loss terms, metric sum)`` of a training batch: the metric
+        is correct predictions (classification) or summed squared error (regression)."""
 
 
 @dataclass(frozen=True)
@@ -42,21 +56,18 @@ class StepResult:
 
 
 def train_step(
-    model: SequenceModel,
+    model: TrainableModel,
     optimizer: Optimizer,
     state: OptimizerState,
-    batch: SequenceData,
+    batch: Any,
     rng: np.random.Generator,
     lr: float,
     clip_norm: float | None = None,
     clip_value: float | None = None,
 ) -> StepResult:
-    """Forward, BPTT, clipping and one optimizer update of ``model.params`` (in place)."""
-    cfg = model.config
-    layout = batch.layout()
-    outputs, cache = model.network.forward(batch.inputs, layout, training=True, rng=rng)
-    loss, d_outputs = compute_loss(cfg, outputs, batch, layout)
-    grads = model.network.backward(d_outputs, cache)
+    """Loss and gradients (``model.step_gradients``), clipping and one optimizer update of
+    ``model.params`` (in place)."""
+    loss, grads, count, metric = model.step_gradients(batch, rng)
     if clip_value is not None:
         clip_grad_value(grads, clip_value)
     if clip_norm is not None:
@@ -69,13 +80,7 @@ def train_step(
             "set clip_norm, or check the data"
         )
     optimizer.step(model.params, grads, state, lr=lr)
-    targets = batch.targets if cfg.head == "last" else layout.pack(batch.targets)
-    if cfg.task == "classification":
-        metric = float((outputs.argmax(axis=1) == targets).sum())
-    else:
-        metric = float(np.square(outputs.astype(np.float64) - targets).sum())
-    n = outputs.shape[0]
-    return StepResult(loss * n, n, metric, norm)
+    return StepResult(loss * count, count, metric, norm)
 
 
 # Every random draw of training comes from a generator derived from (seed, purpose, counter,
@@ -164,10 +169,10 @@ def epoch_plan(
 
 
 def run_steps(
-    model: SequenceModel,
+    model: TrainableModel,
     optimizer: Optimizer,
     state: OptimizerState,
-    batches: Iterable[SequenceData],
+    batches: Iterable[Any],
     rng: np.random.Generator,
     schedule: Schedule,
     clip_norm: float | None = None,
