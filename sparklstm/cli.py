@@ -428,6 +428,7 @@ def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
     )
     for noisy in ("py4j", "pyspark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    started_before = _active_spark_context() is not None
     try:
         status = main(sys.argv[1:])
         sys.stdout.flush()
@@ -451,8 +452,18 @@ def run_job(main: Callable[[Sequence[str] | None], int], prog: str) -> NoReturn:
             raise
         sys.stderr.write(f"{prog}: error: {line}\n")
         status = 1
-    stop_spark_quietly()
+    if not started_before:  # a session the job started (not a notebook's or a test's)
+        stop_spark_quietly()
     sys.exit(status)
+
+
+def _active_spark_context() -> Any:
+    """This process's running classic SparkContext, or None (pyspark not even imported)."""
+    if "pyspark" not in sys.modules:
+        return None
+    from pyspark import SparkContext
+
+    return SparkContext._active_spark_context
 
 
 def stop_spark_quietly() -> None:
@@ -464,11 +475,7 @@ def stop_spark_quietly() -> None:
     in the driver's JVM, hundreds of lines after a successful run). Stopping the context here,
     silenced, leaves nothing for the JVM's shutdown hook to report. A Spark Connect session
     has nothing of the kind in this process."""
-    if "pyspark" not in sys.modules:
-        return
-    from pyspark import SparkContext
-
-    context = SparkContext._active_spark_context
+    context = _active_spark_context()
     if context is None:
         return
     context.setLogLevel("OFF")

@@ -13,6 +13,7 @@ from sparklstm.cli import (
     check_input_path,
     load_config_file,
     merge_sections,
+    run_job,
     write_json,
 )
 from sparklstm.packaging import build_zip
@@ -130,3 +131,35 @@ def test_a_job_whose_reader_goes_away_stops_quietly(tmp_path):
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=60) == 141
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+
+
+def test_a_job_stops_the_spark_session_it_started_and_only_that(spark, tmp_path):
+    """run_job stops (with Spark's log off) a SparkContext that the job itself started, so
+    that the job ends with its summary; a session that was running before it (a notebook's,
+    this test run's) is left running."""
+    import subprocess
+    import sys
+
+    with pytest.raises(SystemExit) as exit_:
+        run_job(lambda argv: int(spark.range(3).count() != 3), "job.py")
+    assert exit_.value.code == 0
+    assert spark.range(5).count() == 5  # still running
+
+    script = (
+        "import os, sys\n"
+        "os.environ['PYSPARK_PYTHON'] = sys.executable\n"
+        "from pyspark import SparkContext\n"
+        "from sparklstm.cli import run_job\n"
+        "from sparklstm.spark.session import get_session\n"
+        "def main(argv):\n"
+        "    print('rows', get_session(master='local[1]').range(4).count())\n"
+        "    return 0\n"
+        "try:\n"
+        "    run_job(main, 'job.py')\n"
+        "except SystemExit as done:\n"
+        "    print('stopped', SparkContext._active_spark_context is None, done.code)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300
+    )
+    assert done.stdout.splitlines()[-2:] == ["rows 4", "stopped True 0"], done.stderr[-2000:]
