@@ -240,7 +240,7 @@ MEMORY_JOB = textwrap.dedent(
     def totals(batches):
         import pyarrow as pa
         rows, total = 0, 0.0
-        for inputs, lengths, _ in read_chunks(batches):
+        for inputs, lengths, _, _ in read_chunks(batches):
             rows += len(lengths)
             total += float(inputs.astype(np.float64).sum())
         yield pa.RecordBatch.from_pydict({"rows": [rows], "total": [total]})

@@ -35,7 +35,7 @@ from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
 
-__all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND"]
+__all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND", "padded_side", "seq2seq_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,14 +52,14 @@ class Seq2SeqModel:
     """
 
     def __init__(self, **config: Any) -> None:
-        self.config = Seq2SeqConfig(**config)
+        self.config = Seq2SeqConfig.from_dict(config)  # head="seq2seq" may be given
         self.network = Seq2SeqNetwork(self.config)
         self.metadata: dict[str, Any] = {}
 
     @classmethod
     def from_config(cls, config: Seq2SeqConfig | Mapping[str, Any]) -> Seq2SeqModel:
         data = config.to_dict() if isinstance(config, Seq2SeqConfig) else dict(config)
-        return cls(**Seq2SeqConfig.from_dict(data).to_dict())
+        return cls(**data)
 
     @property
     def params(self) -> dict[str, np.ndarray]:
@@ -256,18 +256,8 @@ class Seq2SeqModel:
         return totals
 
     def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
-        """``loss`` (teacher-forced), then ``sequence_accuracy`` and ``token_accuracy``
-        (tokens; a decoded token counts where it equals the target's at the same position),
-        or ``rmse`` and ``mae`` of the recursive forecasts (values)."""
-        metrics = {"loss": totals["loss"] / max(totals["count"], 1.0)}
-        if self.config.token_target:
-            metrics["sequence_accuracy"] = totals["exact"] / max(totals["rows"], 1.0)
-            metrics["token_accuracy"] = totals["correct"] / max(totals["tokens"], 1.0)
-        else:
-            values = max(totals["values"], 1.0)
-            metrics["rmse"] = float(np.sqrt(totals["sq"] / values))
-            metrics["mae"] = totals["abs"] / values
-        return metrics
+        """See :func:`seq2seq_metrics`."""
+        return seq2seq_metrics(self.config, totals)
 
     def evaluate_data(self, data: PairData, batch_size: int = 512) -> dict[str, float]:
         return self.metrics_from_totals(self.evaluation_totals(data, batch_size))
@@ -382,3 +372,19 @@ def padded_side(
     if lengths.shape != (len(padded),) or lengths.min() < 1 or lengths.max() > padded.shape[1]:
         raise ValueError(f"{side} lengths must be one per row, in [1, {padded.shape[1]}]")
     return padded, lengths
+
+
+def seq2seq_metrics(config: Seq2SeqConfig, totals: Mapping[str, float]) -> dict[str, float]:
+    """Metrics from summed :meth:`Seq2SeqModel.evaluation_totals`: ``loss`` (teacher-forced),
+    then ``sequence_accuracy`` and ``token_accuracy`` (tokens; a decoded token counts where it
+    equals the target's at the same position), or ``rmse`` and ``mae`` of the recursive
+    forecasts (values)."""
+    metrics = {"loss": totals.get("loss", 0.0) / max(totals.get("count", 0.0), 1.0)}
+    if config.token_target:
+        metrics["sequence_accuracy"] = totals.get("exact", 0.0) / max(totals.get("rows", 0.0), 1.0)
+        metrics["token_accuracy"] = totals.get("correct", 0.0) / max(totals.get("tokens", 0.0), 1.0)
+    else:
+        values = max(totals.get("values", 0.0), 1.0)
+        metrics["rmse"] = float(np.sqrt(totals.get("sq", 0.0) / values))
+        metrics["mae"] = totals.get("abs", 0.0) / values
+    return metrics

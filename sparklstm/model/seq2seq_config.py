@@ -119,14 +119,20 @@ class Seq2SeqConfig:
         return self.target_vocab_size if self.token_target else self.output_size
 
     def to_dict(self) -> dict[str, Any]:
+        """The options as JSON, with ``"head": "seq2seq"``, which tells a stored config of
+        this kind from a :class:`~sparklstm.model.ModelConfig` (see
+        :func:`sparklstm.model.factory.config_from_dict`)."""
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
-        return data
+        return {"head": self.head, **data}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Seq2SeqConfig:
-        check_no_unknown_keys("seq2seq config", data, (f.name for f in dataclasses.fields(cls)))
         values = dict(data)
+        head = values.pop("head", "seq2seq")
+        if head != "seq2seq":
+            raise ValueError(f"a seq2seq config has head 'seq2seq', got {head!r}")
+        check_no_unknown_keys("seq2seq config", values, (f.name for f in dataclasses.fields(cls)))
         if isinstance(values.get("hidden_sizes"), list):
             values["hidden_sizes"] = tuple(values["hidden_sizes"])
         return cls(**values)

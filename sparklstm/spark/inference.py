@@ -40,6 +40,7 @@ import pyarrow as pa
 
 from sparklstm.data.arrow import batch_to_numpy
 from sparklstm.model import SequenceModel
+from sparklstm.model.factory import model_from_config
 from sparklstm.nn.losses import softmax
 from sparklstm.spark.blas import limit_blas_threads
 from sparklstm.spark.memory import keep_large_allocations_on_heap
@@ -49,14 +50,20 @@ from sparklstm.spark.transport import Parcel, receive, ship
 from sparklstm.spark.vectors import is_vector, vector_to_array
 from sparklstm.spark.wire import pack, unpack
 
-__all__ = ["predict_dataframe", "output_fields", "predict_partition"]
+__all__ = [
+    "cached_model",
+    "list_array",
+    "output_fields",
+    "predict_dataframe",
+    "predict_partition",
+]
 
 logger = logging.getLogger(__name__)
 
 # Models rebuilt on this Python worker, keyed by the token of the call they came from
 # (most recently used last). A reused worker serves many tasks of the same call from one model;
 # the bound keeps a long-lived worker from holding every model it ever saw.
-_MODEL_CACHE: OrderedDict[str, SequenceModel] = OrderedDict()
+_MODEL_CACHE: OrderedDict[str, Any] = OrderedDict()
 _MODEL_CACHE_SIZE = 4
 # The array<double> copy of a Vector features column that inference tasks read.
 VECTOR_COPY = "__sparklstm_features_array"
@@ -286,22 +293,23 @@ def predict_dataframe(
 
 
 # ------------------------------------------------------------------------------ executors
-def _model_for(spec: PredictSpec, payload: Parcel) -> SequenceModel:
-    """The call's model, rebuilt at most once per worker per call (LRU of 4)."""
-    model = _MODEL_CACHE.get(spec.token)
+def cached_model(token: str, payload: Parcel) -> Any:
+    """The model of the call ``token`` (of the class its config names), rebuilt from
+    ``payload`` at most once per worker per call (LRU of 4)."""
+    model = _MODEL_CACHE.get(token)
     if model is None:
         header, params = unpack(receive(payload))
-        model = SequenceModel.from_config(header["model"])
+        model = model_from_config(header["model"])
         model.load_state_dict(params)
-        _MODEL_CACHE[spec.token] = model
+        _MODEL_CACHE[token] = model
         while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
             _MODEL_CACHE.popitem(last=False)
     else:
-        _MODEL_CACHE.move_to_end(spec.token)
+        _MODEL_CACHE.move_to_end(token)
     return model
 
 
-def _lists(values: pa.Array, counts: np.ndarray) -> pa.Array:
+def list_array(values: pa.Array, counts: np.ndarray) -> pa.Array:
     """A list array whose row ``i`` holds the next ``counts[i]`` of ``values``."""
     offsets = np.zeros(len(counts) + 1, dtype=np.int32)
     np.cumsum(counts, out=offsets[1:])
@@ -311,8 +319,8 @@ def _lists(values: pa.Array, counts: np.ndarray) -> pa.Array:
 def _rows_of_vectors(matrix: np.ndarray, counts: np.ndarray | None = None) -> pa.Array:
     """``(m, O)`` -> ``list<double>`` per row, or with ``counts`` ``list<list<double>>``."""
     m, width = matrix.shape
-    inner = _lists(pa.array(matrix.astype(np.float64).ravel()), np.full(m, width))
-    return inner if counts is None else _lists(inner, counts)
+    inner = list_array(pa.array(matrix.astype(np.float64).ravel()), np.full(m, width))
+    return inner if counts is None else list_array(inner, counts)
 
 
 def output_columns(
@@ -338,7 +346,7 @@ def output_columns(
         if predicted is None:
             columns.append(_rows_of_vectors(outputs, counts))
         else:
-            columns.append(predicted if counts is None else _lists(predicted, counts))
+            columns.append(predicted if counts is None else list_array(predicted, counts))
     if spec.probability_col is not None and config.task == "classification":
         columns.append(_rows_of_vectors(softmax(outputs), counts))
     if spec.raw_col is not None:
@@ -386,6 +394,6 @@ def predict_partition(
         if model is None:
             limit_blas_threads(task_cpus())
             keep_large_allocations_on_heap()
-            model = _model_for(spec, payload)
+            model = cached_model(spec.token, payload)
         for start in range(0, batch.num_rows, spec.batch_size):
             yield _predict_slice(model, batch.slice(start, spec.batch_size), spec)

@@ -13,9 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.metrics import metrics_from_totals
-from sparklstm.model import SequenceModel
-from sparklstm.model.config import ModelConfig
+from sparklstm.model.factory import AnyConfig, AnyModel, metrics_from_totals
 from sparklstm.spark.partitions import CachedChunks
 from sparklstm.spark.preparation import prepare
 from sparklstm.spark.rounds import RESULT_SCHEMA, add_totals, collect_results, evaluate_task
@@ -28,7 +26,7 @@ from sparklstm.training.options import TrainOptions
 __all__ = ["evaluate_distributed", "evaluate_cached", "evaluation_task", "added_totals"]
 
 
-def evaluation_task(model_config: ModelConfig, parcel: Any, batch_size: int) -> Any:
+def evaluation_task(model_config: AnyConfig, parcel: Any, batch_size: int) -> Any:
     return functools.partial(
         evaluate_task,
         model_config=model_config.to_dict(),
@@ -46,7 +44,7 @@ def added_totals(rows: list[tuple[int, bytes]]) -> dict[str, float]:
 
 def evaluate_cached(
     cached: CachedChunks,
-    model_config: ModelConfig,
+    model_config: AnyConfig,
     params: Mapping[str, np.ndarray],
     batch_size: int = 512,
 ) -> dict[str, float]:
@@ -59,7 +57,7 @@ def evaluate_cached(
 
 
 def evaluate_distributed(
-    model: SequenceModel,
+    model: AnyModel,
     data: Any,
     *,
     features_col: str = "features",
@@ -67,10 +65,12 @@ def evaluate_distributed(
     length_col: str | None = None,
     batch_size: int = 512,
     cache_dir: str | None = None,
+    target_length_col: str | None = None,
 ) -> dict[str, float]:
-    """Loss and metrics of ``model`` on a labelled DataFrame, computed on the executors
+    """Loss and metrics of ``model`` on a labelled DataFrame (for a seq2seq model: source in
+    ``features_col``, target sequence in ``label_col``), computed on the executors
     (``cache_dir``: see :class:`~sparklstm.spark.config.TrainOptions`)."""
-    columns = Columns(features_col, label_col, length_col)
+    columns = Columns(features_col, label_col, length_col, target_length_col)
     data = vectors_as_arrays(data, features_col)
     cfg = TrainOptions(batch_size=min(batch_size, 4096), chunk_rows=4096, cache_dir=cache_dir)
     cached, _ = prepare(

@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sparklstm.data.arrow import batch_to_numpy
+from sparklstm.data.pair_data import PairData
+from sparklstm.data.sequence_data import SequenceData
 from sparklstm.spark.schema import Columns
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "cache_chunks",
     "chunk_byte_budget",
     "encode_partition",
+    "chunk_data",
     "decode_chunk",
     "read_chunks",
     "read_indexed_chunks",
@@ -54,7 +57,7 @@ __all__ = [
 _CHUNK_SCHEMA = (
     "partition int, chunk int, rows int, inputs binary, inputs_dtype string, "
     "inputs_shape array<bigint>, lengths binary, targets binary, targets_dtype string, "
-    "targets_shape array<bigint>, rejected array<bigint>"
+    "targets_shape array<bigint>, target_lengths binary, rejected array<bigint>"
 )
 # A chunk's padded inputs stay below this size unless one minibatch alone is larger (chunks
 # shrink to stay under it): a few MiB keeps every cached block and Arrow batch small.
@@ -67,7 +70,9 @@ _RESERVED_HEAP = 300 * 2**20
 # serialized batch), none of them counted by Spark's memory manager.
 _HEAP_PER_CHUNK = 16
 
-Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # inputs, lengths, targets
+# inputs, lengths, targets, and the targets' lengths when they are sequences of their own
+# (sequence-to-sequence pairs; None otherwise).
+Chunk = tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 @dataclass(frozen=True)
@@ -89,27 +94,45 @@ class ChunkEncoding:
     # sparklstm.spark.schema.RowRules): such rows are left out and counted per rule.
     rule_column: str | None = None
     num_rules: int = 0
+    # Sequence-to-sequence pairs: the label column is a target sequence (token ids when
+    # target_tokens), padded with its own lengths.
+    pairs: bool = False
+    target_tokens: bool = False
 
 
 def _chunk_row(
     table: pa.Table, encoding: ChunkEncoding, partition: int, chunk: int
 ) -> pa.RecordBatch:
     columns = encoding.columns
+    target_lengths = None
     inputs, lengths, targets = batch_to_numpy(
         table,
         columns.features,
-        columns.label,
+        None if encoding.pairs else columns.label,
         columns.length,
         dtype=np.dtype(encoding.dtype),
         per_step_labels=encoding.per_step_labels,
         num_features=None if encoding.tokens else encoding.num_features,
     )
+    if encoding.pairs and columns.label is not None:
+        targets, target_lengths, _ = batch_to_numpy(
+            table,
+            columns.label,
+            None,
+            columns.target_length,
+            dtype=np.dtype(encoding.dtype),
+            num_features=None if encoding.target_tokens else 1,
+        )
+        target_lengths = target_lengths.astype(np.int64)
     if encoding.tokens:
         inputs = inputs.astype(np.int32 if inputs.max(initial=0) < 2**31 else np.int64)
     elif inputs.ndim == 2:  # univariate: one feature per step
         inputs = inputs[..., None]
     lengths = lengths.astype(np.int64)
-    if targets is not None:
+    if encoding.pairs:
+        if targets is not None and encoding.target_tokens:
+            targets = targets.astype(np.int64)
+    elif targets is not None:
         if encoding.classification:
             targets = targets.astype(np.int64)
         else:
@@ -138,6 +161,9 @@ def _chunk_row(
             "targets_dtype": ["" if targets is None else targets.dtype.str],
             "targets_shape": pa.array(
                 [[] if targets is None else list(targets.shape)], pa.list_(pa.int64())
+            ),
+            "target_lengths": pa.array(
+                [None if target_lengths is None else target_lengths.tobytes()], pa.binary()
             ),
             "rejected": pa.array([[]], pa.list_(pa.int64())),
         }
@@ -248,22 +274,34 @@ def _empty_marker(partition: int, chunk: int = -1, rejected: list[int] | None = 
             "targets": binary,
             "targets_dtype": [""],
             "targets_shape": shape,
+            "target_lengths": pa.array([None], pa.binary()),
             "rejected": pa.array([rejected or []], pa.list_(pa.int64())),
         }
     )
 
 
 def decode_chunk(row: Any) -> Chunk:
-    """One encoded row (a mapping of the chunk columns) -> ``(inputs, lengths, targets)``
-    NumPy arrays (no copies beyond the one out of the row)."""
+    """One encoded row (a mapping of the chunk columns) -> ``(inputs, lengths, targets,
+    target_lengths)`` NumPy arrays (no copies beyond the one out of the row)."""
     inputs = np.frombuffer(row["inputs"], dtype=np.dtype(row["inputs_dtype"]))
     inputs = inputs.reshape(tuple(row["inputs_shape"]))
     lengths = np.frombuffer(row["lengths"], dtype=np.int64)
-    targets = None
+    targets = target_lengths = None
     if row["targets_dtype"]:
         targets = np.frombuffer(row["targets"], dtype=np.dtype(row["targets_dtype"]))
         targets = targets.reshape(tuple(row["targets_shape"]))
-    return inputs, lengths, targets
+    if row.get("target_lengths") is not None:
+        target_lengths = np.frombuffer(row["target_lengths"], dtype=np.int64)
+    return inputs, lengths, targets, target_lengths
+
+
+def chunk_data(chunk: Chunk) -> Any:
+    """A decoded chunk as the trainers' data: :class:`SequenceData`, or :class:`PairData`
+    for sequence-to-sequence pairs."""
+    inputs, lengths, targets, target_lengths = chunk
+    if target_lengths is not None:
+        return PairData(inputs, lengths, targets, target_lengths)
+    return SequenceData(inputs, lengths, targets)
 
 
 def read_indexed_chunks(
@@ -479,7 +517,10 @@ def cache_chunks(
         encoded = df.sparkSession.read.parquet(directory)
     try:
         payload_bytes = sum(
-            (F.coalesce(F.length(name), F.lit(0)) for name in ("inputs", "lengths", "targets")),
+            (
+                F.coalesce(F.length(name), F.lit(0))
+                for name in ("inputs", "lengths", "targets", "target_lengths")
+            ),
             F.lit(0),
         )
         sizes = encoded.select(

@@ -12,6 +12,9 @@ from typing import Any
 
 from sparklstm.model import SequenceModel
 from sparklstm.model.config import ModelConfig
+from sparklstm.model.factory import AnyConfig, AnyModel, config_from_dict, is_seq2seq
+from sparklstm.model.seq2seq import Seq2SeqModel
+from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.spark.partitions import CachedChunks, ChunkEncoding, cache_chunks
 from sparklstm.spark.schema import RULE_COLUMN, Columns, DataProfile, row_rules
 from sparklstm.spark.session import default_parallelism
@@ -29,31 +32,41 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+_SOURCE_SIZES = ("input_size", "vocab_size", "source_vocab_size")
+_TARGET_SIZES = ("output_size", "target_vocab_size")
+
+
 def model_config_for(
-    model: SequenceModel | ModelConfig | Mapping[str, Any] | None, sizes: dict[str, int]
-) -> tuple[ModelConfig, SequenceModel | None]:
-    if isinstance(model, SequenceModel):
+    model: AnyModel | AnyConfig | Mapping[str, Any] | None, sizes: dict[str, int]
+) -> tuple[AnyConfig, AnyModel | None]:
+    """The configuration to train (a starting model's own, or ``model``'s options completed
+    with the ``sizes`` the data implies where they leave a side open) and the starting model."""
+    if isinstance(model, (SequenceModel, Seq2SeqModel)):
         return model.config, model
-    if isinstance(model, ModelConfig):
+    if isinstance(model, (ModelConfig, Seq2SeqConfig)):
         return model, None
     options = dict(model or {})
-    if "input_size" in options or "vocab_size" in options:
-        sizes = {k: v for k, v in sizes.items() if k not in ("input_size", "vocab_size")}
+    for given in (_SOURCE_SIZES, _TARGET_SIZES if is_seq2seq(options) else ()):
+        if any(options.get(name) is not None for name in given):
+            sizes = {k: v for k, v in sizes.items() if k not in given}
     for key, value in sizes.items():
         options.setdefault(key, value)
-    return ModelConfig.from_dict(options), None
+    return config_from_dict(options), None
 
 
-def _encoding(config: ModelConfig, columns: Columns, cfg: TrainOptions) -> ChunkEncoding:
+def _encoding(config: AnyConfig, columns: Columns, cfg: TrainOptions) -> ChunkEncoding:
+    pairs = isinstance(config, Seq2SeqConfig)
     return ChunkEncoding(
         columns=columns,
         dtype=config.dtype,
-        tokens=config.uses_tokens,
+        tokens=config.token_source if pairs else config.uses_tokens,
         per_step_labels=config.head == "all" and columns.label is not None,
         classification=config.task == "classification",
         num_features=config.input_size,
         chunk_rows=max(cfg.chunk_rows, cfg.batch_size),
         batch_size=cfg.batch_size,
+        pairs=pairs,
+        target_tokens=pairs and config.token_target,
     )
 
 
@@ -142,10 +155,11 @@ def check_partition_sizes(cached: CachedChunks, cfg: TrainOptions) -> int:
 
 
 def model_option(model: Any, name: str) -> str:
+    """``task`` or ``head`` of a starting model, a config, or a dict of model options."""
     defaults = {"task": "classification", "head": "last"}
-    if isinstance(model, SequenceModel):
+    if isinstance(model, (SequenceModel, Seq2SeqModel)):
         return getattr(model.config, name)
-    if isinstance(model, ModelConfig):
+    if isinstance(model, (ModelConfig, Seq2SeqConfig)):
         return getattr(model, name)
     return (model or {}).get(name, defaults[name])
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from sparklstm.data.sequence_data import SequenceData
+from sparklstm.model.factory import model_from_config
 from sparklstm.optim import OptimizerState, optimizer_from_config, schedule_from_config
 from sparklstm.spark.blas import limit_blas_threads
 from sparklstm.spark.memory import keep_large_allocations_on_heap
+from sparklstm.spark.partitions import chunk_data
 from sparklstm.training.step import (
     batch_order_rng,
     epoch_plan,
@@ -215,7 +216,7 @@ def round_filter(spec: RoundSpec, round_index: int) -> str:
 
 def _round_batches(
     spec: RoundSpec, round_index: int, partition: int, chunks: Iterator[tuple[int, Any]]
-) -> tuple[list[SequenceData], int]:
+) -> tuple[list[Any], int]:
     """This round's minibatches of ``partition`` and the number of chunks read, from the
     ``(index, chunk)`` pairs given (at least the round's chunks, in any order)."""
     epoch = round_index // spec.rounds_per_epoch
@@ -223,15 +224,15 @@ def _round_batches(
     by_chunk: dict[int, list[tuple[int, int]]] = defaultdict(list)
     for order, (chunk, j) in enumerate(wanted):
         by_chunk[chunk].append((order, j))
-    batches: dict[int, SequenceData] = {}
+    batches: dict[int, Any] = {}  # SequenceData or PairData
     read = 0
     # Every chunk given is read even when the batches are found early: a Python worker whose
     # input is left unread cannot be reused, and starting a new one costs far more.
-    for chunk_index, (inputs, lengths, targets) in chunks:
+    for chunk_index, chunk in chunks:
         read += 1
         if chunk_index not in by_chunk:
             continue
-        data = SequenceData(inputs, lengths, targets)
+        data = chunk_data(chunk)
         rng = batch_order_rng(spec.seed, epoch, partition, chunk_index)
         cut = make_batches(data, spec.batch_size, rng, spec.shuffle, spec.bucket)
         for order, j in by_chunk.pop(chunk_index):
@@ -256,8 +257,6 @@ def train_partition(
     parameters; yields one :class:`WorkerResult`. ``chunks`` are ``(index, chunk)`` pairs of
     the partition's cached chunks (at least those of :func:`round_chunks`); ``payload`` is
     :func:`sparklstm.spark.wire.decode_payload`'s dict."""
-    from sparklstm.model import SequenceModel
-
     if spec.task_hook is not None:
         spec.task_hook(round_index, partition)
     limit_blas_threads(task_cpus())
@@ -268,7 +267,7 @@ def train_partition(
         yield WorkerResult(chunks_read=chunks_read)
         return
     values = payload
-    model = SequenceModel.from_config(spec.model_config)
+    model = model_from_config(spec.model_config)
     model.load_state_dict(values["params"])
     before = flatten(model.params, spec.param_names).astype(np.float64)
     optimizer = optimizer_from_config(spec.optimizer_config)
@@ -330,15 +329,13 @@ def evaluate_partition(
 ) -> Iterator[dict[str, float]]:
     """Summed evaluation totals of one partition (see ``SequenceModel.evaluation_totals``);
     ``payload`` holds ``{"params": ...}``."""
-    from sparklstm.model import SequenceModel
-
     limit_blas_threads(task_cpus())
     keep_large_allocations_on_heap()
-    model = SequenceModel.from_config(model_config)
+    model = model_from_config(model_config)
     model.load_state_dict(payload["params"])
     totals: dict[str, float] = defaultdict(float)
-    for inputs, lengths, targets in chunks:
-        part = model.evaluation_totals(SequenceData(inputs, lengths, targets), batch_size)
+    for chunk in chunks:
+        part = model.evaluation_totals(chunk_data(chunk), batch_size)
         for key, value in part.items():
             totals[key] += value
     yield dict(totals)

@@ -22,7 +22,7 @@ from sparklstm.io.checkpoint import (
     save_checkpoint,
     set_aside_unreadable_after,
 )
-from sparklstm.model.config import ModelConfig
+from sparklstm.model.factory import AnyConfig, config_from_dict
 from sparklstm.spark.averaging import DriverState
 from sparklstm.spark.metrics import MetricsFile, ProgressLines, format_round
 from sparklstm.training.history import EarlyStopping, History
@@ -68,8 +68,8 @@ def starting_checkpoint(checkpoint_dir: Path | None, resume: bool) -> Checkpoint
     return checkpoint
 
 
-def check_resumable(checkpoint: Checkpoint, model_config: ModelConfig, cfg: TrainOptions):
-    saved_model = ModelConfig.from_dict(checkpoint.model_config)
+def check_resumable(checkpoint: Checkpoint, model_config: AnyConfig, cfg: TrainOptions):
+    saved_model = config_from_dict(checkpoint.model_config)
     if saved_model != model_config:
         raise ValueError(
             "resume: the model configuration differs from the checkpoint's "
@@ -98,7 +98,7 @@ class RoundBook:
         history: History,
         cfg: TrainOptions,
         run: RunIdentity,
-        model_config: ModelConfig,
+        model_config: AnyConfig,
         checkpoint: Checkpoint | None,
         checkpoint_dir: Path | None,
         metrics: MetricsFile | None,

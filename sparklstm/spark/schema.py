@@ -28,6 +28,7 @@ __all__ = [
     "row_rules",
     "check_class_labels",
     "model_sizes",
+    "pair_sizes",
     "default_task",
 ]
 
@@ -45,9 +46,13 @@ class Columns:
     features: str = "features"
     label: str | None = "label"
     length: str | None = None
+    # Sequence-to-sequence pairs: features is the source, label the target sequence, and
+    # this the target's integer length column (optional, like length for the source).
+    target_length: str | None = None
 
     def selected(self) -> list[str]:
-        return [c for c in (self.features, self.label, self.length) if c is not None]
+        names = (self.features, self.label, self.length, self.target_length)
+        return [c for c in names if c is not None]
 
 
 @dataclass(frozen=True)
@@ -271,44 +276,115 @@ def model_sizes(profile: DataProfile, task: str, head: str, model: Any = _UNSAID
     return sizes
 
 
-def _rules(columns: Columns, profile: DataProfile, config: ModelConfig) -> list[tuple[str, str]]:
+def pair_sizes(profile: DataProfile, target_task: str) -> dict[str, int]:
+    """A seq2seq model's sizes as the pairs imply: ``source_vocab_size`` (max source id + 1)
+    or ``input_size``, and ``target_vocab_size`` (max target id + 1, at least 3: pad, start,
+    end) for integer targets (``target_task`` "classification") or ``output_size`` 1."""
+    sizes: dict[str, int] = {}
+    if profile.sequence_kind == "tokens":
+        sizes["source_vocab_size"] = (profile.max_token or 0) + 1
+    else:
+        sizes["input_size"] = profile.num_features if profile.sequence_kind == "multivariate" else 1
+    if profile.label_kind is not None:
+        if target_task == "classification":
+            sizes["target_vocab_size"] = max(3, int(profile.max_label or 0) + 1)
+        else:
+            sizes["output_size"] = 1
+    return sizes
+
+
+_FINITE = "(v IS NOT NULL AND NOT isnan(v) AND abs(v) != double('Infinity'))"
+
+
+def _rules(columns: Columns, profile: DataProfile, config: Any) -> list[tuple[str, str]]:
     """``(problem description, SQL condition that is true for a bad row)``."""
-    f = _q(columns.features)
-    finite = "(v IS NOT NULL AND NOT isnan(v) AND abs(v) != double('Infinity'))"
+    if config.head == "seq2seq":
+        return _pair_rules(columns, profile, config)
+    rules = _sequence_rules(
+        "features", columns.features, profile.sequence_kind, config.input_size, config.vocab_size
+    )
+    return rules + _label_rules(columns, profile, config)
+
+
+def _sequence_rules(
+    role: str, column: str, kind: str, width: int | None, vocab_size: int | None
+) -> list[tuple[str, str]]:
+    """The rules of one sequence column: not null, not empty, and finite values of ``width``
+    per step or token ids in ``[0, vocab_size)``."""
+    f = _q(column)
+    finite = _FINITE
     rules = [
-        (f"features column {columns.features!r} is null", f"{f} IS NULL"),
-        (f"features column {columns.features!r} holds an empty sequence", f"size({f}) = 0"),
+        (f"{role} column {column!r} is null", f"{f} IS NULL"),
+        (f"{role} column {column!r} holds an empty sequence", f"size({f}) = 0"),
     ]
-    if profile.sequence_kind == "multivariate":
-        width = config.input_size
+    if kind == "multivariate":
         rules.append(
             (
-                f"features column {columns.features!r} has steps whose size is not the model's "
+                f"{role} column {column!r} has steps whose size is not the model's "
                 f"input_size {width} (ragged or null inner arrays)",
                 f"exists({f}, s -> s IS NULL OR size(s) != {width})",
             )
         )
         rules.append(
             (
-                f"features column {columns.features!r} holds null, NaN or Inf values",
+                f"{role} column {column!r} holds null, NaN or Inf values",
                 f"exists({f}, s -> exists(s, v -> NOT {finite}))",
             )
         )
-    elif profile.sequence_kind == "univariate":
+    elif kind == "univariate":
         rules.append(
             (
-                f"features column {columns.features!r} holds null, NaN or Inf values",
+                f"{role} column {column!r} holds null, NaN or Inf values",
                 f"exists({f}, v -> NOT {finite})",
             )
         )
     else:
         rules.append(
             (
-                f"features column {columns.features!r} holds token ids outside "
-                f"[0, vocab_size={config.vocab_size})",
-                f"exists({f}, v -> v IS NULL OR v < 0 OR v >= {config.vocab_size})",
+                f"{role} column {column!r} holds token ids outside [0, vocab_size={vocab_size})",
+                f"exists({f}, v -> v IS NULL OR v < 0 OR v >= {vocab_size})",
             )
         )
+    return rules
+
+
+def _length_rule(role: str, length: str, sequence: str) -> tuple[str, str]:
+    n = _q(length)
+    return (
+        f"{role} column {length!r} is null, < 1 or longer than the sequence",
+        f"{n} IS NULL OR {n} < 1 OR {n} > size({_q(sequence)})",
+    )
+
+
+def _pair_rules(columns: Columns, profile: DataProfile, config: Any) -> list[tuple[str, str]]:
+    """Sequence-to-sequence pairs: the source's rules, then the target sequence's."""
+    source_vocab = config.source_vocab_size
+    rules = _sequence_rules(
+        "source", columns.features, profile.sequence_kind, config.input_size, source_vocab
+    )
+    if columns.length is not None:
+        rules.append(_length_rule("source length", columns.length, columns.features))
+    if columns.label is None:
+        return rules
+    if profile.label_kind != "array":
+        raise TypeError(
+            f"target column {columns.label!r} must hold sequences (array<int> token ids or "
+            "array<float> values), one per row"
+        )
+    kind = "tokens" if config.token_target else "univariate"
+    rules += _sequence_rules(
+        "target", columns.label, kind, config.output_size, config.target_vocab_size
+    )
+    if columns.target_length is not None:
+        rules.append(_length_rule("target length", columns.target_length, columns.label))
+    return rules
+
+
+def _label_rules(columns: Columns, profile: DataProfile, config: Any) -> list[tuple[str, str]]:
+    """The rules of a classifier's or regressor's label column (and the length column)."""
+    f = _q(columns.features)
+    finite = _FINITE
+    rules = []
     length = f"size({f})"
     if columns.length is not None:
         n = _q(columns.length)

@@ -39,8 +39,7 @@ import numpy as np
 from sparklstm.io.checkpoint import Checkpoint
 from sparklstm.io.runlock import RunLock, lock_path_for
 from sparklstm.metrics import metrics_from_totals
-from sparklstm.model import SequenceModel
-from sparklstm.model.config import ModelConfig
+from sparklstm.model.factory import AnyConfig, AnyModel, is_seq2seq, model_from_config
 from sparklstm.optim import Schedule
 from sparklstm.spark.averaging import (
     DriverState,
@@ -82,7 +81,9 @@ from sparklstm.spark.run_record import (
 )
 from sparklstm.spark.schema import (
     Columns,
+    default_task,
     model_sizes,
+    pair_sizes,
     profile_data,
 )
 from sparklstm.spark.transport import ship
@@ -100,7 +101,7 @@ logger = logging.getLogger(__name__)
 # ------------------------------------------------------------------------------ the driver
 def fit_distributed(
     data: Any,
-    model: SequenceModel | ModelConfig | Mapping[str, Any] | None = None,
+    model: AnyModel | AnyConfig | Mapping[str, Any] | None = None,
     config: TrainOptions | Mapping[str, Any] | None = None,
     *,
     features_col: str = "features",
@@ -113,7 +114,8 @@ def fit_distributed(
     progress: bool = True,
     task_hook: Callable[[int, int], None] | None = None,
     on_round: Callable[[dict[str, Any]], None] | None = None,
-) -> tuple[SequenceModel, History]:
+    target_length_col: str | None = None,
+) -> tuple[AnyModel, History]:
     """Train on a Spark DataFrame by rounds of parameter averaging.
 
     Parameters
@@ -155,7 +157,7 @@ def fit_distributed(
     ...                                  {"epochs": 5, "local_steps": 10})  # doctest: +SKIP
     """
     cfg = TrainOptions.coerce(config)
-    columns = Columns(features_col, label_col, length_col)
+    columns = Columns(features_col, label_col, length_col, target_length_col)
     if resume and checkpoint_dir is None:
         raise ValueError("resume=True needs checkpoint_dir")
     # One run per checkpoint directory: a second run started on it is refused at once.
@@ -182,7 +184,7 @@ def fit_distributed(
 
 def _fit(
     data: Any,
-    model: SequenceModel | ModelConfig | Mapping[str, Any] | None,
+    model: AnyModel | AnyConfig | Mapping[str, Any] | None,
     cfg: TrainOptions,
     columns: Columns,
     validation: Any,
@@ -192,7 +194,7 @@ def _fit(
     progress: bool,
     task_hook: Callable[[int, int], None] | None,
     on_round: Callable[[dict[str, Any]], None] | None,
-) -> tuple[SequenceModel, History]:
+) -> tuple[AnyModel, History]:
     started_run = time.perf_counter()
     lines = ProgressLines(progress)
     checkpoint = starting_checkpoint(checkpoint_dir, resume)
@@ -201,9 +203,12 @@ def _fit(
         validation = vectors_as_arrays(validation, columns.features)
     with JobProgress(data.sparkSession, "reading the training data", lines.write):
         profile = profile_data(data, columns)
-    model_config, start_model = model_config_for(
-        model, model_sizes(profile, model_option(model, "task"), model_option(model, "head"), model)
-    )
+    if is_seq2seq(model):
+        sizes = pair_sizes(profile, default_task(data.schema, columns.label))
+    else:
+        task, head = model_option(model, "task"), model_option(model, "head")
+        sizes = model_sizes(profile, task, head, model)
+    model_config, start_model = model_config_for(model, sizes)
     if checkpoint is not None:
         check_resumable(checkpoint, model_config, cfg)
     seed = resolve_seed(cfg.seed if cfg.seed is not None else model_config.seed)
@@ -287,8 +292,8 @@ class _Run:
 
     cached: CachedChunks
     val_cached: CachedChunks | None
-    model_config: ModelConfig
-    start_model: SequenceModel | None
+    model_config: AnyConfig
+    start_model: AnyModel | None
     cfg: TrainOptions
     identity: RunIdentity
     checkpoint: Checkpoint | None
@@ -383,7 +388,7 @@ def _starting_state(run: _Run, plan: _Plan, params: dict[str, np.ndarray]) -> Dr
     )
 
 
-def _train(run: _Run) -> tuple[SequenceModel, History]:
+def _train(run: _Run) -> tuple[AnyModel, History]:
     """The round loop: ship the parameters, run the round's job (which also validates the
     previous round's parameters when due), average, record; then the last validation and the
     final model."""
@@ -477,7 +482,7 @@ def _train(run: _Run) -> tuple[SequenceModel, History]:
     params = driver.params
     if cfg.restore_best and book.stopping.best_params is not None:
         params = book.stopping.best_params
-    final = SequenceModel.from_config(model_config)
+    final = model_from_config(model_config)
     final.load_state_dict(params)
     history.summary["seconds"] = time.perf_counter() - run.started
     history.summary["rounds_done"] = len(history.rows)
@@ -531,10 +536,10 @@ def _round_job(
     return result, validated, {"broadcast": broadcast_seconds, "results": len(rows)}
 
 
-def _initial_model(model_config: ModelConfig, seed: int) -> SequenceModel:
+def _initial_model(model_config: AnyConfig, seed: int) -> AnyModel:
     """The starting model: initialised from the model config's own seed when it has one, else
     from the run's seed, so that one seed fixes the weights as well as the data order and
     dropout (the one-process trainer's ``SequenceModel(seed=s).fit(seed=s)`` is the same)."""
     if model_config.seed is None:
-        return SequenceModel.from_config(dataclasses.replace(model_config, seed=seed))
-    return SequenceModel.from_config(model_config)
+        return model_from_config(dataclasses.replace(model_config, seed=seed))
+    return model_from_config(model_config)

@@ -1,0 +1,201 @@
+"""Distributed decoding of a sequence-to-sequence model: a DataFrame of source sequences in, the
+same rows with their decoded output sequences out (``mapInArrow``, every input column kept).
+
+Output columns::
+
+    targets   prediction                                  log-probability
+    tokens    array<bigint>: the decoded ids, <end> left  double: of the sequence (with <end>
+              out (greedy, or beam search)                when written)
+    values    array<double> (output_size 1) or            (none)
+              array<array<double>>: the recursive forecast
+
+The model travels as bytes in the task function (or a session file when large), as for
+:func:`sparklstm.spark.inference.predict_dataframe`, and is rebuilt once per Python worker.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from sparklstm.data.arrow import batch_to_numpy
+from sparklstm.model import decoding
+from sparklstm.model.seq2seq import Seq2SeqModel
+from sparklstm.spark.blas import limit_blas_threads
+from sparklstm.spark.inference import cached_model, list_array
+from sparklstm.spark.memory import keep_large_allocations_on_heap
+from sparklstm.spark.rounds import task_cpus
+from sparklstm.spark.schema import sequence_kind_of
+from sparklstm.spark.transport import ship
+from sparklstm.spark.wire import pack
+
+__all__ = ["DecodeSpec", "decode_dataframe", "decode_partition"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """What a decoding task needs besides the model (plain data, shipped with the task)."""
+
+    token: str
+    source_col: str
+    source_length_col: str | None
+    prediction_col: str
+    log_prob_col: str | None
+    beam_width: int
+    max_len: int
+    length_penalty: float
+    horizon: int | None
+    batch_size: int
+
+
+def _check_int(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def decode_dataframe(
+    model: Seq2SeqModel,
+    df: Any,
+    *,
+    source_col: str = "source",
+    source_length_col: str | None = None,
+    prediction_col: str = "prediction",
+    log_prob_col: str | None = "logProbability",
+    beam_width: int = 1,
+    max_len: int = 50,
+    length_penalty: float = 0.6,
+    horizon: int | None = None,
+    batch_size: int = 256,
+) -> Any:
+    """Append ``model``'s decoded output sequence (and, for tokens, its log-probability) to
+    every row of ``df``, on the executors. ``beam_width`` 1 is greedy decoding; real-valued
+    models forecast ``horizon`` steps (required for them). Lazy, like any transformation;
+    argument and column errors are raised here, naming them."""
+    from pyspark.sql.types import (
+        ArrayType,
+        DoubleType,
+        LongType,
+        StructField,
+        StructType,
+    )
+
+    if not isinstance(model, Seq2SeqModel):
+        raise TypeError(f"model must be a Seq2SeqModel, got {type(model).__name__}")
+    cfg = model.config
+    present = df.schema.fieldNames()
+    for role, name in (("source_col", source_col), ("source_length_col", source_length_col)):
+        if name is not None and name not in present:
+            raise ValueError(f"{role} {name!r} not found; columns are {present}")
+    kind = sequence_kind_of(df.schema, source_col)
+    if cfg.token_source != (kind == "tokens"):
+        wanted = "array<int> token ids" if cfg.token_source else "float sequences"
+        raise TypeError(f"source column {source_col!r} holds {kind} data; the model takes {wanted}")
+    outputs = [prediction_col] + ([log_prob_col] if cfg.token_target and log_prob_col else [])
+    for name in outputs:
+        if name in present:
+            raise ValueError(f"output column {name!r} already exists; choose another name")
+    if cfg.token_target:
+        _check_int("beam_width", beam_width, 1)
+        _check_int("max_len", max_len, 1)
+        if not np.isfinite(length_penalty) or length_penalty < 0:
+            raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
+        fields = [StructField(prediction_col, ArrayType(LongType(), False))]
+        if log_prob_col:
+            fields.append(StructField(log_prob_col, DoubleType()))
+    else:
+        if horizon is None:
+            raise ValueError("horizon (the steps to forecast) is needed for real-valued targets")
+        _check_int("horizon", horizon, 1)
+        element = DoubleType() if cfg.output_size == 1 else ArrayType(DoubleType(), False)
+        fields = [StructField(prediction_col, ArrayType(element, False))]
+    _check_int("batch_size", batch_size, 1)
+    spec = DecodeSpec(
+        token=uuid.uuid4().hex,
+        source_col=source_col,
+        source_length_col=source_length_col,
+        prediction_col=prediction_col,
+        log_prob_col=log_prob_col if cfg.token_target else None,
+        beam_width=int(beam_width),
+        max_len=int(max_len),
+        length_penalty=float(length_penalty),
+        horizon=None if horizon is None else int(horizon),
+        batch_size=int(batch_size),
+    )
+    payload = pack({"model": cfg.to_dict()}, model.state_dict())
+    parcel = ship(
+        df.sparkSession, payload, f"sparklstm-model-{spec.token}.npz", keep_until_exit=True
+    ).parcel
+    logger.info("decoding with %r: new columns %s", model, [f.name for f in fields])
+    task = functools.partial(decode_partition, spec=spec, payload=parcel)
+    return df.mapInArrow(task, StructType(list(df.schema.fields) + fields))
+
+
+def decode_partition(
+    batches: Iterator[pa.RecordBatch], *, spec: DecodeSpec, payload: Any
+) -> Iterator[pa.RecordBatch]:
+    """``mapInArrow`` function: each input batch, in slices of at most ``spec.batch_size``
+    rows, with the decoded columns appended."""
+    model = None
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        if model is None:
+            limit_blas_threads(task_cpus())
+            keep_large_allocations_on_heap()
+            model = cached_model(spec.token, payload)
+        for start in range(0, batch.num_rows, spec.batch_size):
+            yield _decode_slice(model, batch.slice(start, spec.batch_size), spec)
+
+
+def _decode_slice(model: Seq2SeqModel, piece: pa.RecordBatch, spec: DecodeSpec) -> pa.RecordBatch:
+    cfg = model.config
+    source, lengths, _ = batch_to_numpy(
+        piece,
+        spec.source_col,
+        length_col=spec.source_length_col,
+        dtype=np.dtype(cfg.dtype),
+        num_features=None if cfg.token_source else cfg.input_size,
+    )
+    try:
+        source, lengths = model.prepare_source(source, lengths.astype(np.int64))
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"source column {spec.source_col!r}: {exc}") from exc
+    columns = list(piece.columns)
+    names = list(piece.schema.names) + [spec.prediction_col]
+    if cfg.token_target:
+        if spec.beam_width == 1:
+            found = decoding.greedy_decode(model.network, source, lengths, spec.max_len)
+        else:
+            found = decoding.beam_search(
+                model.network, source, lengths, spec.beam_width, spec.max_len, spec.length_penalty
+            )
+        counts = np.array([len(s) for s in found.sequences], dtype=np.int32)
+        flat = np.concatenate(found.sequences) if counts.sum() else np.zeros(0, np.int64)
+        columns.append(list_array(pa.array(flat.astype(np.int64), pa.int64()), counts))
+        if spec.log_prob_col:
+            columns.append(pa.array(found.log_probs.astype(np.float64)))
+            names.append(spec.log_prob_col)
+    else:
+        forecast = decoding.recursive_forecast(model.network, source, lengths, spec.horizon)
+        rows = len(lengths)
+        values = pa.array(forecast.astype(np.float64).ravel())
+        if cfg.output_size == 1:
+            columns.append(list_array(values, np.full(rows, spec.horizon, dtype=np.int32)))
+        else:
+            steps = list_array(
+                values, np.full(rows * spec.horizon, cfg.output_size, dtype=np.int32)
+            )
+            columns.append(list_array(steps, np.full(rows, spec.horizon, dtype=np.int32)))
+    return pa.RecordBatch.from_arrays(columns, names=names)
