@@ -19,6 +19,7 @@ import numpy as np
 
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import log_softmax
+from sparklstm.validation import check_positive_int
 
 __all__ = ["Decoded", "beam_search", "greedy_decode", "recursive_forecast"]
 
@@ -37,8 +38,7 @@ class Decoded:
 def _check(network: Seq2SeqNetwork, max_len: int) -> None:
     if not network.config.token_target:
         raise ValueError("greedy and beam search decode token targets; use recursive_forecast")
-    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
-        raise ValueError(f"max_len must be an int >= 1, got {max_len!r}")
+    check_positive_int("max_len", max_len)
 
 
 def _start(network: Seq2SeqNetwork, source: np.ndarray, lengths: np.ndarray):
@@ -99,10 +99,7 @@ def beam_search(
 ) -> Decoded:
     """The best of ``beam_width`` hypotheses per row (see the module docstring)."""
     _check(network, max_len)
-    if isinstance(beam_width, bool) or not isinstance(beam_width, (int, np.integer)):
-        raise TypeError(f"beam_width must be an int, got {beam_width!r}")
-    if beam_width < 1:
-        raise ValueError(f"beam_width must be >= 1, got {beam_width}")
+    check_positive_int("beam_width", beam_width)
     if not np.isfinite(length_penalty) or length_penalty < 0:
         raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
     cfg = network.config
@@ -176,8 +173,7 @@ def recursive_forecast(
     """``(B, horizon, O)``: each predicted step is the decoder's next input."""
     if network.config.token_target:
         raise ValueError("recursive_forecast is for real-valued targets; use greedy/beam search")
-    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
-        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
+    check_positive_int("horizon", horizon)
     memory, mask, states = _start(network, source, lengths)
     batch = source.shape[0]
     inputs = np.broadcast_to(network.params["decoder.start"], (batch, network.config.output_size))

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["load_model_file", "save_model_file"]
+__all__ = ["ModelFile", "load_model_file", "save_model_file"]
 
 Model = TypeVar("Model")
 
@@ -57,3 +57,38 @@ def load_model_file(
         )
     model.metadata = dict(metadata)
     return model
+
+
+class ModelFile:
+    """``save``/``load`` of a model class: its ``config`` (with ``to_dict``) and ``params`` in a
+    bundle of ``file_kind``; ``from_config`` and ``load_state_dict`` rebuild it."""
+
+    file_kind: str
+    file_version: int
+    file_what: str  # in error messages: "not a valid <file_what>"
+
+    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
+        """Write the model: a directory (or a single ``.npz`` if ``path`` ends in ``.npz``)
+        holding the parameters (``.npz``, no pickle) and a JSON manifest with the config."""
+        return save_model_file(
+            path,
+            self.config.to_dict(),  # type: ignore[attr-defined]
+            self.params,  # type: ignore[attr-defined]
+            metadata,
+            kind=self.file_kind,
+            format_version=self.file_version,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        """Read a model written by :meth:`save`; never unpickles, checks every array's name
+        and shape."""
+
+        def build(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+            model = cls.from_config(config)  # type: ignore[attr-defined]
+            model.load_state_dict(arrays)
+            return model
+
+        return load_model_file(
+            path, build, kind=cls.file_kind, format_version=cls.file_version, what=cls.file_what
+        )

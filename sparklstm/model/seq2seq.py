@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from sparklstm.data.padding import pad_sequences
 from sparklstm.data.pair_data import PairData
-from sparklstm.model.files import load_model_file, save_model_file
+from sparklstm.model.files import ModelFile
 from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
@@ -43,13 +42,17 @@ SEQ2SEQ_KIND = "seq2seq"
 FORMAT_VERSION = 1
 
 
-class Seq2SeqModel:
+class Seq2SeqModel(ModelFile):
     """An encoder-decoder model (see the module docstring and :class:`Seq2SeqConfig`).
 
     >>> model = Seq2SeqModel(source_vocab_size=14, target_vocab_size=14, hidden_sizes=[32])
     >>> history = model.fit(sources, targets, epochs=20, lr=0.01)  # doctest: +SKIP
     >>> model.beam_search(sources[:3], beam_width=4)  # doctest: +SKIP
     """
+
+    file_kind = SEQ2SEQ_KIND
+    file_version = FORMAT_VERSION
+    file_what = "seq2seq model"
 
     def __init__(self, **config: Any) -> None:
         self.config = Seq2SeqConfig.from_dict(config)  # head="seq2seq" may be given
@@ -299,30 +302,6 @@ class Seq2SeqModel:
         return decoding.recursive_forecast(self.network, src, src_len, horizon)
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
-        """A directory (or ``.npz``) of the parameters and a JSON manifest; no pickle."""
-        return save_model_file(
-            path,
-            self.config.to_dict(),
-            self.params,
-            metadata,
-            kind=SEQ2SEQ_KIND,
-            format_version=FORMAT_VERSION,
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> Seq2SeqModel:
-        """Read a model written by :meth:`save`, checking every name and shape."""
-
-        def build(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Seq2SeqModel:
-            model = cls.from_config(config)
-            model.load_state_dict(arrays)
-            return model
-
-        return load_model_file(
-            path, build, kind=SEQ2SEQ_KIND, format_version=FORMAT_VERSION, what="seq2seq model"
-        )
-
     def __repr__(self) -> str:
         cfg = self.config
         return (

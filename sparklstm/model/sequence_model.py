@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,7 +11,7 @@ import numpy as np
 from sparklstm.data.sequence_data import SequenceData, prepare_data
 from sparklstm.metrics import metrics_from_totals
 from sparklstm.model.config import ModelConfig
-from sparklstm.model.files import load_model_file, save_model_file
+from sparklstm.model.files import ModelFile
 from sparklstm.model.network import Network
 from sparklstm.nn.losses import mean_squared_error, softmax, softmax_cross_entropy
 
@@ -37,7 +36,7 @@ def compute_loss(
     return mean_squared_error(outputs, targets)
 
 
-class SequenceModel:
+class SequenceModel(ModelFile):
     """An LSTM/GRU sequence model trained with exact BPTT in NumPy.
 
     Parameters
@@ -60,6 +59,10 @@ class SequenceModel:
     >>> model.predict_proba(x, lengths=[5, 3, 5, 1, 2, 5, 4, 5]).shape
     (8, 3)
     """
+
+    file_kind = MODEL_KIND
+    file_version = FORMAT_VERSION
+    file_what = "sparklstm model"
 
     def __init__(self, embedding_weights: np.ndarray | None = None, **config: Any) -> None:
         if "config" in config and isinstance(config["config"], ModelConfig):
@@ -337,31 +340,6 @@ class SequenceModel:
     sample = generate
 
     # ------------------------------------------------------------- persistence
-    def save(self, path: str | Path, metadata: Mapping[str, Any] | None = None) -> Path:
-        """Write the model: a directory (or a single ``.npz`` if ``path`` ends in ``.npz``)
-        holding the parameters (``.npz``, no pickle) and a JSON manifest with the config."""
-        return save_model_file(
-            path,
-            self.config.to_dict(),
-            self.params,
-            metadata,
-            kind=MODEL_KIND,
-            format_version=FORMAT_VERSION,
-        )
-
-    @classmethod
-    def load(cls, path: str | Path) -> SequenceModel:
-        """Read a model written by :meth:`save`; never unpickles, checks every array."""
-
-        def build(config: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> SequenceModel:
-            model = cls.from_config(config)
-            model.load_state_dict(arrays)
-            return model
-
-        return load_model_file(
-            path, build, kind=MODEL_KIND, format_version=FORMAT_VERSION, what="sparklstm model"
-        )
-
     def __repr__(self) -> str:
         cfg = self.config
         source = (

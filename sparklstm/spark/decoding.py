@@ -28,13 +28,11 @@ import pyarrow as pa
 from sparklstm.data.arrow import batch_to_numpy
 from sparklstm.model import decoding
 from sparklstm.model.seq2seq import Seq2SeqModel
-from sparklstm.spark.blas import limit_blas_threads
-from sparklstm.spark.inference import cached_model, list_array
-from sparklstm.spark.memory import keep_large_allocations_on_heap
-from sparklstm.spark.rounds import task_cpus
+from sparklstm.spark.inference import in_slices, list_array
 from sparklstm.spark.schema import sequence_kind_of
 from sparklstm.spark.transport import ship
 from sparklstm.spark.wire import pack
+from sparklstm.validation import check_int
 
 __all__ = ["DecodeSpec", "decode_dataframe", "decode_partition"]
 
@@ -55,14 +53,6 @@ class DecodeSpec:
     length_penalty: float
     horizon: int | None
     batch_size: int
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def decode_dataframe(
@@ -107,8 +97,8 @@ def decode_dataframe(
         if name in present:
             raise ValueError(f"output column {name!r} already exists; choose another name")
     if cfg.token_target:
-        _check_int("beam_width", beam_width, 1)
-        _check_int("max_len", max_len, 1)
+        check_int("beam_width", beam_width, 1)
+        check_int("max_len", max_len, 1)
         if not np.isfinite(length_penalty) or length_penalty < 0:
             raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
         fields = [StructField(prediction_col, ArrayType(LongType(), False))]
@@ -117,10 +107,10 @@ def decode_dataframe(
     else:
         if horizon is None:
             raise ValueError("horizon (the steps to forecast) is needed for real-valued targets")
-        _check_int("horizon", horizon, 1)
+        check_int("horizon", horizon, 1)
         element = DoubleType() if cfg.output_size == 1 else ArrayType(DoubleType(), False)
         fields = [StructField(prediction_col, ArrayType(element, False))]
-    _check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1)
     spec = DecodeSpec(
         token=uuid.uuid4().hex,
         source_col=source_col,
@@ -147,16 +137,7 @@ def decode_partition(
 ) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function: each input batch, in slices of at most ``spec.batch_size``
     rows, with the decoded columns appended."""
-    model = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        if model is None:
-            limit_blas_threads(task_cpus())
-            keep_large_allocations_on_heap()
-            model = cached_model(spec.token, payload)
-        for start in range(0, batch.num_rows, spec.batch_size):
-            yield _decode_slice(model, batch.slice(start, spec.batch_size), spec)
+    return in_slices(batches, spec.token, payload, spec.batch_size, _decode_slice, spec)
 
 
 def _decode_slice(model: Seq2SeqModel, piece: pa.RecordBatch, spec: DecodeSpec) -> pa.RecordBatch:

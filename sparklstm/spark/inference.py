@@ -52,6 +52,7 @@ from sparklstm.spark.wire import pack, unpack
 
 __all__ = [
     "cached_model",
+    "in_slices",
     "list_array",
     "output_fields",
     "predict_dataframe",
@@ -387,6 +388,20 @@ def predict_partition(
 ) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function: each input batch, in slices of at most ``spec.batch_size``
     rows, with the prediction columns appended. An empty partition yields nothing."""
+    return in_slices(batches, spec.token, payload, spec.batch_size, _predict_slice, spec)
+
+
+def in_slices(
+    batches: Iterator[pa.RecordBatch],
+    token: str,
+    payload: Any,
+    batch_size: int,
+    work: Any,
+    spec: Any,
+) -> Iterator[pa.RecordBatch]:
+    """``work(model, piece, spec)`` of each input batch in slices of at most ``batch_size``
+    rows, with the call's model built on the first non-empty batch (BLAS threads limited to
+    the task's cores); an empty partition yields nothing."""
     model = None
     for batch in batches:
         if batch.num_rows == 0:
@@ -394,6 +409,6 @@ def predict_partition(
         if model is None:
             limit_blas_threads(task_cpus())
             keep_large_allocations_on_heap()
-            model = cached_model(spec.token, payload)
-        for start in range(0, batch.num_rows, spec.batch_size):
-            yield _predict_slice(model, batch.slice(start, spec.batch_size), spec)
+            model = cached_model(token, payload)
+        for start in range(0, batch.num_rows, batch_size):
+            yield work(model, batch.slice(start, batch_size), spec)

@@ -194,15 +194,6 @@ class LSTMRegressor(_LSTMEstimator):
 
 def _set_given(instance: Params, kwargs: Mapping[str, Any]) -> Any:
     """``setParams``: set the Params the caller passed; ``None`` means the default (it clears
-    the Param: optional Params default to None, ``validationIndicatorCol`` has no default)."""
-    for name, value in kwargs.items():
-        if value is None:
-            instance.clear(instance.getParam(name))
-    return instance._set(**{name: value for name, value in kwargs.items() if value is not None})
-
-
-def _set_given(instance: Params, kwargs: Mapping[str, Any]) -> Any:
-    """``setParams``: set the Params the caller passed; ``None`` means the default (it clears
     the Param: optional Params default to None, ``validationIndicatorCol`` has no default).
     An unknown name is one line naming it."""
     unknown = sorted(
