@@ -66,7 +66,14 @@ def test_two_workers_train_and_the_executors_evaluate_as_the_model_does(any_spar
     model, history = fit_distributed(
         df,
         {**MODEL, "hidden_sizes": [24]},
-        {"epochs": 6, "batch_size": 16, "lr": 0.02, "local_steps": 4, "num_partitions": 2},
+        {
+            "epochs": 6,
+            "batch_size": 16,
+            "lr": 0.02,
+            "local_steps": 4,
+            "num_partitions": 2,
+            "validate_every": 8,  # and the last round, always
+        },
         validation=validation,
         features_col="source",
         label_col="target",
