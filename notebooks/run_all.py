@@ -1,7 +1,7 @@
 """Re-executes the notebooks in place with their full settings, so that the stored outputs are
 those of a complete run on this machine:
 
-    .venv/bin/python notebooks/run_all.py                  # all three notebooks
+    .venv/bin/python notebooks/run_all.py                  # all four notebooks
     .venv/bin/python notebooks/run_all.py quickstart       # some of them
 
 Each notebook runs top to bottom with nbclient in a fresh kernel on this interpreter (a kernel
@@ -30,7 +30,7 @@ import nbclient
 import nbformat
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("quickstart", "forecasting", "text_generation")
+NAMES = ("quickstart", "forecasting", "text_generation", "seq2seq")
 KERNEL_NAME = "sparklstm-notebooks"
 CELL_TIMEOUT = 1800  # seconds per cell
 STORED_KERNELSPEC = {
