@@ -80,6 +80,14 @@ def test_two_workers_train_and_the_executors_evaluate_as_the_model_does(any_spar
         progress=False,
     )
     assert set(history["workers"]) == {2}
+    # Validated rounds (every 8th, checked beside the next round's training, and the last, a
+    # job of its own) report the seq2seq metrics, with a loss on the scale of the training's.
+    validated = [row for row in history.rows if row.get("val_loss") is not None]
+    assert len(validated) >= 2
+    for row in validated:
+        assert {"val_sequence_accuracy", "val_token_accuracy"} <= set(row)
+        assert "val_accuracy" not in row
+        assert 0 < row["val_loss"] < 10
     last = history.rows[-1]
     assert {"val_loss", "val_sequence_accuracy", "val_token_accuracy"} <= set(last)
     local = model.evaluate(val_sources, val_targets)

@@ -1,7 +1,7 @@
 """Loss and metrics of a model on labelled data, computed on the executors: the validation of
 the Spark trainer (on its cached validation chunks) and :func:`evaluate_distributed` (on any
 labelled DataFrame). Only the summed totals reach the driver; the formulas are
-:func:`sparklstm.metrics.metrics_from_totals`."""
+:func:`sparklstm.model.factory.metrics_from_totals`."""
 
 from __future__ import annotations
 

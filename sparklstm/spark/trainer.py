@@ -38,8 +38,13 @@ import numpy as np
 
 from sparklstm.io.checkpoint import Checkpoint
 from sparklstm.io.runlock import RunLock, lock_path_for
-from sparklstm.metrics import metrics_from_totals
-from sparklstm.model.factory import AnyConfig, AnyModel, is_seq2seq, model_from_config
+from sparklstm.model.factory import (
+    AnyConfig,
+    AnyModel,
+    is_seq2seq,
+    metrics_from_totals,
+    model_from_config,
+)
 from sparklstm.optim import Schedule
 from sparklstm.spark.averaging import (
     DriverState,
