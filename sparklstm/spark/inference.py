@@ -136,7 +136,10 @@ def _check_inputs(
     from pyspark.sql import functions as F
 
     if not isinstance(model, SequenceModel):
-        raise TypeError(f"model must be a SequenceModel, got {type(model).__name__}")
+        hint = ""
+        if type(model).__name__ == "Seq2SeqModel":
+            hint = "; a Seq2SeqModel decodes with sparklstm.spark.decoding.decode_dataframe"
+        raise TypeError(f"model must be a SequenceModel, got {type(model).__name__}{hint}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise TypeError(f"batch_size must be an int, got {type(batch_size).__name__}")
     if batch_size < 1:
