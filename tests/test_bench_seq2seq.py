@@ -58,7 +58,7 @@ def test_addition_quick_scores_decoded_outputs(tmp_path, monkeypatch):
     monkeypatch.setattr(seq2seq, "transduction_splits", recording_splits)
     monkeypatch.setattr(Seq2SeqModel, "beam_search", oracle_beam_search)
     out = tmp_path / "addition.json"
-    returned = seq2seq.run(["addition", "--quick", "--out", str(out)])
+    returned = seq2seq.run(["addition", "--quick", "--reverse-target", "0", "--out", str(out)])
     document = _read(out)
     assert returned["runs"] == document["runs"]
     runs = _check_document(document, "addition", "test")
