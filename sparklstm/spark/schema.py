@@ -261,11 +261,7 @@ def model_sizes(profile: DataProfile, task: str, head: str, model: Any = _UNSAID
     """
     if model is not _UNSAID and not _classes_given(model):
         check_class_labels(profile, task, head)
-    sizes: dict[str, int] = {}
-    if profile.sequence_kind == "tokens":
-        sizes["vocab_size"] = (profile.max_token or 0) + 1
-    else:
-        sizes["input_size"] = profile.num_features if profile.sequence_kind == "multivariate" else 1
+    sizes = _source_sizes(profile, "vocab_size")
     if profile.label_kind is not None:
         if task == "classification":
             sizes["output_size"] = max(2, int(profile.max_label or 0) + 1)
@@ -276,15 +272,20 @@ def model_sizes(profile: DataProfile, task: str, head: str, model: Any = _UNSAID
     return sizes
 
 
+def _source_sizes(profile: DataProfile, vocab_key: str) -> dict[str, int]:
+    """The input side's size: ``{vocab_key: max id + 1}`` for token sequences, else
+    ``{"input_size": features per step}``."""
+    if profile.sequence_kind == "tokens":
+        return {vocab_key: (profile.max_token or 0) + 1}
+    width = profile.num_features if profile.sequence_kind == "multivariate" else 1
+    return {"input_size": width}
+
+
 def pair_sizes(profile: DataProfile, target_task: str) -> dict[str, int]:
     """A seq2seq model's sizes as the pairs imply: ``source_vocab_size`` (max source id + 1)
     or ``input_size``, and ``target_vocab_size`` (max target id + 1, at least 3: pad, start,
     end) for integer targets (``target_task`` "classification") or ``output_size`` 1."""
-    sizes: dict[str, int] = {}
-    if profile.sequence_kind == "tokens":
-        sizes["source_vocab_size"] = (profile.max_token or 0) + 1
-    else:
-        sizes["input_size"] = profile.num_features if profile.sequence_kind == "multivariate" else 1
+    sizes = _source_sizes(profile, "source_vocab_size")
     if profile.label_kind is not None:
         if target_task == "classification":
             sizes["target_vocab_size"] = max(3, int(profile.max_label or 0) + 1)
