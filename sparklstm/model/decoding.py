@@ -14,14 +14,77 @@ log-probabilities. With ``beam_width = 1`` it is greedy decoding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import log_softmax
+from sparklstm.options import check_fields, integer, real
 from sparklstm.validation import check_positive_int
 
-__all__ = ["Decoded", "beam_search", "greedy_decode", "recursive_forecast"]
+__all__ = [
+    "DecodeOptions",
+    "Decoded",
+    "beam_search",
+    "decode",
+    "greedy_decode",
+    "recursive_forecast",
+]
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How a trained encoder-decoder writes its output: the one definition of the decoding
+    options of :func:`decode`, :func:`sparklstm.spark.decoding.decode_dataframe`, the
+    ``LSTMSeq2SeqModel`` Params (``beamWidth``, ``maxLength``, ...) and the jobs' flags."""
+
+    beam_width: int = integer(
+        1, "token targets: hypotheses kept per row in beam search (1: greedy decoding)"
+    )
+    max_len: int = integer(
+        50,
+        "token targets: most tokens written per row, <end> included",
+        param="maxLength",
+        flag="--max-length",
+    )
+    length_penalty: float = real(
+        0.6,
+        "token targets: beam search ranks hypotheses by log p / ((5 + n) / 6) ** length_penalty "
+        "(0: raw log-probability)",
+        minimum=0.0,
+    )
+    horizon: int | None = integer(
+        None, "real-valued targets: steps to forecast (required for them)", optional=True
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+    def for_model(self, config: Any) -> DecodeOptions:
+        """These options, checked against a model's configuration (a real-valued model needs
+        a ``horizon``)."""
+        if not config.token_target and self.horizon is None:
+            raise ValueError(
+                "horizon (the steps to forecast) is needed for a model with real-valued targets"
+            )
+        return self
+
+
+def decode(
+    network: Seq2SeqNetwork, source: np.ndarray, lengths: np.ndarray, options: DecodeOptions
+) -> Decoded | np.ndarray:
+    """What ``options`` ask of ``network``: :class:`Decoded` tokens (greedy for
+    ``beam_width`` 1, else beam search), or the ``(B, horizon, O)`` recursive forecast of a
+    real-valued model."""
+    options.for_model(network.config)
+    if not network.config.token_target:
+        return recursive_forecast(network, source, lengths, options.horizon)
+    if options.beam_width == 1:
+        return greedy_decode(network, source, lengths, options.max_len)
+    return beam_search(
+        network, source, lengths, options.beam_width, options.max_len, options.length_penalty
+    )
 
 
 @dataclass(frozen=True)

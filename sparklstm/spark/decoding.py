@@ -48,10 +48,7 @@ class DecodeSpec:
     source_length_col: str | None
     prediction_col: str
     log_prob_col: str | None
-    beam_width: int
-    max_len: int
-    length_penalty: float
-    horizon: int | None
+    options: decoding.DecodeOptions
     batch_size: int
 
 
@@ -96,18 +93,14 @@ def decode_dataframe(
     for name in outputs:
         if name in present:
             raise ValueError(f"output column {name!r} already exists; choose another name")
+    options = decoding.DecodeOptions(
+        beam_width=beam_width, max_len=max_len, length_penalty=length_penalty, horizon=horizon
+    ).for_model(cfg)
     if cfg.token_target:
-        check_int("beam_width", beam_width, 1)
-        check_int("max_len", max_len, 1)
-        if not np.isfinite(length_penalty) or length_penalty < 0:
-            raise ValueError(f"length_penalty must be >= 0, got {length_penalty}")
         fields = [StructField(prediction_col, ArrayType(LongType(), False))]
         if log_prob_col:
             fields.append(StructField(log_prob_col, DoubleType()))
     else:
-        if horizon is None:
-            raise ValueError("horizon (the steps to forecast) is needed for real-valued targets")
-        check_int("horizon", horizon, 1)
         element = DoubleType() if cfg.output_size == 1 else ArrayType(DoubleType(), False)
         fields = [StructField(prediction_col, ArrayType(element, False))]
     check_int("batch_size", batch_size, 1)
@@ -117,10 +110,7 @@ def decode_dataframe(
         source_length_col=source_length_col,
         prediction_col=prediction_col,
         log_prob_col=log_prob_col if cfg.token_target else None,
-        beam_width=int(beam_width),
-        max_len=int(max_len),
-        length_penalty=float(length_penalty),
-        horizon=None if horizon is None else int(horizon),
+        options=options,
         batch_size=int(batch_size),
     )
     payload = pack({"model": cfg.to_dict()}, model.state_dict())
@@ -155,13 +145,8 @@ def _decode_slice(model: Seq2SeqModel, piece: pa.RecordBatch, spec: DecodeSpec) 
         raise type(exc)(f"source column {spec.source_col!r}: {exc}") from exc
     columns = list(piece.columns)
     names = list(piece.schema.names) + [spec.prediction_col]
+    found = decoding.decode(model.network, source, lengths, spec.options)
     if cfg.token_target:
-        if spec.beam_width == 1:
-            found = decoding.greedy_decode(model.network, source, lengths, spec.max_len)
-        else:
-            found = decoding.beam_search(
-                model.network, source, lengths, spec.beam_width, spec.max_len, spec.length_penalty
-            )
         counts = np.array([len(s) for s in found.sequences], dtype=np.int32)
         flat = np.concatenate(found.sequences) if counts.sum() else np.zeros(0, np.int64)
         columns.append(list_array(pa.array(flat.astype(np.int64), pa.int64()), counts))
@@ -169,14 +154,11 @@ def _decode_slice(model: Seq2SeqModel, piece: pa.RecordBatch, spec: DecodeSpec) 
             columns.append(pa.array(found.log_probs.astype(np.float64)))
             names.append(spec.log_prob_col)
     else:
-        forecast = decoding.recursive_forecast(model.network, source, lengths, spec.horizon)
-        rows = len(lengths)
-        values = pa.array(forecast.astype(np.float64).ravel())
+        rows, horizon = len(lengths), spec.options.horizon
+        values = pa.array(found.astype(np.float64).ravel())
         if cfg.output_size == 1:
-            columns.append(list_array(values, np.full(rows, spec.horizon, dtype=np.int32)))
+            columns.append(list_array(values, np.full(rows, horizon, dtype=np.int32)))
         else:
-            steps = list_array(
-                values, np.full(rows * spec.horizon, cfg.output_size, dtype=np.int32)
-            )
-            columns.append(list_array(steps, np.full(rows, spec.horizon, dtype=np.int32)))
+            steps = list_array(values, np.full(rows * horizon, cfg.output_size, dtype=np.int32))
+            columns.append(list_array(steps, np.full(rows, horizon, dtype=np.int32)))
     return pa.RecordBatch.from_arrays(columns, names=names)
