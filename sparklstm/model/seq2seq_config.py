@@ -34,7 +34,12 @@ class Seq2SeqConfig:
     after the first step.
     """
 
-    input_size: int | None = integer(None, "features per step of float sources", optional=True)
+    # As in ModelConfig, each field's definition is read by the Spark ML Params and the jobs'
+    # flags; param="" / flag="" mark a view that does not take it (the data decides the sizes of
+    # float sources and real-valued targets; the seed is the training seed there).
+    input_size: int | None = integer(
+        None, "features per step of float sources", optional=True, param="", flag=""
+    )
     source_vocab_size: int | None = integer(
         None, "token ids of token sources (an embedding comes first)", optional=True
     )
@@ -45,10 +50,14 @@ class Seq2SeqConfig:
         optional=True,
     )
     output_size: int | None = integer(
-        None, "values per step of real-valued targets (forecasting)", optional=True
+        None,
+        "values per step of real-valued targets (forecasting)",
+        optional=True,
+        param="",
+        flag="",
     )
     embedding_dim: int = integer(32, "embedding width of token sources and targets")
-    cell: str = choice("lstm", CELLS, "recurrent cell of encoder and decoder")
+    cell: str = choice("lstm", CELLS, "recurrent cell of encoder and decoder", param="cellType")
     hidden_sizes: tuple[int, ...] = integers((64,), "hidden size of each stacked layer")
     bidirectional: bool = boolean(False, "the encoder's layers run in both directions")
     attention: str = choice(
@@ -68,9 +77,11 @@ class Seq2SeqConfig:
         maximum=1.0,
         open_maximum=True,
     )
-    forget_bias: float = real(1.0, "initial LSTM forget-gate bias")
-    dtype: str = text("float32", "float32 or float64")
-    seed: int | None = integer(None, "seed of the initial weights", minimum=0, optional=True)
+    forget_bias: float = real(1.0, "initial LSTM forget-gate bias", param="", flag="")
+    dtype: str = text("float32", "float32 or float64", param="")
+    seed: int | None = integer(
+        None, "seed of the initial weights", minimum=0, optional=True, param="", flag=""
+    )
 
     def __post_init__(self) -> None:
         check_fields(self)
