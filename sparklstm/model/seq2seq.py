@@ -34,7 +34,7 @@ from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
 
-__all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND", "padded_side", "seq2seq_metrics"]
+__all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND", "forecast_steps", "padded_side", "seq2seq_metrics"]
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,16 @@ class Seq2SeqModel(ModelFile):
     def evaluation_totals(self, data: PairData, batch_size: int = 512) -> dict[str, float]:
         """Sums over ``data`` (so that partitions' totals add up): the teacher-forced loss
         and its terms, and for decoding, exactly right sequences and correct tokens of greedy
-        decoding (tokens) or squared and absolute errors of recursive forecasts (values)."""
+        decoding (tokens) or the errors of recursive forecasts (values): squared (``sq``),
+        absolute (``abs``) and, over the non-zero target values, absolute percentage
+        (``ape``, ``nonzero``), in all and per horizon step ``k`` (``sq_step_k``, ...,
+        ``values_step_k``; step ``k`` counts the rows whose target has at least ``k``
+        steps)."""
         from sparklstm.model import decoding
 
-        totals = dict.fromkeys(("loss", "count", "rows", "exact", "correct", "sq", "abs"), 0.0)
-        totals["tokens"] = totals["values"] = 0.0
+        totals = dict.fromkeys(("loss", "count", "rows", "exact", "correct", "tokens"), 0.0)
+        if not self.config.token_target:
+            totals.update(dict.fromkeys(("sq", "abs", "ape", "nonzero", "values"), 0.0))
         for start in range(0, len(data), batch_size):
             part = data.take(np.arange(start, min(start + batch_size, len(data))))
             inputs, outputs, lengths = self.teacher_forcing(part.targets, part.target_lengths)
@@ -252,10 +257,16 @@ class Seq2SeqModel(ModelFile):
                     self.network, part.source, part.source_lengths, longest
                 )
                 valid = np.arange(longest)[None, :] < part.target_lengths[:, None]
-                error = (forecast.astype(np.float64) - part.targets)[valid]
-                totals["sq"] += float(np.sum(error**2))
-                totals["abs"] += float(np.sum(np.abs(error)))
-                totals["values"] += float(error.size)
+                wanted = part.targets.astype(np.float64)
+                error = forecast.astype(np.float64) - wanted  # (B, steps, O)
+                for key, value in _forecast_error_sums(error[valid], wanted[valid]).items():
+                    totals[key] += value
+                for step in range(longest):
+                    rows = valid[:, step]
+                    sums = _forecast_error_sums(error[rows, step], wanted[rows, step])
+                    for key, value in sums.items():
+                        name = f"{key}_step_{step + 1}"
+                        totals[name] = totals.get(name, 0.0) + value
         return totals
 
     def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
@@ -353,17 +364,59 @@ def padded_side(
     return padded, lengths
 
 
+def _forecast_error_sums(error: np.ndarray, wanted: np.ndarray) -> dict[str, float]:
+    """Sums of forecast ``error`` (forecast - target) against the ``wanted`` values: squared,
+    absolute, absolute percentage ``|e| / |y|`` over the non-zero targets and their count, and
+    the count of values."""
+    nonzero = wanted != 0
+    return {
+        "sq": float(np.sum(error**2)),
+        "abs": float(np.sum(np.abs(error))),
+        "ape": float(np.sum(np.abs(error[nonzero]) / np.abs(wanted[nonzero]))),
+        "nonzero": float(np.count_nonzero(nonzero)),
+        "values": float(error.size),
+    }
+
+
+def _error_metrics(totals: Mapping[str, float], suffix: str = "") -> dict[str, float]:
+    """``rmse``, ``mae`` and ``mape`` (percent, over the non-zero target values; left out
+    when there are none) of the forecast error sums whose keys end in ``suffix``."""
+    values = max(totals.get("values" + suffix, 0.0), 1.0)
+    metrics = {
+        "rmse" + suffix: float(np.sqrt(totals.get("sq" + suffix, 0.0) / values)),
+        "mae" + suffix: totals.get("abs" + suffix, 0.0) / values,
+    }
+    if totals.get("nonzero" + suffix, 0.0) > 0:
+        metrics["mape" + suffix] = 100.0 * totals["ape" + suffix] / totals["nonzero" + suffix]
+    return metrics
+
+
+def forecast_steps(totals: Mapping[str, float]) -> int:
+    """How many horizon steps summed forecast totals hold (the longest target's length)."""
+    steps = 0
+    while f"values_step_{steps + 1}" in totals:
+        steps += 1
+    return steps
+
+
 def seq2seq_metrics(config: Seq2SeqConfig, totals: Mapping[str, float]) -> dict[str, float]:
     """Metrics from summed :meth:`Seq2SeqModel.evaluation_totals`: ``loss`` (teacher-forced),
     then ``sequence_accuracy`` and ``token_accuracy`` (tokens; a decoded token counts where it
-    equals the target's at the same position), or ``rmse`` and ``mae`` of the recursive
-    forecasts (values)."""
+    equals the target's at the same position), or ``rmse``, ``mae`` and ``mape`` of the
+    recursive forecasts over all target values, then the same for each horizon step ``k``
+    (``rmse_step_k``, ``mae_step_k``, ``mape_step_k``: over the rows whose target has a step
+    ``k``). MAPE is in percent, over the non-zero target values (left out without any), as in
+    :func:`sparklstm.metrics.regression_report`::
+
+        rmse = sqrt(sum e^2 / n)    mae = sum |e| / n
+        mape = 100 / n_{y != 0} * sum_{y != 0} |e| / |y|
+    """
     metrics = {"loss": totals.get("loss", 0.0) / max(totals.get("count", 0.0), 1.0)}
     if config.token_target:
         metrics["sequence_accuracy"] = totals.get("exact", 0.0) / max(totals.get("rows", 0.0), 1.0)
         metrics["token_accuracy"] = totals.get("correct", 0.0) / max(totals.get("tokens", 0.0), 1.0)
-    else:
-        values = max(totals.get("values", 0.0), 1.0)
-        metrics["rmse"] = float(np.sqrt(totals.get("sq", 0.0) / values))
-        metrics["mae"] = totals.get("abs", 0.0) / values
+        return metrics
+    metrics.update(_error_metrics(totals))
+    for step in range(1, forecast_steps(totals) + 1):
+        metrics.update(_error_metrics(totals, f"_step_{step}"))
     return metrics
