@@ -20,7 +20,7 @@ from sparklstm.validation import (
 
 __all__ = ["ModelConfig", "CELLS", "HEADS", "TASKS"]
 
-CELLS = ("lstm", "peephole", "gru")
+CELLS = ("lstm", "peephole", "gru", "cifg")
 HEADS = ("last", "all")
 TASKS = ("classification", "regression")
 
@@ -35,7 +35,10 @@ class ModelConfig:
     vocab_size : number of token ids for integer inputs ``[batch, time]`` (an embedding layer
         comes first). Give exactly one of ``input_size`` and ``vocab_size``.
     embedding_dim : embedding width (default 32; token inputs only).
-    cell : ``"lstm"``, ``"peephole"`` (LSTM with peephole connections) or ``"gru"``.
+    cell : ``"lstm"``, ``"peephole"`` (LSTM with peephole connections), ``"gru"`` or ``"cifg"``
+        (coupled input-forget gate LSTM, ``f = 1 - i``: three gate blocks instead of four, so
+        ``3((I + H) H + 2H)`` parameters per direction and layer against the LSTM's
+        ``4((I + H) H + 2H)``; see :class:`sparklstm.nn.CIFG`).
     hidden_sizes : hidden size of each stacked recurrent layer (they may differ).
     bidirectional : every recurrent layer runs in both directions.
     dropout : dropout rate on the outputs of every recurrent layer but the last (training only).
@@ -45,7 +48,9 @@ class ModelConfig:
     task : ``"classification"`` (softmax cross-entropy) or ``"regression"`` (mean squared error).
     output_size : number of classes, or of regression targets per output.
     class_weights : per-class loss weights (classification only).
-    forget_bias : initial LSTM forget-gate bias.
+    forget_bias : initial LSTM forget-gate bias (for ``"cifg"``, whose forget gate is
+        ``1 - i``: the input gate's initial bias is ``-forget_bias``, so ``f`` starts near
+        ``σ(forget_bias)`` as in the LSTM; unused by ``"gru"``).
     dtype : ``"float32"`` (default) or ``"float64"``.
     seed : seed for initialisation (and the default for training randomness).
     """
@@ -69,7 +74,8 @@ class ModelConfig:
     cell: str = choice(
         "lstm",
         CELLS,
-        "recurrent cell: lstm, peephole (LSTM with peephole connections) or gru",
+        "recurrent cell: lstm, peephole (LSTM with peephole connections) or gru; also cifg "
+        "(LSTM with coupled input and forget gates, f = 1 - i)",
         param="cellType",
     )
     hidden_sizes: tuple[int, ...] = integers((64,), "hidden size of each stacked recurrent layer")

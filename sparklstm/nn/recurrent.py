@@ -5,7 +5,10 @@
 ``(4H, H)``, ``bias_ih_l{k}``, ``bias_hh_l{k}``, ``_reverse`` for the backward direction; gates
 ``i, f, g, o``), so a ``state_dict`` moves between the two unchanged. ``peephole=True`` adds
 ``weight_peephole_l{k}`` ``(3, H)`` (rows ``p_i, p_f, p_o``), which torch has no equivalent for.
-``GRU`` mirrors ``torch.nn.GRU`` (gates ``r, z, n``).
+``GRU`` mirrors ``torch.nn.GRU`` (gates ``r, z, n``). ``CIFG`` is the coupled input-forget gate
+LSTM (``f = 1 - i``), named like ``torch.nn.LSTM`` with three gate blocks ``i, g, o`` (no torch
+equivalent). :func:`make_stack` builds any of them from a cell name (``lstm``, ``peephole``,
+``gru``, ``cifg``).
 
 Arrays are batch-first at this API (``[batch, time, features]``) with optional ``lengths``;
 internally every layer works on the packed rows of :class:`~sparklstm.nn.packing.PackedLayout`.
@@ -18,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from sparklstm.nn.cifg_kernel import cifg_backward, cifg_forward
 from sparklstm.nn.gru_kernel import gru_backward, gru_forward
 from sparklstm.nn.init import gate_blocks
 from sparklstm.nn.lstm_kernel import lstm_backward, lstm_forward
@@ -30,7 +34,7 @@ from sparklstm.validation import (
     resolve_dtype,
 )
 
-__all__ = ["LSTM", "GRU", "RecurrentStack", "StackCache"]
+__all__ = ["LSTM", "GRU", "CIFG", "RecurrentStack", "StackCache", "STACK_CELLS", "make_stack"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,10 +47,14 @@ class StackCache:
 
 
 class RecurrentStack:
-    """Common machinery of :class:`LSTM` and :class:`GRU`; not used directly."""
+    """Common machinery of :class:`LSTM`, :class:`CIFG` and :class:`GRU`; not used directly."""
 
     cell: ClassVar[str]
     num_gates: ClassVar[int]
+    # Whether the state is (h, c) (LSTM, CIFG) or h alone (GRU).
+    has_cell_state: ClassVar[bool]
+    # Gates whose b_ih and b_hh only ever act as their sum (all of an LSTM's; GRU's r and z).
+    summed_bias_gates: ClassVar[int]
 
     def __init__(
         self,
@@ -139,11 +147,11 @@ class RecurrentStack:
 
     def num_parameters(self, effective: bool = False) -> int:
         """Number of scalars. ``effective=True`` counts ``b_ih + b_hh`` once where the two only
-        ever act as their sum (every LSTM gate, GRU's r and z), i.e. the one-bias count
-        ``4((I+H)H + H)`` per LSTM direction-layer."""
+        ever act as their sum (every LSTM and CIFG gate, GRU's r and z), i.e. the one-bias count
+        ``4((I+H)H + H)`` per LSTM direction-layer, ``3((I+H)H + H)`` per CIFG one."""
         total = sum(v.size for v in self.params.values())
         if effective and self.bias:
-            shared = self.num_gates if self.cell == "lstm" else 2
+            shared = self.summed_bias_gates
             total -= self.num_layers * self.num_directions * shared * self.hidden_size
         return int(total)
 
@@ -188,7 +196,7 @@ class RecurrentStack:
         num_states = self.num_layers * self.num_directions
         if h0 is None:
             h0 = np.zeros((num_states, B, H), dtype=self.dtype)
-        if c0 is None and self.cell == "lstm":
+        if c0 is None and self.has_cell_state:
             c0 = np.zeros((num_states, B, H), dtype=self.dtype)
         h_n, c_n, caches, masks = [], [], [], []
         layer_input = x
@@ -215,7 +223,7 @@ class RecurrentStack:
             masks.append(mask)
             layer_input = layer_out
         h_n_arr = np.stack(h_n)
-        c_n_arr = np.stack(c_n) if self.cell == "lstm" else None
+        c_n_arr = np.stack(c_n) if self.has_cell_state else None
         return layer_input, h_n_arr, c_n_arr, StackCache(layout, caches, masks)
 
     def backward_packed(
@@ -260,7 +268,7 @@ class RecurrentStack:
                     grads[key] = value
             d_layer_out = d_input
         grads = {k: grads[k] for k in self.params}
-        dc0_arr = np.stack(dc0) if self.cell == "lstm" else None
+        dc0_arr = np.stack(dc0) if self.has_cell_state else None
         return d_layer_out, grads, np.stack(dh0), dc0_arr
 
     # ---------------------------------------------------- batch-first API
@@ -278,14 +286,14 @@ class RecurrentStack:
         x : (batch, time, input_size) array.
         lengths : (batch,) valid lengths (default: all ``time``). Padded steps produce zeros,
             change no state and receive no gradient.
-        state : initial state, ``(h0, c0)`` for LSTM or ``h0`` for GRU, each
+        state : initial state, ``(h0, c0)`` for LSTM and CIFG or ``h0`` for GRU, each
             ``(layers*directions, batch, hidden)``; default zeros.
         rng : generator for dropout (default the layer's own).
 
         Returns
         -------
         out : (batch, time, directions*hidden), zero at padded steps.
-        state : ``(h_n, c_n)`` for LSTM, ``h_n`` for GRU; the state after each sequence's
+        state : ``(h_n, c_n)`` for LSTM and CIFG, ``h_n`` for GRU; the state after each sequence's
             last valid step (forward direction) or after its first step (reverse direction).
 
         Examples
@@ -309,7 +317,7 @@ class RecurrentStack:
         self._last_cache = cache
         inv = layout.inverse_order
         h_n = h_n[:, inv]
-        state_out = (h_n, c_n[:, inv]) if self.cell == "lstm" else h_n
+        state_out = (h_n, c_n[:, inv]) if self.has_cell_state else h_n
         return layout.unpack(out), state_out
 
     def backward(self, d_out: np.ndarray | None, d_state: Any = None) -> np.ndarray:
@@ -341,16 +349,16 @@ class RecurrentStack:
         for key, value in grads.items():
             self.grads[key][...] = value
         inv = layout.inverse_order
-        self.state_grads = (dh0[:, inv], dc0[:, inv]) if self.cell == "lstm" else dh0[:, inv]
+        self.state_grads = (dh0[:, inv], dc0[:, inv]) if self.has_cell_state else dh0[:, inv]
         return layout.unpack(dx)
 
     def _split_state(self, state: Any, batch: int, name: str = "state"):
         shape = (self.num_layers * self.num_directions, batch, self.hidden_size)
         if state is None:
             return None, None
-        if self.cell == "lstm":
+        if self.has_cell_state:
             if not isinstance(state, (tuple, list)) or len(state) != 2:
-                raise TypeError(f"{name} must be a tuple (h, c) for LSTM")
+                raise TypeError(f"{name} must be a tuple (h, c) for {type(self).__name__}")
             h, c = state
         else:
             h, c = state, None
@@ -388,6 +396,8 @@ class LSTM(RecurrentStack):
 
     cell = "lstm"
     num_gates = 4
+    has_cell_state = True
+    summed_bias_gates = 4
 
     def __init__(
         self,
@@ -454,6 +464,8 @@ class GRU(RecurrentStack):
 
     cell = "gru"
     num_gates = 3
+    has_cell_state = False
+    summed_bias_gates = 2
 
     def _kernel_forward(self, x, layer, direction, h0, c0, layout):
         sfx = self._suffix(layer, direction)
@@ -473,3 +485,108 @@ class GRU(RecurrentStack):
             grads[f"bias_ih{sfx}"] = g["b_ih"]
             grads[f"bias_hh{sfx}"] = g["b_hh"]
         return dx, grads, dh0, None
+
+
+class CIFG(RecurrentStack):
+    """Multi-layer coupled input-forget gate LSTM (Greff et al. 2017, "CIFG"): ``f = 1 - i``.
+
+    Equations (per direction and layer; see :mod:`sparklstm.nn.cifg_kernel` for BPTT)::
+
+        a   = W_ih x_t + W_hh h_{t-1} + b_ih + b_hh      split a_i, a_g, a_o   (gates i, g, o)
+        i   = σ(a_i),  f = 1 - i,  g = tanh(a_g),  o = σ(a_o)
+        c_t = f ⊙ c_{t-1} + i ⊙ g,  h_t = o ⊙ tanh(c_t)
+
+    Parameters are named as ``torch.nn.LSTM``'s with three gate blocks ``i, g, o`` instead of
+    four: ``weight_ih_l{k}`` ``(3H, I_k)``, ``weight_hh_l{k}`` ``(3H, H)``, ``bias_ih_l{k}``,
+    ``bias_hh_l{k}`` ``(3H,)`` (``_reverse`` for the backward direction). Per direction and
+    layer that is ``3((I_k + H) H + 2H)`` scalars, ``3((I_k + H) H + H)`` counting the two
+    biases once (they only act as their sum): three quarters of the LSTM's ``4(...)``.
+    ``I_0`` is ``input_size`` and ``I_k = directions * H`` above.
+
+    Parameters
+    ----------
+    input_size, hidden_size, num_layers, bidirectional, dropout, bias
+        As :class:`LSTM`.
+    forget_bias : float
+        The forget gate's initial bias, as for :class:`LSTM`: the forget gate has no bias of
+        its own (``f = σ(-a_i)``), so the input gate's bias starts at ``-forget_bias`` (in
+        ``bias_ih``), which makes ``f`` start near ``σ(forget_bias)`` (0.73 for the default
+        1.0) and ``i`` near ``1 - σ(forget_bias)``, as in the LSTM at initialisation.
+    dtype : float32 (default) or float64.
+    rng : ``numpy.random.Generator`` or seed, for initialisation and dropout.
+    """
+
+    cell = "cifg"
+    num_gates = 3
+    has_cell_state = True
+    summed_bias_gates = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        bias: bool = True,
+        forget_bias: float = 1.0,
+        dtype: Any = np.float32,
+        rng: np.random.Generator | int | None = None,
+    ) -> None:
+        self.forget_bias = float(forget_bias)
+        super().__init__(
+            input_size, hidden_size, num_layers, bidirectional, dropout, bias, dtype, rng
+        )
+
+    def _initial_bias(self) -> np.ndarray:
+        # f = σ(-a_i) starts at σ(forget_bias): the input gate's bias is -forget_bias.
+        bias = np.zeros(3 * self.hidden_size, dtype=self.dtype)
+        bias[: self.hidden_size] = -self.forget_bias
+        return bias
+
+    def _kernel_forward(self, x, layer, direction, h0, c0, layout):
+        sfx = self._suffix(layer, direction)
+        p = self.params
+        bias = p[f"bias_ih{sfx}"] + p[f"bias_hh{sfx}"] if self.bias else None
+        return cifg_forward(
+            x, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], bias, h0, c0, layout, direction == 1
+        )
+
+    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction):
+        sfx = self._suffix(layer, direction)
+        dx, g, dh0, dc0 = cifg_backward(d_hidden, d_h_n, d_c_n, cache)
+        grads = {f"weight_ih{sfx}": g["w_ih"], f"weight_hh{sfx}": g["w_hh"]}
+        if self.bias:
+            grads[f"bias_ih{sfx}"] = g["bias"]
+            grads[f"bias_hh{sfx}"] = g["bias"].copy()
+        return dx, grads, dh0, dc0
+
+
+# The cell names make_stack takes (sparklstm.model.config.CELLS lists the same names).
+STACK_CELLS = ("lstm", "peephole", "gru", "cifg")
+
+
+def make_stack(
+    cell: str,
+    input_size: int,
+    hidden_size: int,
+    *,
+    num_layers: int = 1,
+    bidirectional: bool = False,
+    forget_bias: float = 1.0,
+    dtype: Any = np.float32,
+    rng: np.random.Generator | int | None = None,
+) -> RecurrentStack:
+    """The recurrent stack of a cell name: ``"lstm"`` (:class:`LSTM`), ``"peephole"``
+    (:class:`LSTM` with peepholes), ``"gru"`` (:class:`GRU`, which has no forget bias) or
+    ``"cifg"`` (:class:`CIFG`)."""
+    common = dict(num_layers=num_layers, bidirectional=bidirectional, dtype=dtype, rng=rng)
+    if cell == "gru":
+        return GRU(input_size, hidden_size, **common)
+    if cell in ("lstm", "peephole"):
+        return LSTM(
+            input_size, hidden_size, peephole=cell == "peephole", forget_bias=forget_bias, **common
+        )
+    if cell == "cifg":
+        return CIFG(input_size, hidden_size, forget_bias=forget_bias, **common)
+    raise ValueError(f"cell must be one of {list(STACK_CELLS)}, got {cell!r}")
