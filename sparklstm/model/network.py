@@ -26,7 +26,7 @@ from sparklstm.nn.layers import (
     embedding_forward,
 )
 from sparklstm.nn.packing import PackedLayout
-from sparklstm.nn.recurrent import GRU, LSTM, RecurrentStack, StackCache
+from sparklstm.nn.recurrent import RecurrentStack, StackCache, make_stack
 
 __all__ = ["Network", "NetworkCache"]
 
@@ -60,24 +60,15 @@ class Network:
         self.layers: list[RecurrentStack] = []
         for k, hidden in enumerate(config.hidden_sizes):
             layer_rng = np.random.default_rng(rng.integers(2**63))
-            if config.cell == "gru":
-                layer = GRU(
-                    layer_input,
-                    hidden,
-                    bidirectional=config.bidirectional,
-                    dtype=dtype,
-                    rng=layer_rng,
-                )
-            else:
-                layer = LSTM(
-                    layer_input,
-                    hidden,
-                    bidirectional=config.bidirectional,
-                    peephole=config.cell == "peephole",
-                    forget_bias=config.forget_bias,
-                    dtype=dtype,
-                    rng=layer_rng,
-                )
+            layer = make_stack(
+                config.cell,
+                layer_input,
+                hidden,
+                bidirectional=config.bidirectional,
+                forget_bias=config.forget_bias,
+                dtype=dtype,
+                rng=layer_rng,
+            )
             for name, value in layer.params.items():
                 self.params[self._rnn_name(name, k)] = value
             self.layers.append(layer)

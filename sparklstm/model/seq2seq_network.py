@@ -35,7 +35,7 @@ from sparklstm.nn.attention import AttentionCache, luong_attention_backward, luo
 from sparklstm.nn.init import xavier_uniform
 from sparklstm.nn.layers import dense_backward, dense_forward, embedding_backward, embedding_forward
 from sparklstm.nn.packing import PackedLayout
-from sparklstm.nn.recurrent import GRU, LSTM, RecurrentStack, StackCache
+from sparklstm.nn.recurrent import RecurrentStack, StackCache, make_stack
 
 __all__ = ["DecoderState", "Seq2SeqCache", "Seq2SeqNetwork"]
 
@@ -120,20 +120,15 @@ class Seq2SeqNetwork:
         config, layers = self.config, []
         for k, hidden in enumerate(config.hidden_sizes):
             layer_rng = np.random.default_rng(rng.integers(2**63))
-            if config.cell == "gru":
-                layer: RecurrentStack = GRU(
-                    width, hidden, bidirectional=bidirectional, dtype=self.dtype, rng=layer_rng
-                )
-            else:
-                layer = LSTM(
-                    width,
-                    hidden,
-                    bidirectional=bidirectional,
-                    peephole=config.cell == "peephole",
-                    forget_bias=config.forget_bias,
-                    dtype=self.dtype,
-                    rng=layer_rng,
-                )
+            layer = make_stack(
+                config.cell,
+                width,
+                hidden,
+                bidirectional=bidirectional,
+                forget_bias=config.forget_bias,
+                dtype=self.dtype,
+                rng=layer_rng,
+            )
             for name, value in layer.params.items():
                 self.params[self._layer_name(prefix, name, k)] = value
             layers.append(layer)
