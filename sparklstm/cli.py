@@ -22,9 +22,12 @@ __all__ = [
     "add_option_flags",
     "flag_default",
     "add_session_options",
+    "add_target_options",
     "check_input_path",
+    "check_target_columns",
     "data_and_model",
     "invoked_name",
+    "load_trained_model",
     "model_job_parser",
     "read_data",
     "read_document",
@@ -204,6 +207,54 @@ def add_data_options(parser: argparse.ArgumentParser, path_help: str) -> Any:
     return group
 
 
+# The seq2seq target's columns (section "data"): --target-col names the label column of a
+# seq2seq model (the target sequence), --target-length-col its optional length column.
+TARGET_KEYS = frozenset({"target_col", "target_length_col"})
+
+
+def add_target_options(group: Any) -> None:
+    """``--target-col`` and ``--target-length-col`` (dests ``data.target_col`` and
+    ``data.target_length_col``, absent unless given): a seq2seq model's target sequence
+    column (another name for ``--label-col``) and its optional integer length column."""
+    unset = argparse.SUPPRESS
+    group.add_argument(
+        "--target-col",
+        dest="data.target_col",
+        metavar="NAME",
+        default=unset,
+        help="seq2seq models: the target sequence column (instead of --label-col)",
+    )
+    group.add_argument(
+        "--target-length-col",
+        dest="data.target_length_col",
+        metavar="NAME",
+        default=unset,
+        help="seq2seq models: integer column of the targets' valid lengths (optional)",
+    )
+
+
+def check_target_columns(data: dict[str, Any], seq2seq: bool, what: str) -> None:
+    """The ``data`` section's seq2seq target columns made plain: ``target_col`` becomes
+    ``label_col`` (giving both is an error), and either given for a model that is not
+    seq2seq (``what`` says how it was chosen, e.g. ``--head last``) is an error naming the
+    flag."""
+    given = sorted(key for key in TARGET_KEYS if data.get(key) is not None)
+    if given and not seq2seq:
+        flag = "--" + given[0].replace("_", "-")
+        raise ValueError(
+            f"{flag} is for seq2seq models (target sequences), not {what}; leave it out, or "
+            "train with --head seq2seq"
+        )
+    target = data.pop("target_col", None)
+    if target is not None:
+        if data.get("label_col") is not None and data["label_col"] != target:
+            raise ValueError(
+                f"--target-col {target} and --label-col {data['label_col']} both name the "
+                "target sequence column; give one of them"
+            )
+        data["label_col"] = target
+
+
 def flag_default(option: Any) -> Any:
     """An option's default on the command line (the library's, unless the option declares
     the jobs' own, e.g. a fixed seed)."""
@@ -247,17 +298,22 @@ def add_option_flags(group: Any, options: Sequence[Any], section: str) -> None:
         group.add_argument(option.flag_name, **kwargs)
 
 
-def model_job_parser(prog: str, doc: str, data_help: str) -> JobArgumentParser:
+def model_job_parser(
+    prog: str, doc: str, data_help: str, targets: bool = False
+) -> JobArgumentParser:
     """The parser of a job that applies a trained model (predict, evaluate): the job's
     docstring as description and epilog, ``--model``, ``--config``, the session options and
-    the ``data`` group; the job adds its own output options."""
+    the ``data`` group (with ``targets``, the seq2seq target columns too); the job adds its
+    own output options."""
     parser = JobArgumentParser(
         prog=prog, description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 2)[2]
     )
     parser.add_argument("--model", required=True, help="model directory (from jobs/train.py)")
     parser.add_argument("--config", help="JSON/YAML file whose 'data' section gives read options")
     add_session_options(parser)
-    add_data_options(parser, data_help)
+    data = add_data_options(parser, data_help)
+    if targets:
+        add_target_options(data)
     return parser
 
 
@@ -267,20 +323,33 @@ def data_and_model(
     """For the jobs that use a trained model: the option sections (the ``--config`` file's,
     overridden by the flags; ``--data`` required and checked) and the model of ``--model``,
     whose recorded training columns (``jobs/train.py`` writes them into the model file) are the
-    defaults of the ``data`` options ``trained_keys``."""
-    from sparklstm.model import SequenceModel
-
+    defaults of the ``data`` options ``trained_keys``. The seq2seq target columns are made
+    plain first (:func:`check_target_columns`: ``target_col`` becomes ``label_col``)."""
     options = merge_sections(load_config_file(args.config) if args.config else {}, args)
     data = options["data"]
     if not data.get("path"):
         raise ValueError("--data is required (or data.path in --config)")
     check_input_path("--data", data["path"])
-    model = SequenceModel.load(args.model)
+    model = load_trained_model(args.model)
+    head = model.config.head
+    check_target_columns(data, head == "seq2seq", f"the --model {args.model} (head {head!r})")
     trained = model.metadata.get("columns", {})
     for key in trained_keys:
         if key not in data and trained.get(key):
             data[key] = trained[key]
     return options, model
+
+
+def load_trained_model(path: str) -> Any:
+    """The model in ``path`` (a model directory or ``.npz`` written by ``jobs/train.py``), of
+    the class its file records: a :class:`~sparklstm.model.seq2seq.Seq2SeqModel` for a
+    seq2seq bundle, else a :class:`~sparklstm.model.SequenceModel`."""
+    from sparklstm.io.model_files import read_manifest
+    from sparklstm.model import SequenceModel
+    from sparklstm.model.seq2seq import SEQ2SEQ_KIND, Seq2SeqModel
+
+    kind = read_manifest(path).get("kind")
+    return (Seq2SeqModel if kind == SEQ2SEQ_KIND else SequenceModel).load(path)
 
 
 def check_input_path(flag: str, path: str) -> None:

@@ -8,6 +8,13 @@ and the confusion matrix (rows: true class, columns: predicted). Regression: RMS
 (percent, over non-zero labels) and R^2. Per-step models are scored over every valid step. The
 model's mean loss on the data is included. The columns the model was trained with are the
 defaults for the column options.
+
+A seq2seq model (--head seq2seq in jobs/train.py) is scored on (source, target) pairs
+(--features-col, --target-col, their optional length columns): the teacher-forced loss, and for
+token targets the sequence accuracy (greedy-decoded sequences equal to the target) and token
+accuracy (decoded tokens equal to the target's at the same position, over the target tokens);
+for real-valued targets RMSE, MAE and MAPE (percent, over non-zero targets) of the recursive
+forecast of the target's length, over all values and per horizon step ("per_step").
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import functools
 import json
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sparklstm.cli import (
     add_option_flags,
@@ -28,6 +35,7 @@ from sparklstm.cli import (
     run_job,
     write_json,
 )
+from sparklstm.model.seq2seq import per_step_metrics
 from sparklstm.options import option_of
 from sparklstm.spark.evaluation import evaluate_predictions
 from sparklstm.spark.inference import predict_dataframe
@@ -40,7 +48,7 @@ COMMAND = "sparklstm-evaluate"
 
 
 def _parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = model_job_parser(prog, __doc__, "labelled data (required)")
+    parser = model_job_parser(prog, __doc__, "labelled data (required)", targets=True)
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
     parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
     add_option_flags(parser, [option_of(TrainOptions, "cache_dir")], "training")
@@ -49,7 +57,9 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = _parser(prog).parse_args(argv)
-    options, model = data_and_model(args, ("features_col", "label_col", "length_col"))
+    options, model = data_and_model(
+        args, ("features_col", "label_col", "length_col", "target_length_col")
+    )
     data = options["data"]
     columns = {
         "features_col": data.get("features_col", "features"),
@@ -60,6 +70,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     spark = get_session("sparklstm-evaluate", master=args.master, remote=args.remote)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
+    if model.config.head == "seq2seq":
+        columns["target_length_col"] = data.get("target_length_col")
+        report = _seq2seq_report(model, frame, columns, args, options)
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        if args.output:
+            write_json(args.output, report)
+        print("metrics: " + json.dumps(report))
+        return 0
     predicted = predict_dataframe(
         model,
         frame,
@@ -95,6 +113,42 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         write_json(args.output, report)
     print("metrics: " + json.dumps(report))
     return 0
+
+
+def _seq2seq_report(
+    model: Any,
+    frame: Any,
+    columns: dict[str, Any],
+    args: argparse.Namespace,
+    options: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """A seq2seq model's scores on the executors (:func:`evaluate_distributed`): the loss and
+    sequence/token accuracy of greedy decoding, or the forecasts' RMSE, MAE and MAPE in all
+    and per horizon step."""
+    metrics = evaluate_distributed(
+        model,
+        frame,
+        batch_size=args.batch_size,
+        cache_dir=options["training"].get("cache_dir"),
+        **columns,
+    )
+    report: dict[str, Any] = {
+        "model": args.model,
+        "data": options["data"]["path"],
+        "task": "seq2seq",
+        "targets": "tokens" if model.config.token_target else "values",
+        "loss": metrics["loss"],
+    }
+    if model.config.token_target:
+        report["decoding"] = "greedy"
+        for name in ("sequence_accuracy", "token_accuracy"):
+            report[name] = metrics[name]
+        return report
+    per_step = per_step_metrics(metrics)
+    report.update({name: metrics.get(name) for name in ("rmse", "mae", "mape")})
+    report["horizon"] = len(per_step)
+    report["per_step"] = per_step
+    return report
 
 
 def command() -> NoReturn:

@@ -8,14 +8,24 @@ Options may also come from a JSON (or YAML) file given with --config, whose sect
 ...); options given on the command line override the file. The master is spark-submit's
 (--master), or local[*] when run as `python jobs/train.py`.
 
+--head seq2seq trains an encoder-decoder (sequence-to-sequence model): the sequence column
+(--features-col) is its source and --target-col (or --label-col) its target sequence, token ids
+(array<int>: greedy-decoded sequence and token accuracy are reported) or values (array<float>:
+a multi-step forecaster; RMSE, MAE and MAPE per horizon step), each with an optional length
+column (--length-col, --target-length-col). The "seq2seq model" options apply to it only, and
+the model options of the other heads that it has no use for (--dropout, --vocab-size, ...)
+are refused; the data decide the vocabulary sizes unless given.
+
 With --mlflow (the mlflow extra: pip install 'sparklstm[mlflow]'), the run is logged to MLflow:
 its options as parameters, every round's metrics with the round as the step, the summary and
-the model (an MLflow model that mlflow.pyfunc.load_model and spark_udf score).
+the model (an MLflow model that mlflow.pyfunc.load_model and spark_udf score; a seq2seq model's
+files are logged as the run's artifacts under model/).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import time
@@ -29,7 +39,9 @@ from sparklstm.cli import (
     add_data_options,
     add_option_flags,
     add_session_options,
+    add_target_options,
     check_input_path,
+    check_target_columns,
     flag_default,
     invoked_name,
     load_config_file,
@@ -40,7 +52,8 @@ from sparklstm.cli import (
 )
 from sparklstm.io.runlock import RunLock, lock_path_for
 from sparklstm.model.config import ModelConfig
-from sparklstm.options import option_of, options_of
+from sparklstm.model.seq2seq_config import Seq2SeqConfig
+from sparklstm.options import Option, option_of, options_of
 from sparklstm.spark.schema import default_task, sequence_kind_of
 from sparklstm.spark.session import get_session
 from sparklstm.spark.trainer import evaluate_distributed, fit_distributed
@@ -77,8 +90,13 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="hold out this fraction of --data instead",
     )
 
+    add_target_options(data)
+
     # The model's and the trainer's options, from their one definition.
-    add_option_flags(parser.add_argument_group("model"), options_of(ModelConfig), "model")
+    add_option_flags(parser.add_argument_group("model"), _model_options(), "model")
+    add_option_flags(
+        parser.add_argument_group("seq2seq model (--head seq2seq)"), _seq2seq_options(), "model"
+    )
     add_option_flags(parser.add_argument_group("training"), train_options("spark"), "training")
 
     out = parser.add_argument_group("output")
@@ -117,7 +135,87 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
     return parser
 
 
-_DATA_KEYS = DATA_READ_KEYS | {"path", "validation", "validation_fraction"}
+SEQ2SEQ = "seq2seq"  # the head that makes a run train an encoder-decoder
+
+
+def _model_options() -> list[Option]:
+    """ModelConfig's options, ``head`` taking ``seq2seq`` too (an encoder-decoder,
+    :class:`Seq2SeqConfig`, whose own options are :func:`_seq2seq_options`)."""
+    options = list(options_of(ModelConfig))
+    for i, option in enumerate(options):
+        if option.name == "head":
+            options[i] = dataclasses.replace(
+                option,
+                choices=(*option.choices, SEQ2SEQ),
+                help=f"{option.help}; {SEQ2SEQ}: an encoder-decoder writing a target sequence "
+                "(--target-col) of its own length",
+            )
+    return options
+
+
+def _seq2seq_options() -> list[Option]:
+    """The options of Seq2SeqConfig that ModelConfig does not have (attention, vocabularies,
+    start/end tokens, scheduled sampling); the shared ones (cell, hidden_sizes, ...) take the
+    model group's flags."""
+    shared = {option.name for option in options_of(ModelConfig)}
+    return [option for option in options_of(Seq2SeqConfig) if option.name not in shared]
+
+
+def _check_model_options(model: dict[str, Any], data: dict[str, Any]) -> None:
+    """The model options and the target columns fit the kind of model asked for (``--head``):
+    each valid by its definition, none of the other kind's, and a seq2seq configuration
+    consistent as far as it goes without the data's sizes. One line, before Spark starts."""
+    seq2seq = model.get("head") == SEQ2SEQ
+    head = f"--head {model.get('head', flag_default(option_of(ModelConfig, 'head')))}"
+    check_target_columns(data, seq2seq, head)
+    kind = Seq2SeqConfig if seq2seq else ModelConfig
+    definitions = {option.name: option for option in options_of(kind)}
+    seq2seq_only = {option.name for option in _seq2seq_options()}
+    for name, value in model.items():
+        if name == "head":
+            continue
+        option = definitions.get(name)
+        if option is None:
+            flag = _flag_of(name)
+            if seq2seq or name not in seq2seq_only:
+                # The data decide the sizes; the seed is the training's (--seed).
+                given = [n for n in definitions if n not in ("input_size", "output_size", "seed")]
+                known = ", ".join(_flag_of(n) for n in given)
+                noun = "seq2seq models (--head seq2seq)" if seq2seq else f"models of {head}"
+                raise ValueError(
+                    f"{flag} is not an option of {noun}; leave it out (their model options: "
+                    f"{known})"
+                )
+            raise ValueError(f"{flag} applies to --head {SEQ2SEQ} only; leave it out with {head}")
+        try:
+            model[name] = option.check(value)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{_flag_of(name)}: {exc}") from None
+    if seq2seq:
+        # The sides the data will size are stood in for, so that the rest is checked now.
+        placeholder = dict(model)
+        if placeholder.get("input_size") is None and placeholder.get("source_vocab_size") is None:
+            placeholder["source_vocab_size"] = 2**31
+        if placeholder.get("target_vocab_size") is None and placeholder.get("output_size") is None:
+            placeholder["target_vocab_size"] = 2**31
+        Seq2SeqConfig.from_dict(placeholder)
+
+
+def _flag_of(name: str) -> str:
+    """The command-line flag of a model option (its config-file name if it has none)."""
+    for option in (*_model_options(), *_seq2seq_options()):
+        if option.name == name and option.flag_name:
+            return option.flag_name
+    return f"model.{name}"
+
+
+_DATA_KEYS = DATA_READ_KEYS | {
+    "path",
+    "validation",
+    "validation_fraction",
+    "target_col",
+    "target_length_col",
+}
 _OUTPUT_KEYS = {
     "model",
     "metrics",
@@ -165,7 +263,8 @@ def _options(
             "pass --overwrite to replace it"
         )
     options["training"].setdefault("seed", flag_default(option_of(TrainOptions, "seed")))
-    # Fail on bad training options now, before Spark starts.
+    # Fail on bad model and training options now, before Spark starts.
+    _check_model_options(options["model"], options["data"])
     TrainOptions.coerce(options["training"])
     return args, options
 
@@ -210,7 +309,10 @@ def _train(
     }
     training = dict(options["training"])
     model_options = dict(options["model"])
-    model_options.setdefault("task", default_task(frame.schema, columns["label_col"]))
+    if model_options.get("head") == SEQ2SEQ:
+        columns["target_length_col"] = data.get("target_length_col")
+    else:
+        model_options.setdefault("task", default_task(frame.schema, columns["label_col"]))
     if tracker is not None:
         tracker.log_params({"data": data, "training": TrainOptions.coerce(training).to_dict()})
     model, history = fit_distributed(
@@ -267,7 +369,13 @@ def _log_to_mlflow(
 ) -> dict[str, str]:
     """The trained model's configuration, the summary and the model itself (its signature
     declaring the features column as the training data held it), in the job's MLflow run;
-    returns where they are (the run, the model's URI)."""
+    returns where they are (the run, the model's URI). A seq2seq model, which has no MLflow
+    flavour, is logged as its model files (the run's artifacts under ``model/``)."""
+    if model.config.head == SEQ2SEQ:
+        tracker.log_params({"model": model.config.to_dict()})
+        tracker.log_summary(summary)
+        tracker.client.log_artifacts(tracker.run_id, summary["model"], "model")
+        return {"run_id": tracker.run_id, "model_files": f"runs:/{tracker.run_id}/model"}
     try:
         sequence_type = sequence_kind_of(schema, columns["features_col"])
     except TypeError:  # not an array: a Spark ML Vector, one number per step

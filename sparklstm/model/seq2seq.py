@@ -34,7 +34,14 @@ from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.model.seq2seq_network import Seq2SeqNetwork
 from sparklstm.nn.losses import mean_squared_error, softmax_cross_entropy
 
-__all__ = ["Seq2SeqModel", "SEQ2SEQ_KIND", "forecast_steps", "padded_side", "seq2seq_metrics"]
+__all__ = [
+    "Seq2SeqModel",
+    "SEQ2SEQ_KIND",
+    "forecast_steps",
+    "padded_side",
+    "per_step_metrics",
+    "seq2seq_metrics",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -420,3 +427,18 @@ def seq2seq_metrics(config: Seq2SeqConfig, totals: Mapping[str, float]) -> dict[
     for step in range(1, forecast_steps(totals) + 1):
         metrics.update(_error_metrics(totals, f"_step_{step}"))
     return metrics
+
+
+def per_step_metrics(metrics: Mapping[str, float]) -> list[dict[str, Any]]:
+    """The per-step entries of a forecaster's :func:`seq2seq_metrics` as one record per
+    horizon step: ``[{"step": 1, "rmse": ..., "mae": ..., "mape": ...}, ...]`` (``mape`` None
+    where the step has no non-zero target value)."""
+    records = []
+    step = 1
+    while f"rmse_step_{step}" in metrics:
+        record: dict[str, Any] = {"step": step}
+        for name in ("rmse", "mae", "mape"):
+            record[name] = metrics.get(f"{name}_step_{step}")
+        records.append(record)
+        step += 1
+    return records
