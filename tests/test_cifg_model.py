@@ -267,3 +267,26 @@ def test_seq2seq_padding_on_either_side_changes_nothing(bidirectional):
     assert wide_loss == loss
     for name, value in grads.items():
         np.testing.assert_array_equal(wide_grads[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+def test_seq2seq_step_by_step_decoding_carries_the_cifg_state_as_teacher_forcing_does(
+    bidirectional,
+):
+    # Forecasting runs the decoder one step at a time, (h, c) carried between calls; teacher
+    # forcing on the forecast runs it in one kernel call over all steps: the same numbers.
+    model = model_for("values", cell="cifg", bidirectional=bidirectional)
+    source, _ = batch(model, np.random.default_rng(8))
+    forecast = model.forecast(source, 4, SOURCE_LENGTHS)
+    inputs, _, lengths = model.teacher_forcing(forecast, np.full(4, 4))
+    replayed, cache = model.network.forward(source, SOURCE_LENGTHS, inputs, lengths)
+    np.testing.assert_allclose(cache.layout.unpack(replayed), forecast, rtol=1e-10, atol=1e-12)
+    assert np.abs(np.diff(forecast, axis=1)).max() > 1e-3  # the steps differ
+    # Tokens: beam search of width one is greedy decoding.
+    tokens = model_for("tokens", cell="cifg", bidirectional=bidirectional)
+    source, _ = batch(tokens, np.random.default_rng(6))
+    greedy = tokens.greedy_decode(source, SOURCE_LENGTHS, max_len=5)
+    single = tokens.beam_search(source, SOURCE_LENGTHS, beam_width=1, max_len=5, length_penalty=0)
+    for a, b in zip(greedy.sequences, single.sequences, strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(greedy.log_probs, single.log_probs, rtol=1e-12)
