@@ -1,10 +1,12 @@
 """The ``pyspark.ml`` face of sparklstm: Estimators, Models and their persistence.
 
-``LSTMClassifier`` and ``LSTMRegressor`` are Estimators (:mod:`.estimators`) whose Params
-(:mod:`.params`) are built from the options' one definition; ``fit`` calls
+``LSTMClassifier``, ``LSTMRegressor`` and ``LSTMSeq2Seq`` are Estimators (:mod:`.estimators`)
+whose Params (:mod:`.params`) are built from the options' one definition; ``fit`` calls
 :func:`~sparklstm.spark.trainer.fit_distributed`. The fitted ``LSTMClassificationModel`` /
 ``LSTMRegressionModel`` (:mod:`.models`) hold the :class:`~sparklstm.model.SequenceModel` and the
-training history and transform with :func:`~sparklstm.spark.inference.predict_dataframe`.
+training history and transform with :func:`~sparklstm.spark.inference.predict_dataframe`;
+``LSTMSeq2SeqModel`` holds a :class:`~sparklstm.model.Seq2SeqModel` and transforms with
+:func:`~sparklstm.spark.decoding.decode_dataframe`.
 Sizes the data determines (``input_size`` or ``vocab_size``, the number of classes or
 regression targets) are not Params: training reads them from the data. Saving and loading, as
 Spark ML does it, on classic and Connect sessions: :mod:`.persistence`.
@@ -19,8 +21,12 @@ Examples
 
 from __future__ import annotations
 
-from sparklstm.spark.ml.estimators import LSTMClassifier, LSTMRegressor
-from sparklstm.spark.ml.models import LSTMClassificationModel, LSTMRegressionModel
+from sparklstm.spark.ml.estimators import LSTMClassifier, LSTMRegressor, LSTMSeq2Seq
+from sparklstm.spark.ml.models import (
+    LSTMClassificationModel,
+    LSTMRegressionModel,
+    LSTMSeq2SeqModel,
+)
 from sparklstm.spark.ml.persistence import (
     METADATA_VERSION,
     load_sequence_model,
@@ -30,8 +36,10 @@ from sparklstm.spark.ml.persistence import (
 __all__ = [
     "LSTMClassifier",
     "LSTMRegressor",
+    "LSTMSeq2Seq",
     "LSTMClassificationModel",
     "LSTMRegressionModel",
+    "LSTMSeq2SeqModel",
     "METADATA_VERSION",
     "load_sequence_model",
     "save_sequence_model",
@@ -39,5 +47,12 @@ __all__ = [
 
 # Saved metadata names a class by module and name, and Spark ML's readers (PipelineModel.load)
 # import that name: these classes are saved, and found, under this public module.
-for _cls in (LSTMClassifier, LSTMRegressor, LSTMClassificationModel, LSTMRegressionModel):
+for _cls in (
+    LSTMClassifier,
+    LSTMRegressor,
+    LSTMSeq2Seq,
+    LSTMClassificationModel,
+    LSTMRegressionModel,
+    LSTMSeq2SeqModel,
+):
     _cls.__module__ = __name__

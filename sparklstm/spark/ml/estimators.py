@@ -1,4 +1,5 @@
-"""The LSTM estimators: ``LSTMClassifier`` and ``LSTMRegressor``.
+"""The estimators: ``LSTMClassifier``, ``LSTMRegressor`` and the encoder-decoder
+``LSTMSeq2Seq``.
 
 ``fit`` maps the Params to a model configuration and :class:`TrainOptions` (both by the options'
 one definition, :mod:`sparklstm.spark.ml.params`) and calls
@@ -18,19 +19,27 @@ from pyspark.ml.base import Estimator
 from pyspark.ml.param import Param, Params
 from pyspark.ml.util import DefaultParamsReadable, DefaultParamsWritable, MLReader, MLWriter
 
-from sparklstm.model import SequenceModel
-from sparklstm.spark.ml.models import LSTMClassificationModel, LSTMRegressionModel, _LSTMModel
+from sparklstm.model.factory import AnyModel
+from sparklstm.spark.ml.models import (
+    LSTMClassificationModel,
+    LSTMRegressionModel,
+    LSTMSeq2SeqModel,
+    _NetworkModel,
+)
 from sparklstm.spark.ml.params import (
     NUM_CLASSES,
     _LSTMClassifierParams,
     _LSTMParams,
+    _LSTMSeq2SeqParams,
+    _NetworkParams,
     param_from,
     param_options,
+    seq2seq_param_options,
 )
 from sparklstm.spark.ml.persistence import _LSTMEstimatorReader, _LSTMEstimatorWriter
 from sparklstm.training.history import History
 
-__all__ = ["LSTMClassifier", "LSTMRegressor"]
+__all__ = ["LSTMClassifier", "LSTMRegressor", "LSTMSeq2Seq"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +53,12 @@ _CLASSIFIER_COLUMN_DEFAULTS = {"probabilityCol": "probability", "rawPredictionCo
 
 
 # ------------------------------------------------------------------------------ estimators
-class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParamsReadable):
-    """Setters and ``_fit`` shared by :class:`LSTMClassifier` and :class:`LSTMRegressor`."""
+class _NetworkEstimator(Estimator, _NetworkParams, DefaultParamsWritable, DefaultParamsReadable):
+    """Persistence, the validation split and ``_fit``, shared by every estimator."""
 
     _task = "classification"
 
-    def _create_model(self, model: SequenceModel, history: History) -> _LSTMModel:
+    def _create_model(self, model: AnyModel, history: History) -> _NetworkModel:
         raise NotImplementedError
 
     @classmethod
@@ -84,7 +93,7 @@ class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParam
         flag = dataset[column]
         return dataset.where(flag.isNull() | ~flag), dataset.where(flag)
 
-    def _fit(self, dataset: Any) -> _LSTMModel:
+    def _fit(self, dataset: Any) -> _NetworkModel:
         from sparklstm.spark.trainer import fit_distributed
 
         # Everything is validated here, before any Spark job.
@@ -103,8 +112,13 @@ class _LSTMEstimator(Estimator, _LSTMParams, DefaultParamsWritable, DefaultParam
             checkpoint_dir=self.getCheckpointDir(),
             metrics_path=self.getMetricsPath(),
             progress=self.getProgress(),
+            **self._fit_columns(),
         )
         return self._copyValues(self._create_model(model, history))
+
+
+class _LSTMEstimator(_NetworkEstimator, _LSTMParams):
+    """The sequence estimators: :class:`LSTMClassifier` and :class:`LSTMRegressor`."""
 
 
 class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
@@ -156,7 +170,7 @@ class LSTMClassifier(_LSTMEstimator, _LSTMClassifierParams):
             options["output_size"] = self.getNumClasses()
         return options
 
-    def _create_model(self, model: SequenceModel, history: History) -> LSTMClassificationModel:
+    def _create_model(self, model: AnyModel, history: History) -> LSTMClassificationModel:
         return LSTMClassificationModel(model, history)
 
 
@@ -188,8 +202,49 @@ class LSTMRegressor(_LSTMEstimator):
         """Sets the Params given (only those given)."""
         return _set_given(self, self._input_kwargs)
 
-    def _create_model(self, model: SequenceModel, history: History) -> LSTMRegressionModel:
+    def _create_model(self, model: AnyModel, history: History) -> LSTMRegressionModel:
         return LSTMRegressionModel(model, history)
+
+
+class LSTMSeq2Seq(_NetworkEstimator, _LSTMSeq2SeqParams):
+    """Sequence-to-sequence: an encoder-decoder over LSTM/GRU cells (optionally with attention,
+    see :class:`~sparklstm.model.Seq2SeqConfig`), trained on Spark by parameter averaging.
+
+    ``featuresCol`` holds the source sequences (``array<array<float>>``, ``array<float>`` or
+    ``array<int>`` token ids) and ``labelCol`` the target sequences: ``array<int>`` token ids
+    (softmax over the target vocabulary; the start and end tokens are added by the model,
+    so targets hold neither) or float sequences (a real-valued forecast). ``lengthCol`` and
+    ``targetLengthCol`` give their lengths (``None``: the arrays' own). The sizes of both
+    sides come from the data unless ``sourceVocabSize``/``targetVocabSize`` fix them.
+    ``validationIndicatorCol`` and ``earlyStopping`` work as for :class:`LSTMClassifier`. The
+    decoding Params (``beamWidth``, ``maxLength``, ``lengthPenalty``, ``horizon``) are those
+    the fitted model's ``transform`` uses.
+
+    Examples
+    --------
+    >>> s2s = LSTMSeq2Seq(featuresCol="source", labelCol="target", hiddenSizes=[32])
+    >>> s2s.getAttention(), s2s.getBeamWidth(), s2s.getMaxLength()
+    ('luong', 1, 50)
+    >>> model = s2s.fit(train_df)  # doctest: +SKIP
+    >>> decoded = model.setBeamWidth(4).transform(test_df)  # doctest: +SKIP
+    """
+
+    _task = "seq2seq"
+
+    @keyword_only
+    def __init__(self, **params: Any) -> None:
+        """Any Param by keyword (see ``explainParams()``); one given as ``None`` keeps its
+        default."""
+        super().__init__()
+        self.setParams(**self._input_kwargs)
+
+    @keyword_only
+    def setParams(self, **params: Any) -> LSTMSeq2Seq:
+        """Sets the Params given (only those given)."""
+        return _set_given(self, self._input_kwargs)
+
+    def _create_model(self, model: AnyModel, history: History) -> LSTMSeq2SeqModel:
+        return LSTMSeq2SeqModel(model, history)
 
 
 def _set_given(instance: Params, kwargs: Mapping[str, Any]) -> Any:
@@ -231,27 +286,33 @@ def _keyword_signature(cls: type, defaults: Mapping[str, Any]) -> inspect.Signat
     return inspect.Signature(parameters)
 
 
-_OPTION_PARAMS = tuple(option.param_name for option in param_options())
-for _name in (
-    "featuresCol",
-    "labelCol",
-    "predictionCol",
-    "seed",
-    "validationIndicatorCol",
-    *_OPTION_PARAMS,
-):
-    setattr(_LSTMEstimator, _setter(_name).__name__, _setter(_name))
+_SHARED_PARAMS = ("featuresCol", "labelCol", "predictionCol", "seed", "validationIndicatorCol")
+for _cls, _options in ((_LSTMEstimator, param_options()), (LSTMSeq2Seq, seq2seq_param_options())):
+    for _name in (*_SHARED_PARAMS, *(option.param_name for option in _options)):
+        setattr(_cls, _setter(_name).__name__, _setter(_name))
 for _name in ("probabilityCol", "rawPredictionCol", "numClasses"):
     setattr(LSTMClassifier, _setter(_name).__name__, _setter(_name))
-for _cls, _columns, _extra in (
-    (LSTMClassifier, {**_COLUMN_DEFAULTS, **_CLASSIFIER_COLUMN_DEFAULTS}, {"numClasses": None}),
-    (LSTMRegressor, _COLUMN_DEFAULTS, {}),
+LSTMSeq2Seq.setLogProbabilityCol = _setter("logProbabilityCol")
+for _cls, _columns, _options, _extra in (
+    (
+        LSTMClassifier,
+        {**_COLUMN_DEFAULTS, **_CLASSIFIER_COLUMN_DEFAULTS},
+        param_options(),
+        {"numClasses": None},
+    ),
+    (LSTMRegressor, _COLUMN_DEFAULTS, param_options(), {}),
+    (
+        LSTMSeq2Seq,
+        _COLUMN_DEFAULTS,
+        seq2seq_param_options(),
+        {"logProbabilityCol": "logProbability"},
+    ),
 ):
     _defaults = {
         **_columns,
         "validationIndicatorCol": None,
         "seed": None,
-        **{option.param_name: option.plain_default() for option in param_options()},
+        **{option.param_name: option.plain_default() for option in _options},
         **_extra,
     }
     for _method in (_cls.__init__, _cls.setParams):

@@ -1,8 +1,9 @@
-"""The fitted LSTM models: ``LSTMClassificationModel`` and ``LSTMRegressionModel``.
-
-Each holds the trained :class:`~sparklstm.model.SequenceModel` and the history of its training,
-and transforms with :func:`~sparklstm.spark.inference.predict_dataframe` (``mapInArrow``, rows
-kept).
+"""The fitted models: ``LSTMClassificationModel`` and ``LSTMRegressionModel``, which hold a
+trained :class:`~sparklstm.model.SequenceModel` and transform with
+:func:`~sparklstm.spark.inference.predict_dataframe`, and ``LSTMSeq2SeqModel``, which holds a
+:class:`~sparklstm.model.Seq2SeqModel` and transforms with
+:func:`~sparklstm.spark.decoding.decode_dataframe` (``mapInArrow``, rows kept, both). Each keeps
+the round history of its training.
 """
 
 from __future__ import annotations
@@ -13,37 +14,51 @@ from pyspark.ml.base import Model
 from pyspark.ml.util import MLReadable, MLReader, MLWritable, MLWriter
 
 from sparklstm.model import SequenceModel
-from sparklstm.spark.ml.params import _LSTMClassifierParams, _LSTMParams
-from sparklstm.spark.ml.persistence import _LSTMModelReader, _LSTMModelWriter
+from sparklstm.model.factory import AnyModel
+from sparklstm.model.seq2seq import Seq2SeqModel
+from sparklstm.spark.ml.params import (
+    _LSTMClassifierParams,
+    _LSTMParams,
+    _LSTMSeq2SeqParams,
+    _NetworkParams,
+    seq2seq_param_options,
+)
+from sparklstm.spark.ml.persistence import (
+    SEQ2SEQ_STRUCTURE,
+    SEQUENCE_STRUCTURE,
+    _LSTMModelReader,
+    _LSTMModelWriter,
+)
 from sparklstm.spark.vectors import array_to_vector
 from sparklstm.training.history import History
 
-__all__ = ["LSTMClassificationModel", "LSTMRegressionModel"]
+__all__ = ["LSTMClassificationModel", "LSTMRegressionModel", "LSTMSeq2SeqModel"]
 
 
-class _LSTMModel(Model, _LSTMParams, MLWritable):
-    """A fitted model: the :class:`SequenceModel` and the round history of its training."""
+class _NetworkModel(Model, _NetworkParams, MLWritable):
+    """A fitted model: the trained core model (``_core_class``) and the round history of its
+    training. ``_structure`` names the Params that define the network, each with how to read
+    its value from the core model's configuration (persistence checks them)."""
 
     _task = "classification"
+    _core_class: type = SequenceModel
+    _structure: Any = SEQUENCE_STRUCTURE
 
-    def __init__(
-        self, sequenceModel: SequenceModel | None = None, history: History | None = None
-    ) -> None:
+    def __init__(self, model: AnyModel | None = None, history: History | None = None) -> None:
         super().__init__()
-        if sequenceModel is not None and not isinstance(sequenceModel, SequenceModel):
+        core = self._core_class
+        if model is not None and not isinstance(model, core):
             raise TypeError(
-                f"sequenceModel must be a SequenceModel, got {type(sequenceModel).__name__}"
+                f"{type(self).__name__} holds a {core.__name__}, got {type(model).__name__}"
             )
-        self._sequence_model = sequenceModel
+        self._core = model
         self._history = history
 
     @property
-    def sequenceModel(self) -> SequenceModel:
-        """The trained :class:`~sparklstm.model.SequenceModel` (NumPy; usable without Spark).
-        Copies of this Model share it."""
-        if self._sequence_model is None:
+    def _core_model(self) -> Any:
+        if self._core is None:
             raise RuntimeError(f"{self.uid} holds no trained model")
-        return self._sequence_model
+        return self._core
 
     @property
     def hasSummary(self) -> bool:
@@ -63,6 +78,31 @@ class _LSTMModel(Model, _LSTMParams, MLWritable):
     def history(self) -> list[dict[str, Any]]:
         """One dict per training round (``summary.rows``); empty if there is no summary."""
         return [] if self._history is None else list(self._history.rows)
+
+    def write(self) -> MLWriter:
+        """An :class:`MLWriter` for this model (``.overwrite()``, ``.save(path)``). On Spark
+        Connect the path must be a directory the client and the server share (see
+        :mod:`sparklstm.spark.ml.persistence`)."""
+        return _LSTMModelWriter(self)
+
+    def __repr__(self) -> str:
+        inner = repr(self._core) if self._core is not None else "untrained"
+        return f"{type(self).__name__}(uid={self.uid}, {inner})"
+
+
+class _LSTMModel(_NetworkModel, _LSTMParams):
+    """A fitted sequence model: the :class:`SequenceModel` and the round history."""
+
+    def __init__(
+        self, sequenceModel: SequenceModel | None = None, history: History | None = None
+    ) -> None:
+        super().__init__(sequenceModel, history)
+
+    @property
+    def sequenceModel(self) -> SequenceModel:
+        """The trained :class:`~sparklstm.model.SequenceModel` (NumPy; usable without Spark).
+        Copies of this Model share it."""
+        return self._core_model
 
     def setFeaturesCol(self, value: str):
         """Sets the value of :py:attr:`featuresCol`."""
@@ -98,16 +138,6 @@ class _LSTMModel(Model, _LSTMParams, MLWritable):
             batch_size=self.getInferenceBatchSize(),
             **self._output_columns(),
         )
-
-    def write(self) -> MLWriter:
-        """An :class:`MLWriter` for this model (``.overwrite()``, ``.save(path)``). On Spark
-        Connect the path must be a directory the client and the server share (see the module
-        docstring)."""
-        return _LSTMModelWriter(self)
-
-    def __repr__(self) -> str:
-        inner = repr(self._sequence_model) if self._sequence_model is not None else "untrained"
-        return f"{type(self).__name__}(uid={self.uid}, {inner})"
 
 
 class LSTMClassificationModel(
@@ -183,6 +213,84 @@ class LSTMRegressionModel(_LSTMModel, MLReadable["LSTMRegressionModel"]):
     def read(cls) -> MLReader[LSTMRegressionModel]:
         """An :class:`MLReader` for this class."""
         return _LSTMModelReader(cls)
+
+
+class LSTMSeq2SeqModel(_NetworkModel, _LSTMSeq2SeqParams, MLReadable["LSTMSeq2SeqModel"]):
+    """Model fitted by :class:`LSTMSeq2Seq`.
+
+    ``transform`` appends, to every row, the decoded output sequence in ``predictionCol``:
+    ``array<bigint>`` token ids (``<end>`` left out; greedy decoding with ``beamWidth`` 1, else
+    beam search, at most ``maxLength`` tokens) with its log-probability in
+    ``logProbabilityCol`` (``""`` leaves it out); or, for real-valued targets, the recursive
+    forecast of ``horizon`` steps (``array<double>``, or ``array<array<double>>`` with several
+    values per step). See :func:`~sparklstm.spark.decoding.decode_dataframe`.
+    """
+
+    _task = "seq2seq"
+    _core_class = Seq2SeqModel
+    _structure = SEQ2SEQ_STRUCTURE
+
+    def __init__(
+        self, seq2seqModel: Seq2SeqModel | None = None, history: History | None = None
+    ) -> None:
+        super().__init__(seq2seqModel, history)
+
+    @property
+    def seq2seqModel(self) -> Seq2SeqModel:
+        """The trained :class:`~sparklstm.model.Seq2SeqModel` (NumPy; usable without Spark).
+        Copies of this Model share it."""
+        return self._core_model
+
+    def _transform(self, dataset: Any) -> Any:
+        from sparklstm.spark.decoding import decode_dataframe
+
+        options = self._decode_options()
+        return decode_dataframe(
+            self.seq2seqModel,
+            dataset,
+            source_col=self.getFeaturesCol(),
+            source_length_col=self.getLengthCol(),
+            prediction_col=self.getPredictionCol(),
+            log_prob_col=self.getLogProbabilityCol() or None,
+            beam_width=options.beam_width,
+            max_len=options.max_len,
+            length_penalty=options.length_penalty,
+            horizon=options.horizon,
+            batch_size=self.getInferenceBatchSize(),
+        )
+
+    @classmethod
+    def read(cls) -> MLReader[LSTMSeq2SeqModel]:
+        """An :class:`MLReader` for this class."""
+        return _LSTMModelReader(cls)
+
+
+def _model_setter(param_name: str) -> Any:
+    def set_(self: Any, value: Any) -> Any:
+        return self._set(**{param_name: value})
+
+    set_.__name__ = "set" + param_name[:1].upper() + param_name[1:]
+    set_.__doc__ = f"Sets the value of :py:attr:`{param_name}`."
+    return set_
+
+
+# What a fitted encoder-decoder may change: where its columns are and how it decodes.
+for _option in seq2seq_param_options():
+    if _option.name in {
+        "length_col",
+        "inference_batch_size",
+        "beam_width",
+        "max_len",
+        "length_penalty",
+        "horizon",
+    }:
+        setattr(
+            LSTMSeq2SeqModel,
+            _model_setter(_option.param_name).__name__,
+            _model_setter(_option.param_name),
+        )
+for _name in ("featuresCol", "predictionCol", "logProbabilityCol"):
+    setattr(LSTMSeq2SeqModel, _model_setter(_name).__name__, _model_setter(_name))
 
 
 def _centred(logits: Any) -> Any:

@@ -31,10 +31,12 @@ from pyspark.ml.param.shared import (
 )
 
 from sparklstm.model.config import ModelConfig
+from sparklstm.model.decoding import DecodeOptions
+from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.options import Option, boolean, integer, option_of, options_of, plain, text
 from sparklstm.training.options import TrainOptions
 
-__all__ = ["RunOptions", "param_options"]
+__all__ = ["RunOptions", "Seq2SeqColumns", "param_options", "seq2seq_param_options"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,29 @@ class RunOptions:
     )
 
 
+@dataclass(frozen=True)
+class Seq2SeqColumns:
+    """The column only an encoder-decoder has in training: the target side's lengths."""
+
+    target_length_col: str | None = text(
+        None,
+        "integer column of target sequence lengths, each in [1, array length]; None uses the "
+        "arrays' own lengths",
+        optional=True,
+    )
+
+
+# The decoded sequence's log-probability: an output column in Spark ML's style (like
+# probabilityCol: a string, "" leaves the column out), so not an option of the library.
+LOG_PROBABILITY_COL = Param(
+    Params._dummy(),
+    "logProbabilityCol",
+    "token targets: column of the decoded sequence's log-probability when transforming "
+    '("" leaves it out)',
+    typeConverter=TypeConverters.toString,
+)
+
+
 # numClasses: the classifier's Param for ModelConfig.output_size (the regressor takes the
 # number of targets from the labels; the fitted model has Spark ML's numClasses property).
 NUM_CLASSES = dataclasses.replace(
@@ -77,6 +102,17 @@ def param_options() -> tuple[Option, ...]:
     found = [o for o in options_of(ModelConfig) if o.param_name]
     found += [o for o in options_of(TrainOptions, "spark") if o.name != "seed"]
     found += list(options_of(RunOptions))
+    return tuple(found)
+
+
+def seq2seq_param_options() -> tuple[Option, ...]:
+    """The options that are Params of ``LSTMSeq2Seq`` and its model, in order: the model's,
+    the Spark trainer's, the run's, the seq2seq columns, then how the model decodes."""
+    found = [o for o in options_of(Seq2SeqConfig) if o.param_name]
+    found += [o for o in options_of(TrainOptions, "spark") if o.name != "seed"]
+    found += list(options_of(RunOptions))
+    found += list(options_of(Seq2SeqColumns))
+    found += list(options_of(DecodeOptions))
     return tuple(found)
 
 
@@ -148,20 +184,24 @@ def param_defaults(options: Iterable[Option]) -> dict[str, Any]:
     return {option.param_name: option.plain_default() for option in options}
 
 
-class _LSTMParams(
+class _NetworkParams(
     HasFeaturesCol,
     HasLabelCol,
     HasPredictionCol,
     HasSeed,
     HasValidationIndicatorCol,
 ):
-    """Params of the LSTM estimators and models (the models keep the values they were fit
-    with); one per option of :func:`param_options`. Optional Params default to ``None``: the
-    data or the library decides."""
+    """What the Params of every estimator and model share: the shared columns, the seed, and
+    reading the option Params of ``_options()`` back as the library's options. Optional Params
+    default to ``None``: the data or the library decides."""
+
+    @classmethod
+    def _options(cls) -> tuple[Option, ...]:
+        raise NotImplementedError
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self._setDefault(seed=stable_seed(type(self).__name__), **param_defaults(param_options()))
+        self._setDefault(seed=stable_seed(type(self).__name__), **param_defaults(self._options()))
 
     def _validation_col(self) -> str | None:
         """The validation indicator column, or None when it is not set (it has no default)."""
@@ -173,15 +213,32 @@ class _LSTMParams(
         """The library's option names and the values these Params hold."""
         return {option.name: self.getOrDefault(option.param_name) for option in options}
 
+    def _config_values(self, config_class: type) -> dict[str, Any]:
+        """The model options of ``config_class`` these Params set (``None``s left out)."""
+        values = self._values(o for o in options_of(config_class) if o.param_name)
+        return {name: value for name, value in values.items() if value is not None}
+
+    def _training_config(self) -> TrainOptions:
+        """The validated :class:`TrainOptions` these Params describe."""
+        values = self._values(o for o in options_of(TrainOptions, "spark") if o.name != "seed")
+        return TrainOptions(**values, seed=self.getSeed() % 2**63)
+
+    def _fit_columns(self) -> dict[str, Any]:
+        """Column arguments of ``fit_distributed`` beyond features, label and length."""
+        return {}
+
+
+class _LSTMParams(_NetworkParams):
+    """Params of the LSTM estimators and models (the models keep the values they were fit
+    with); one per option of :func:`param_options`."""
+
+    @classmethod
+    def _options(cls) -> tuple[Option, ...]:
+        return param_options()
+
     def _model_options(self, task: str) -> dict[str, Any]:
         """The model configuration dict for :func:`fit_distributed` (sizes left to the data)."""
-        options = {
-            name: value
-            for name, value in self._values(
-                o for o in options_of(ModelConfig) if o.param_name
-            ).items()
-            if value is not None
-        }
+        options = self._config_values(ModelConfig)
         options.update(task=task, seed=self.getSeed() % 2**63)
         # Build once with stand-in sizes, so that a bad combination fails before any job.
         stand_in = dict(
@@ -192,14 +249,56 @@ class _LSTMParams(
         ModelConfig.from_dict(stand_in)
         return options
 
-    def _training_config(self) -> TrainOptions:
-        """The validated :class:`TrainOptions` these Params describe."""
-        values = self._values(o for o in options_of(TrainOptions, "spark") if o.name != "seed")
-        return TrainOptions(**values, seed=self.getSeed() % 2**63)
-
 
 add_params(_LSTMParams, param_options())
 
 
 class _LSTMClassifierParams(_LSTMParams, HasProbabilityCol, HasRawPredictionCol):
     """Params of :class:`LSTMClassifier` and :class:`LSTMClassificationModel`."""
+
+
+class _LSTMSeq2SeqParams(_NetworkParams):
+    """Params of :class:`LSTMSeq2Seq` and :class:`LSTMSeq2SeqModel`: one per option of
+    :func:`seq2seq_param_options`, and ``logProbabilityCol``. ``featuresCol`` is the source
+    sequence, ``labelCol`` the target sequence, ``lengthCol``/``targetLengthCol`` their
+    lengths."""
+
+    logProbabilityCol: Param[str] = LOG_PROBABILITY_COL
+
+    @classmethod
+    def _options(cls) -> tuple[Option, ...]:
+        return seq2seq_param_options()
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self._setDefault(logProbabilityCol="logProbability")
+
+    def getLogProbabilityCol(self) -> str:
+        """Gets the value of :py:attr:`logProbabilityCol` or its default value."""
+        return self.getOrDefault(self.logProbabilityCol)
+
+    def _model_options(self, task: str = "seq2seq") -> dict[str, Any]:
+        """The seq2seq configuration dict for :func:`fit_distributed`: ``head="seq2seq"``,
+        the sizes the data decides left out."""
+        options = self._config_values(Seq2SeqConfig)
+        options.update(head="seq2seq", seed=self.getSeed() % 2**63)
+        # Built once with stand-in sizes, so that a bad combination fails before any job.
+        # Token targets are the stand-in, so the start and end tokens are checked too.
+        stand_in = dict(options)
+        if "source_vocab_size" not in options:
+            stand_in["input_size"] = 1
+        if "target_vocab_size" not in options:
+            tokens = (options["start_token"], options["end_token"])
+            stand_in["target_vocab_size"] = max(3, *tokens) + 1
+        Seq2SeqConfig.from_dict(stand_in)
+        return options
+
+    def _decode_options(self) -> DecodeOptions:
+        """The validated :class:`DecodeOptions` these Params describe."""
+        return DecodeOptions(**self._values(options_of(DecodeOptions)))
+
+    def _fit_columns(self) -> dict[str, Any]:
+        return {"target_length_col": self.getOrDefault("targetLengthCol")}
+
+
+add_params(_LSTMSeq2SeqParams, seq2seq_param_options())

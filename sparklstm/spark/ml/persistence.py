@@ -2,10 +2,10 @@
 
 Persistence follows Spark ML: a model directory holds ``metadata/`` (Spark's Params JSON, as
 ``DefaultParamsWriter.saveMetadata`` writes it, plus the round history) and ``model/`` (the
-core model in :meth:`SequenceModel.save`'s format, so ``SequenceModel.load(path + "/model")``
-works without Spark). An Estimator's directory holds ``metadata/`` only. Models reload inside a
-saved ``PipelineModel``; the layout is the same on both kinds of session, so a model saved on
-one kind loads on the other.
+core model in its own ``save`` format, so ``SequenceModel.load(path + "/model")`` -- or
+``Seq2SeqModel.load`` for an ``LSTMSeq2SeqModel`` -- works without Spark). An Estimator's
+directory holds ``metadata/`` only. Models reload inside a saved ``PipelineModel``; the layout
+is the same on both kinds of session, so a model saved on one kind loads on the other.
 
 Where the files go:
 
@@ -50,15 +50,22 @@ from pyspark.ml.util import DefaultParamsWriter, MLReader, MLWriter
 
 from sparklstm.io.model_files import ARRAYS_NAME, MANIFEST_NAME, ModelFileError
 from sparklstm.model import SequenceModel
-from sparklstm.model.config import ModelConfig
+from sparklstm.model.factory import AnyConfig, AnyModel
+from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.spark.session import is_connect
 from sparklstm.training.history import History
 
 if TYPE_CHECKING:
-    from sparklstm.spark.ml.estimators import _LSTMEstimator
-    from sparklstm.spark.ml.models import _LSTMModel
+    from sparklstm.spark.ml.estimators import _NetworkEstimator
+    from sparklstm.spark.ml.models import _NetworkModel
 
-__all__ = ["save_sequence_model", "load_sequence_model", "METADATA_VERSION"]
+__all__ = [
+    "METADATA_VERSION",
+    "SEQ2SEQ_STRUCTURE",
+    "SEQUENCE_STRUCTURE",
+    "load_sequence_model",
+    "save_sequence_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +90,10 @@ def _plain(value: Any) -> Any:
 
 
 # The Params that define the network, each with the value the weights imply (read from the
-# loaded SequenceModel's config). The saved Params must agree with the weights; None for
-# vocabSize / embeddingDim means "the data decides" and agrees with any value.
-_STRUCTURE: dict[str, Callable[[ModelConfig], Any]] = {
+# loaded core model's config). The saved Params must agree with the weights; None for a Param
+# the data decides (vocabSize, embeddingDim, sourceVocabSize, ...) agrees with any value.
+# Each fitted model class names its own (``_structure``).
+SEQUENCE_STRUCTURE: dict[str, Callable[[Any], Any]] = {
     "cellType": lambda config: config.cell,
     "hiddenSizes": lambda config: list(config.hidden_sizes),
     "bidirectional": lambda config: config.bidirectional,
@@ -94,15 +102,33 @@ _STRUCTURE: dict[str, Callable[[ModelConfig], Any]] = {
     "vocabSize": lambda config: config.vocab_size,
     "embeddingDim": lambda config: config.embedding_dim,
 }
-_DATA_DECIDES = frozenset({"vocabSize", "embeddingDim"})
+SEQ2SEQ_STRUCTURE: dict[str, Callable[[Any], Any]] = {
+    "cellType": lambda config: config.cell,
+    "hiddenSizes": lambda config: list(config.hidden_sizes),
+    "bidirectional": lambda config: config.bidirectional,
+    "attention": lambda config: config.attention,
+    "embeddingDim": lambda config: config.embedding_dim,
+    "sourceVocabSize": lambda config: config.source_vocab_size,
+    "targetVocabSize": lambda config: config.target_vocab_size,
+    "startToken": lambda config: config.start_token,
+    "endToken": lambda config: config.end_token,
+    "samplingRate": lambda config: config.sampling_rate,
+}
+_DATA_DECIDES = frozenset({"vocabSize", "embeddingDim", "sourceVocabSize", "targetVocabSize"})
 
 
-def _implied_structure(config: ModelConfig) -> dict[str, Any]:
-    return {name: implied(config) for name, implied in _STRUCTURE.items()}
+def _implied_structure(structure: Mapping[str, Callable[[Any], Any]], config: Any) -> dict:
+    return {name: implied(config) for name, implied in structure.items()}
 
 
 def _agrees(name: str, stated: Any, implied: Any) -> bool:
     return stated == implied or (stated is None and name in _DATA_DECIDES)
+
+
+def model_kind(config: AnyConfig) -> str:
+    """What a fitted model class holds, as its ``_task`` says it: ``seq2seq`` for an
+    encoder-decoder, else the sequence model's task."""
+    return "seq2seq" if isinstance(config, Seq2SeqConfig) else config.task
 
 
 def _class_name(cls: type) -> str:
@@ -173,7 +199,7 @@ def _client_path(path: str) -> str:
     )
 
 
-def save_sequence_model(spark: Any, model: SequenceModel, path: str) -> None:
+def save_sequence_model(spark: Any, model: AnyModel, path: str) -> None:
     """``model.save`` at ``path``. On a classic session: a local path or ``file:`` URI directly,
     any other Hadoop URI through a local temporary directory and
     ``FileSystem.copyFromLocalFile``. On Spark Connect: on this client's file system (a plain
@@ -195,15 +221,16 @@ def save_sequence_model(spark: Any, model: SequenceModel, path: str) -> None:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def load_sequence_model(spark: Any, path: str) -> SequenceModel:
-    """Inverse of :func:`save_sequence_model`; :class:`ModelFileError` if ``path`` is missing
-    or does not hold a valid model. On Spark Connect the server reads the files: any path or
-    URI the server can read (a copy of the files comes to this client)."""
+def load_sequence_model(spark: Any, path: str, model_class: type = SequenceModel) -> AnyModel:
+    """Inverse of :func:`save_sequence_model`: a ``model_class`` (``SequenceModel`` or
+    ``Seq2SeqModel``); :class:`ModelFileError` if ``path`` is missing or does not hold a valid
+    model of that class. On Spark Connect the server reads the files: any path or URI the
+    server can read (a copy of the files comes to this client)."""
     if is_connect(spark):
-        return _load_through_server(spark, path)
+        return _load_through_server(spark, path, model_class)
     fs, source, local = _hadoop_path(spark, path)
     if local is not None:
-        return SequenceModel.load(local)
+        return model_class.load(local)
     if not fs.exists(source):
         raise ModelFileError(f"{path}: no such file or directory")
     jvm = spark.sparkContext._jvm
@@ -211,20 +238,20 @@ def load_sequence_model(spark: Any, path: str) -> SequenceModel:
     try:
         staged = os.path.join(scratch, MODEL_DIR)
         fs.copyToLocalFile(False, source, jvm.org.apache.hadoop.fs.Path("file://" + staged), True)
-        return _load_staged(staged, path)
+        return _load_staged(staged, path, model_class)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _load_staged(staged: str, path: str) -> SequenceModel:
-    """``SequenceModel.load`` of a local copy of ``path``; a failure names ``path``."""
+def _load_staged(staged: str, path: str, model_class: type) -> AnyModel:
+    """``model_class.load`` of a local copy of ``path``; a failure names ``path``."""
     try:
-        return SequenceModel.load(staged)
+        return model_class.load(staged)
     except ModelFileError as exc:
         raise ModelFileError(str(exc).replace(staged, path)) from exc
 
 
-def _load_through_server(spark: Any, path: str) -> SequenceModel:
+def _load_through_server(spark: Any, path: str, model_class: type) -> AnyModel:
     """Spark Connect: the weights directory ``path`` read by the server (``binaryFile``, its
     two files only), copied to a local temporary directory and loaded from there."""
     try:
@@ -254,7 +281,7 @@ def _load_through_server(spark: Any, path: str) -> SequenceModel:
         for name, content in found.items():
             with open(os.path.join(staged, name), "wb") as file:
                 file.write(content)
-        return _load_staged(staged, path)
+        return _load_staged(staged, path, model_class)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -359,7 +386,7 @@ class _LSTMEstimatorWriter(_Writer):
     """Writes an Estimator's Params: ``<path>/metadata`` only (no weights), so on Spark
     Connect any path or URI the server can write."""
 
-    def __init__(self, instance: _LSTMEstimator) -> None:
+    def __init__(self, instance: _NetworkEstimator) -> None:
         super().__init__()
         self.instance = instance
 
@@ -375,7 +402,7 @@ class _LSTMModelWriter(_Writer):
     writer checks that the client sees the metadata the server wrote before it writes the
     weights."""
 
-    def __init__(self, instance: _LSTMModel) -> None:
+    def __init__(self, instance: _NetworkModel) -> None:
         super().__init__()
         self.instance = instance
 
@@ -387,19 +414,19 @@ class _LSTMModelWriter(_Writer):
 
     def saveImpl(self, path: str) -> None:
         spark = self.sparkSession
-        model = self.instance.sequenceModel
+        model = self.instance._core_model
         history = self.instance._history
         extra = {
             "sparklstm": {
                 "metadataVersion": METADATA_VERSION,
-                "task": model.config.task,
+                "task": model_kind(model.config),
                 "history": None if history is None else _plain(history.to_dict()),
             }
         }
         # The Params set, plus those that disagree with the weights (a Model wrapped around a
         # SequenceModel keeps the default Params): the reader refuses Params that disagree.
         params = {param.name: value for param, value in self.instance._paramMap.items()}
-        for name, implied in _implied_structure(model.config).items():
+        for name, implied in _implied_structure(self.instance._structure, model.config).items():
             if not _agrees(name, self.instance.getOrDefault(name), implied):
                 params[name] = implied
         text = _write_metadata(spark, self.instance, path, extra, params)
@@ -535,11 +562,11 @@ class _LSTMModelReader(MLReader):
     """Reads what :class:`_LSTMModelWriter` wrote, into ``cls``, and checks it: the class,
     the metadata version, the history, and that the Params agree with the weights."""
 
-    def __init__(self, cls: type[_LSTMModel]) -> None:
+    def __init__(self, cls: type[_NetworkModel]) -> None:
         super().__init__()
         self.cls = cls
 
-    def load(self, path: str) -> _LSTMModel:
+    def load(self, path: str) -> _NetworkModel:
         spark = self.sparkSession
         metadata = _read_metadata(spark, path, self.cls)
         where = os.path.join(path, METADATA_DIR)
@@ -557,11 +584,12 @@ class _LSTMModelReader(MLReader):
             )
         history = _saved_history(extra.get("history"), where)
         weights = os.path.join(path, MODEL_DIR)
-        model = load_sequence_model(spark, weights)
+        model = load_sequence_model(spark, weights, self.cls._core_class)
         config = model.config
-        if config.task != task:
+        if model_kind(config) != task:
             raise ModelFileError(
-                f"{weights}: holds a {config.task} model, but the metadata ({where}) says {task}"
+                f"{weights}: holds a {model_kind(config)} model, but the metadata ({where}) says "
+                f"{task}"
             )
         instance = self.cls(model, history)
         instance._resetUid(metadata["uid"])
@@ -570,11 +598,16 @@ class _LSTMModelReader(MLReader):
 
 
 def _set_and_check_params(
-    instance: _LSTMModel, metadata: Mapping[str, Any], config: ModelConfig, where: str, weights: str
+    instance: _NetworkModel,
+    metadata: Mapping[str, Any],
+    config: AnyConfig,
+    where: str,
+    weights: str,
 ) -> None:
     """Set the saved Params on ``instance``; every Param that defines the network must agree
     with the weights' ``config``."""
-    builtin = {name: instance.getOrDefault(name) for name in _STRUCTURE}
+    structure = instance._structure
+    builtin = {name: instance.getOrDefault(name) for name in structure}
     # numClasses is the Estimator's Param (the Model has a property of that name); if the
     # metadata holds it anyway, it must be the number of outputs.
     is_classifier = instance._task == "classification"
@@ -585,7 +618,7 @@ def _set_and_check_params(
             raise _disagreement(where, weights, "numClasses", stated, config.output_size)
     _set_saved_params(instance, metadata, where, skip=("numClasses",) if is_classifier else ())
     explicit = set(metadata.get("paramMap", {}))
-    for name, implied in _implied_structure(config).items():
+    for name, implied in _implied_structure(structure, config).items():
         stated = instance.getOrDefault(name)
         if _agrees(name, stated, implied):
             continue
@@ -610,18 +643,18 @@ class _LSTMEstimatorReader(MLReader):
     another class's directory, or a fitted model's, is refused, and no other class is
     imported."""
 
-    def __init__(self, cls: type[_LSTMEstimator]) -> None:
+    def __init__(self, cls: type[_NetworkEstimator]) -> None:
         super().__init__()
         self.cls = cls
 
-    def load(self, path: str) -> _LSTMEstimator:
+    def load(self, path: str) -> _NetworkEstimator:
         metadata = _read_metadata(self.sparkSession, path, self.cls)
         where = os.path.join(path, METADATA_DIR)
         if "sparklstm" in metadata:
             raise ModelFileError(
                 f"{where}: names {_class_name(self.cls)}, an Estimator, but holds a fitted model "
-                "(its metadata has a 'sparklstm' section); load it with "
-                "LSTMClassificationModel.load or LSTMRegressionModel.load"
+                "(its metadata has a 'sparklstm' section); load it with its model class "
+                "(LSTMClassificationModel, LSTMRegressionModel or LSTMSeq2SeqModel)"
             )
         instance = self.cls()
         instance._resetUid(metadata["uid"])
