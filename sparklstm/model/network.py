@@ -39,6 +39,9 @@ class NetworkCache:
     dropout_masks: list[np.ndarray | None]  # mask on the input of layer k (None for k = 0)
     features: np.ndarray  # input of the head: (B, F) for head "last", (N, F) for "all"
     top_rows: int  # N, rows of the top recurrent output
+    # Per layer (h_n, c_n), each (directions, B, H) in batch order (c_n None for GRU): the
+    # state after each row's last valid step, where a stream's next chunk starts.
+    final_states: list[tuple[np.ndarray, np.ndarray | None]] | None = None
 
 
 class Network:
@@ -89,11 +92,16 @@ class Network:
         layout: PackedLayout,
         training: bool = False,
         rng: np.random.Generator | None = None,
+        states: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
     ) -> tuple[np.ndarray, NetworkCache]:
         """Outputs of the head (logits or predictions) and the cache.
 
         ``inputs`` are padded ``[B, T, I]`` floats or ``[B, T]`` token ids (already validated).
         Returns ``(B, O)`` for head ``"last"``, packed ``(N, O)`` for head ``"all"``.
+        ``states`` are the layers' initial states, per layer ``(h0, c0)`` of shape
+        ``(directions, B, H)`` in batch order (``c0`` None for GRU), default zeros; the cache's
+        ``final_states`` has the same form. The gradient stops at the initial states (truncated
+        BPTT: :mod:`sparklstm.training.streams`).
         """
         cfg = self.config
         if training and cfg.dropout > 0 and rng is None:
@@ -104,13 +112,20 @@ class Network:
             hidden = embedding_forward(self.params["embedding.weight"], token_ids)
         else:
             hidden = layout.pack(inputs)
-        caches, masks = [], []
+        caches, masks, finals = [], [], []
+        order, inverse = layout.order, layout.inverse_order
         for k, layer in enumerate(self.layers):
             mask = None
             if k > 0 and training and cfg.dropout > 0:
                 mask = dropout_mask(rng, hidden.shape, cfg.dropout, self.dtype)
                 hidden = hidden * mask
-            hidden, _, _, cache = layer.forward_packed(hidden, layout, training=False)
+            h0 = c0 = None
+            if states is not None:
+                h0, c0 = states[k]
+                h0 = h0[:, order]
+                c0 = None if c0 is None else c0[:, order]
+            hidden, h_n, c_n, cache = layer.forward_packed(hidden, layout, h0, c0, training=False)
+            finals.append((h_n[:, inverse], None if c_n is None else c_n[:, inverse]))
             caches.append(cache)
             masks.append(mask)
         if cfg.head == "last":
@@ -118,7 +133,7 @@ class Network:
         else:
             features = hidden
         outputs = dense_forward(self.params["head.weight"], self.params["head.bias"], features)
-        cache = NetworkCache(layout, token_ids, caches, masks, features, hidden.shape[0])
+        cache = NetworkCache(layout, token_ids, caches, masks, features, hidden.shape[0], finals)
         return outputs, cache
 
     def _final_features(self, top: np.ndarray, layout: PackedLayout) -> np.ndarray:

@@ -291,6 +291,33 @@ class SequenceModel(ModelFile):
 
         return fit(self, x, y, lengths, **options)
 
+    def fit_streams(self, inputs: Any, targets: Any, **options: Any):
+        """Train on long streams by truncated BPTT with carried state (``head="all"``); see
+        :func:`sparklstm.training.streams.fit_streams` for the options."""
+        from sparklstm.training.streams import fit_streams
+
+        return fit_streams(self, inputs, targets, **options)
+
+    def evaluate_streams(self, inputs: Any, targets: Any, chunk_length: int = 1000):
+        """Metrics on whole streams read chunk by chunk with carried state (the same as one
+        pass); see :func:`sparklstm.training.streams.evaluate_streams`."""
+        from sparklstm.training.streams import evaluate_streams
+
+        return evaluate_streams(self, inputs, targets, chunk_length=chunk_length)
+
+    def stream_outputs(self, stream: Any, chunk_length: int = 1000) -> np.ndarray:
+        """``(steps, O)`` head outputs of one stream read chunk by chunk with carried state:
+        equal (to float rounding) to the outputs of one pass over the whole stream, in memory
+        bounded by ``chunk_length`` apart from the result."""
+        from sparklstm.model.streams import StreamGroup, check_streams, iter_stream_outputs
+
+        check_streams(self.config, [stream], None)
+        group = StreamGroup.of([stream])
+        result = np.empty((len(stream), self.config.output_size), dtype=self.dtype)
+        for start, _, outputs, layout in iter_stream_outputs(self.network, group, chunk_length):
+            result[start + layout.row_time] = outputs
+        return result
+
     # -------------------------------------------------------------- generation
     def generate(
         self,
