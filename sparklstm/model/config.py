@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from sparklstm.nn.recurrent import STACK_CELLS
 from sparklstm.options import boolean, choice, integer, integers, real, reals
 from sparklstm.validation import (
     check_choice,
@@ -20,7 +21,7 @@ from sparklstm.validation import (
 
 __all__ = ["ModelConfig", "CELLS", "HEADS", "TASKS"]
 
-CELLS = ("lstm", "peephole", "gru", "cifg")
+CELLS = STACK_CELLS  # ("lstm", "peephole", "gru", "cifg"): the cells nn.make_stack builds
 HEADS = ("last", "all")
 TASKS = ("classification", "regression")
 

@@ -562,7 +562,8 @@ class CIFG(RecurrentStack):
         return dx, grads, dh0, dc0
 
 
-# The cell names make_stack takes (sparklstm.model.config.CELLS lists the same names).
+# The cell names make_stack takes (the choices of the model configs' ``cell``:
+# sparklstm.model.config.CELLS).
 STACK_CELLS = ("lstm", "peephole", "gru", "cifg")
 
 
