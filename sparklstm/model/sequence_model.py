@@ -43,7 +43,7 @@ class SequenceModel(ModelFile):
     ----------
     **config
         The fields of :class:`ModelConfig`: ``input_size`` or ``vocab_size``,
-        ``embedding_dim``, ``cell`` ("lstm" | "peephole" | "gru"), ``hidden_sizes``,
+        ``embedding_dim``, ``cell`` ("lstm" | "peephole" | "gru" | "cifg"), ``hidden_sizes``,
         ``bidirectional``, ``dropout``, ``head`` ("last" | "all"), ``task``
         ("classification" | "regression"), ``output_size``, ``class_weights``,
         ``forget_bias``, ``seed``, ``dtype``.
