@@ -112,9 +112,12 @@ CONFIGS: dict[str, dict[str, Any]] = {
         "training": {"epochs": 10, "batch_size": 64, "lr": 0.003, "clip_norm": 5.0},
         "beam_width": 4,
         "length_penalty": 0.6,
-        "seeds": [0],
+        "seeds": [0, 1, 2],
     },
     "airline": {
+        # Changes to the dataset options of bench/configs/airline[_validation].json (only
+        # input_len, level and seasonal_difference: the protocol's horizon and months stay).
+        "dataset": {},
         "model": {
             "cell": "lstm",
             "hidden_sizes": [64],
@@ -122,9 +125,15 @@ CONFIGS: dict[str, dict[str, Any]] = {
         },
         "attention": ["luong", "none"],
         "training": {"epochs": 200, "batch_size": 8, "lr": 0.003, "clip_norm": 1.0},
+        # Months each decoder step writes (the model's output_size): 1 writes the 12 months one
+        # at a time, each fed back as the next input; 12 writes them all in one step.
+        "values_per_step": 1,
         "seeds": [0, 1, 2],
     },
 }
+
+#: The dataset options a run may change for airline (the others define the protocol).
+AIRLINE_DATASET_CHANGES = ("input_len", "level", "seasonal_difference")
 
 #: What --quick changes: tiny data and models, a few seconds in all.
 QUICK: dict[str, dict[str, Any]] = {
@@ -317,33 +326,23 @@ def run_transduction(
 
 
 # ------------------------------------------------------------------------------ airline
-class WindowForecaster:
-    """A :class:`Seq2SeqModel` forecasting ``horizon`` months recursively, seen as the
-    one-window ``SequenceModel`` that :func:`sparklstm.datasets.airline.forecast` (and so
-    :func:`~sparklstm.datasets.airline.forecast_recursive`) expects: ``forward`` maps scaled
-    windows ``(n, L, 1)`` to the next ``horizon`` scaled months ``(n, horizon)``."""
-
-    def __init__(self, model: Any, horizon: int) -> None:
-        from types import SimpleNamespace
-
-        self.model = model
-        self.horizon = horizon
-        self.config = SimpleNamespace(
-            uses_tokens=False, input_size=1, head="last", task="regression", output_size=horizon
-        )
-
-    def forward(self, inputs: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        return self.model.forecast(np.asarray(inputs), self.horizon)[..., 0]
-
-
-def airline_data(validation: bool) -> dict[str, Any]:
+def airline_data(validation: bool, changes: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The windows and series of ``bench/configs/airline[_validation].json`` (the one-step
-    forecaster's data, through the same library functions)."""
+    forecaster's data, through the same library functions), with ``changes`` to its
+    ``input_len``, ``level`` or ``seasonal_difference``."""
     from sparklstm.datasets import generate
 
     path = AIRLINE_CONFIGS[validation]
     accuracy_config = load_accuracy_config(path)
     options = dataset_options(accuracy_config.dataset, None)
+    changes = dict(changes or {})
+    unknown = sorted(set(changes) - set(AIRLINE_DATASET_CHANGES))
+    if unknown:
+        raise ValueError(
+            f"airline dataset changes {unknown}: only {list(AIRLINE_DATASET_CHANGES)} may "
+            "change (horizon and test_months define the protocol)"
+        )
+    options.update(changes)
     split = generate.airline_split(**options)
     full = {key: option.default for key, option in generate.task_options("airline").items()}
     full.update(options)
@@ -365,23 +364,27 @@ def run_airline(
     split, series, options = data["split"], data["series"], data["options"]
     input_len, horizon = int(options["input_len"]), int(options["horizon"])
     test_months, level = int(options["test_months"]), options["level"]
+    per_step = int(config["values_per_step"])
+    if per_step < 1 or horizon % per_step:
+        raise ValueError(f"values_per_step = {per_step}: must divide the horizon, {horizon} months")
     model = Seq2SeqModel(
-        input_size=1, output_size=1, attention=attention, seed=seed, **config["model"]
+        input_size=1, output_size=per_step, attention=attention, seed=seed, **config["model"]
     )
+    # Targets (n, H) -> (n, H / K, K): decoder step j writes months j K .. j K + K - 1.
+    targets = split.y_train.reshape(len(split.y_train), horizon // per_step, per_step)
     started = time.perf_counter()
-    history = model.fit(split.x_train, split.y_train[..., None], seed=seed, **config["training"])
+    history = model.fit(split.x_train, targets, seed=seed, **config["training"])
     seconds = time.perf_counter() - started
-    forecaster = WindowForecaster(model, horizon)
     cut = len(series) - test_months
     fixed = forecast_recursive(
-        forecaster, split.scaler, series[:cut], input_len, test_months, level=level
+        model, split.scaler, series[:cut], input_len, test_months, level=level, horizon=horizon
     )
     truth = series[cut:]
     starts = cut + horizon * np.arange(test_months // horizon)
     reach = input_len + split.scaler.lag
     windows = np.stack([series[s - reach : s] for s in starts])
     window_truth = np.stack([series[s : s + horizon] for s in starts])
-    rolling = forecast(forecaster, split.scaler, windows, level=level)
+    rolling = forecast(model, split.scaler, windows, level=level, horizon=horizon)
     return {
         "seed": seed,
         "attention": attention,
@@ -394,7 +397,30 @@ def run_airline(
         "fixed_origin_seasonal_naive_mape": mape(truth, seasonal_naive(series[:cut], test_months)),
         "seasonal_naive_mape": mape(window_truth, seasonal_naive(windows, horizon)),
         "fixed_origin_predicted": [round(float(v), 2) for v in fixed],
+        "predicted": [round(float(v), 2) for v in rolling.ravel()],
     }
+
+
+def airline_ensembles(runs: Sequence[Mapping[str, Any]], data: Mapping[str, Any]) -> dict:
+    """Per attention variant, the MAPE of the seeds' mean forecast (in passengers): one
+    ensemble of all the seeds' models, for comparing with an ensemble of the one-step
+    forecaster's seeds (a single model's figure is the per-seed mean of the summary)."""
+    from sparklstm.datasets.airline import mape
+
+    series, options = data["series"], data["options"]
+    truth = series[len(series) - int(options["test_months"]) :]
+    out: dict[str, Any] = {}
+    for attention in dict.fromkeys(run["attention"] for run in runs):
+        mine = [run for run in runs if run["attention"] == attention]
+        fixed = np.mean([run["fixed_origin_predicted"] for run in mine], axis=0)
+        rolling = np.mean([run["predicted"] for run in mine], axis=0)
+        out[attention] = {
+            "seeds": [run["seed"] for run in mine],
+            "fixed_origin_mape": mape(truth, fixed),
+            "mape": mape(truth, rolling),
+            "fixed_origin_predicted": [round(float(v), 2) for v in fixed],
+        }
+    return out
 
 
 # ------------------------------------------------------------------------------ the job
@@ -435,6 +461,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--cell", choices=("lstm", "gru"))
     parser.add_argument("--reverse-source", type=int, choices=(0, 1))
     parser.add_argument("--reverse-target", type=int, choices=(0, 1))
+    parser.add_argument("--input-len", type=int, help="airline: months in each input window")
+    parser.add_argument(
+        "--level", choices=("none", "input-mean"), help="airline: window level taken out"
+    )
+    parser.add_argument(
+        "--seasonal-difference",
+        type=int,
+        choices=(0, 1),
+        help="airline: 1 year-on-year log growth, 0 standardised log levels",
+    )
+    parser.add_argument(
+        "--values-per-step",
+        type=int,
+        help="airline: months each decoder step writes (1: one at a time; 12: all at once)",
+    )
     parser.add_argument(
         "--out", help="output JSON (default bench/accuracy/seq2seq_<task>[_validation].json)"
     )
@@ -470,9 +511,20 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["training"] = training
     dataset = {
         key: value
-        for key, value in (("rows", args.rows), ("held_out_lengths", args.held_out_lengths))
+        for key, value in (
+            ("rows", args.rows),
+            ("held_out_lengths", args.held_out_lengths),
+            ("input_len", args.input_len),
+            ("level", args.level),
+            (
+                "seasonal_difference",
+                None if args.seasonal_difference is None else bool(args.seasonal_difference),
+            ),
+        )
         if value is not None
     }
+    if args.values_per_step is not None:
+        changes["values_per_step"] = args.values_per_step
     if dataset:
         changes["dataset"] = dataset
     if args.seeds:
@@ -498,7 +550,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         config.pop("validation", None)
     started = time.perf_counter()
     if task == "airline":
-        data = airline_data(args.validation)
+        data = airline_data(args.validation, config.get("dataset"))
         config["dataset"] = {"config": data["config"], **data["options"]}
     else:
         data = transduction_splits(task, config, args.validation)
@@ -533,6 +585,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 result["training_seconds"],
             )
             document["summary"] = _summary(task, document["runs"])
+            if task == "airline":
+                document["ensemble"] = airline_ensembles(document["runs"], data)
             document["machine"] = machine_info()
             document["seconds"] = round(time.perf_counter() - started, 2)
             write_json(out, document)

@@ -134,3 +134,79 @@ def test_reversed_targets_are_scored_as_written(tmp_path, monkeypatch):
     (run,) = _read(out)["runs"]
     assert run["beam_sequence_accuracy"] == 1.0
     assert 0.0 <= run["greedy_sequence_accuracy"] <= 1.0
+
+
+def _constant_forecaster(per_step, values):
+    """A Seq2SeqModel whose every decoder step writes ``values`` (K = per_step scaled months):
+    all weights zero but the output bias, so the output ignores inputs, states and attention."""
+    model = Seq2SeqModel(input_size=1, output_size=per_step, hidden_sizes=[4], seed=0)
+    for array in model.params.values():
+        array[...] = 0.0
+    model.params["output.bias"][...] = values
+    return model
+
+
+def test_airline_forecast_takes_a_seq2seq_model():
+    from sparklstm.datasets.airline import (
+        SeasonalLogDifferenceScaler,
+        forecast,
+        forecast_recursive,
+        load_airline,
+    )
+
+    series = load_airline()[1]
+    scaler = SeasonalLogDifferenceScaler.fit(series[:108])
+    growth = np.array([0.5, -1.0, 0.25, 2.0])  # scaled year-on-year log growth, K = 4 months
+    model = _constant_forecaster(4, growth)
+    history = series[72:108]  # L = 24 months of growth need 36 months
+    got = forecast(model, scaler, history, horizon=12)
+    # Three decoder steps of 4 months in time order: month j grows by growth[j % 4] on the
+    # month a year before: x[j] = x[j - 12] * exp(z std + mean).
+    factor = np.exp(np.tile(growth, 3) * scaler.std + scaler.mean)
+    np.testing.assert_allclose(got, history[-12:] * factor, rtol=1e-5)
+    # 36 months from one origin: each 12-month block builds on the block before.
+    fixed = forecast_recursive(model, scaler, series[:108], 24, 36, horizon=12)
+    np.testing.assert_allclose(fixed[:12], got, rtol=1e-12)
+    np.testing.assert_allclose(fixed[12:24], got * factor, rtol=1e-5)
+    np.testing.assert_allclose(fixed[24:], got * factor**2, rtol=1e-5)
+    # Rows of a batch are forecast independently.
+    two = forecast(model, scaler, np.stack([history, series[60:96]]), horizon=12)
+    np.testing.assert_allclose(two[1], series[84:96] * factor, rtol=1e-5)
+
+
+def test_airline_forecast_refuses_a_seq2seq_model_without_its_horizon():
+    from sparklstm.datasets.airline import SeasonalLogDifferenceScaler, forecast, load_airline
+
+    series = load_airline()[1]
+    scaler = SeasonalLogDifferenceScaler.fit(series[:108])
+    model = _constant_forecaster(4, np.zeros(4))
+    with pytest.raises(ValueError, match="needs horizon"):
+        forecast(model, scaler, series[72:108])
+    with pytest.raises(ValueError, match="multiple of the Seq2SeqModel's output_size = 4"):
+        forecast(model, scaler, series[72:108], horizon=10)
+    tokens = Seq2SeqModel(source_vocab_size=5, target_vocab_size=5, hidden_sizes=[4], seed=0)
+    with pytest.raises(ValueError, match="real-valued targets"):
+        forecast(tokens, scaler, series[72:108], horizon=12)
+
+
+def test_airline_quick_direct_output_and_seed_ensemble(tmp_path):
+    """--values-per-step 12 writes the 12 months in one decoder step; the ensemble is scored
+    on the mean of the seeds' forecasts."""
+    from sparklstm.datasets.airline import load_airline, mape
+
+    out = tmp_path / "airline_direct.json"
+    argv = ["airline", "--quick", "--attention", "none", "--seeds", "0", "1"]
+    seq2seq.run([*argv, "--values-per-step", "12", "--out", str(out)])
+    document = _read(out)
+    runs = _check_document(document, "airline", "test")
+    assert document["config"]["values_per_step"] == 12
+    assert len(runs) == 2 and runs[0]["fixed_origin_predicted"] != runs[1]["fixed_origin_predicted"]
+    truth = load_airline()[1][-36:]
+    mean = np.mean([run["fixed_origin_predicted"] for run in runs], axis=0)
+    ensemble = document["ensemble"]["none"]
+    assert ensemble["seeds"] == [0, 1]
+    assert ensemble["fixed_origin_mape"] == pytest.approx(mape(truth, mean))
+    rolling = np.mean([run["predicted"] for run in runs], axis=0)
+    assert ensemble["mape"] == pytest.approx(mape(truth, rolling))
+    for run in runs:
+        assert run["mape"] == pytest.approx(mape(truth, np.array(run["predicted"])), abs=1e-3)

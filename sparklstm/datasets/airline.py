@@ -47,6 +47,7 @@ from sparklstm.metrics import mape
 
 if TYPE_CHECKING:
     from sparklstm.model import SequenceModel
+    from sparklstm.model.seq2seq import Seq2SeqModel
 
 __all__ = [
     "TEST_MONTHS",
@@ -269,19 +270,24 @@ def airline_windows(
 
 
 def forecast(
-    model: SequenceModel,
+    model: SequenceModel | Seq2SeqModel,
     scaler: Scaler,
     history: ArrayLike,
     batch_size: int = 512,
     level: str = "none",
+    horizon: int | None = None,
 ) -> np.ndarray:
     """Forecast in original units from the months before, with a fitted model.
 
     Parameters
     ----------
-    model : SequenceModel
-        ``input_size=1``, ``head="last"``, ``task="regression"``, ``output_size=H``, trained
-        on scaled windows (e.g. :func:`holdout_windows`).
+    model : SequenceModel or Seq2SeqModel
+        Trained on scaled windows (e.g. :func:`holdout_windows`): a ``SequenceModel`` with
+        ``input_size=1``, ``head="last"``, ``task="regression"``, ``output_size=H``, or a
+        ``Seq2SeqModel`` with ``input_size=1`` and real-valued targets of ``output_size=K``
+        months per decoder step, which writes ``H / K`` steps, each fed back as the next
+        decoder input (:meth:`Seq2SeqModel.forecast`; ``K = 1``: month by month, ``K = H``:
+        all ``H`` months in one step).
     scaler : LogStandardScaler or SeasonalLogDifferenceScaler
         The scaler the training windows were made with.
     history : array_like
@@ -291,15 +297,16 @@ def forecast(
     level : {"none", "input-mean"}, default "none"
         The window level the model was trained without (:func:`window_levels`): taken out of
         the scaled inputs and added back to the outputs.
+    horizon : int, optional
+        ``H``: needed for a ``Seq2SeqModel`` (a multiple of its ``output_size``); for a
+        ``SequenceModel`` it is ``output_size`` and, if given, must equal it.
 
     Returns
     -------
     np.ndarray
         ``float64 [H]`` or ``[n, H]``: the next ``H`` values in original units.
     """
-    cfg = model.config
-    if cfg.uses_tokens or cfg.input_size != 1 or cfg.head != "last" or cfg.task != "regression":
-        raise ValueError("forecast needs a model with input_size=1, head='last', task='regression'")
+    steps = _forecast_steps(model, horizon)
     arr = np.asarray(history, dtype=np.float64)
     single = arr.ndim == 1
     if arr.ndim not in (1, 2) or arr.shape[-1] <= scaler.lag:
@@ -310,19 +317,57 @@ def forecast(
     arr = arr[None] if single else arr
     scaled = scaler.transform(arr)  # (n, L)
     levels = window_levels(scaled, level)  # (n, 1)
-    outputs = model.forward((scaled - levels)[..., None], batch_size=batch_size)  # (n, H)
+    inputs = (scaled - levels)[..., None]  # (n, L, 1)
+    if steps is None:
+        outputs = model.forward(inputs, batch_size=batch_size)  # (n, H)
+    else:
+        # (n, H / K, K) decoder steps of K months each, in time order -> (n, H)
+        outputs = model.forecast(inputs, steps).reshape(len(inputs), -1)
     result = scaler.inverse_forecast(np.asarray(outputs, dtype=np.float64) + levels, arr)
     return result[0] if single else result
 
 
+def _forecast_steps(model: SequenceModel | Seq2SeqModel, horizon: int | None) -> int | None:
+    """Decoder steps of a ``Seq2SeqModel`` forecasting ``horizon`` values (None for a
+    ``SequenceModel``, which writes them all at once); checks the model and ``horizon``."""
+    cfg = model.config
+    if cfg.head == "seq2seq":
+        if cfg.token_source or cfg.token_target or cfg.input_size != 1:
+            raise ValueError(
+                "forecast needs a Seq2SeqModel with input_size=1 and real-valued targets "
+                "(output_size), not token ids"
+            )
+        per_step = int(cfg.output_size)
+        if horizon is None or isinstance(horizon, bool) or int(horizon) != horizon:
+            raise ValueError(
+                f"horizon = {horizon!r}: a Seq2SeqModel forecast needs horizon, the months "
+                f"to write (a multiple of its output_size = {per_step})"
+            )
+        if horizon < 1 or horizon % per_step:
+            raise ValueError(
+                f"horizon = {horizon}: must be a positive multiple of the Seq2SeqModel's "
+                f"output_size = {per_step} (months per decoder step)"
+            )
+        return int(horizon) // per_step
+    if cfg.uses_tokens or cfg.input_size != 1 or cfg.head != "last" or cfg.task != "regression":
+        raise ValueError("forecast needs a model with input_size=1, head='last', task='regression'")
+    if horizon is not None and horizon != cfg.output_size:
+        raise ValueError(
+            f"horizon = {horizon}: this SequenceModel forecasts output_size = "
+            f"{cfg.output_size} values; leave horizon out or give that"
+        )
+    return None
+
+
 def forecast_recursive(
-    model: SequenceModel,
+    model: SequenceModel | Seq2SeqModel,
     scaler: Scaler,
     history: ArrayLike,
     input_len: int,
     steps: int,
     batch_size: int = 512,
     level: str = "none",
+    horizon: int | None = None,
 ) -> np.ndarray:
     """Forecast ``steps`` values after ``history`` from one origin, feeding forecasts back.
 
@@ -332,7 +377,8 @@ def forecast_recursive(
 
     Parameters
     ----------
-    model, scaler, batch_size, level : as for :func:`forecast`
+    model, scaler, batch_size, level, horizon : as for :func:`forecast` (each call adds
+        ``horizon`` values; for a ``Seq2SeqModel`` that is the horizon it was trained on)
     history : array_like
         ``[N]`` or ``[n, N]`` values in original units, ``N >= input_len + scaler.lag``.
     input_len : int
@@ -356,7 +402,7 @@ def forecast_recursive(
         )
     origin = known.shape[-1]
     while known.shape[-1] < origin + steps:
-        block = forecast(model, scaler, known[..., -reach:], batch_size, level)
+        block = forecast(model, scaler, known[..., -reach:], batch_size, level, horizon)
         known = np.concatenate([known, block], axis=-1)
     return known[..., origin : origin + steps]
 
