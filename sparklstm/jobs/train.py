@@ -188,7 +188,7 @@ def _check_model_options(model: dict[str, Any], data: dict[str, Any]) -> None:
                 )
             raise ValueError(f"{flag} applies to --head {SEQ2SEQ} only; leave it out with {head}")
         try:
-            model[name] = option.check(value)
+            option.check(value)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{_flag_of(name)}: {exc}") from None
     if seq2seq:
