@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -266,6 +267,22 @@ def test_a_forecaster_trains_predicts_and_evaluates_per_horizon_step(
     rmse = np.array([record["rmse"] for record in report["per_step"]])
     assert len(set(rmse.tolist())) == 4
     assert float(np.sqrt(np.mean(rmse**2))) == pytest.approx(report["rmse"], rel=1e-9)
+
+    # A target length column cuts the targets: rows of 2 and 3 steps score steps 1-3 only.
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    steps = np.where(np.arange(test.num_rows) % 2 == 0, 2, 3).astype(np.int32)
+    pq.write_table(test.append_column("steps", pa.array(steps)), cut / "part-0.parquet")
+    argv = ["--model", str(model_dir), "--data", str(cut), "--target-col", "label"]
+    assert evaluate_job.main([*argv, "--target-length-col", "steps"]) == 0
+    report = _json_line(capsys.readouterr().out, "metrics: ")
+    expected = _by_hand(
+        forecast.astype(np.float64), [w[:n] for w, n in zip(wanted, steps, strict=True)]
+    )
+    assert [record["step"] for record in report["per_step"]] == [1, 2, 3]
+    for name in ("rmse", "mae", "mape"):
+        assert report[name] == pytest.approx(expected[name], rel=1e-5), name
+        assert report["per_step"][2][name] == pytest.approx(expected[f"{name}_step_3"], rel=1e-5)
 
 
 # ------------------------------------------------------------------------- bad combinations
