@@ -40,7 +40,7 @@ __all__ = [
 LayerStates = list[tuple[np.ndarray, np.ndarray | None]]
 
 # Streams are checked in blocks of this many steps (bounded memory on long streams).
-_CHECK_BLOCK = 1 << 20
+_CHECK_BLOCK = 1 << 16
 
 
 def zero_states(network: Network, rows: int) -> LayerStates:
