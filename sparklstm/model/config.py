@@ -19,11 +19,14 @@ from sparklstm.validation import (
     resolve_dtype,
 )
 
-__all__ = ["ModelConfig", "CELLS", "HEADS", "TASKS"]
+__all__ = ["ModelConfig", "CELLS", "HEADS", "LOSSES", "TASKS"]
 
 CELLS = STACK_CELLS  # ("lstm", "peephole", "gru", "cifg"): the cells nn.make_stack builds
 HEADS = ("last", "all")
 TASKS = ("classification", "regression")
+# Regression losses: "mse" (the default) or "gaussian_nll", whose head predicts a mean and a
+# log-variance per target (2 x output_size outputs) and is trained by the Gaussian NLL.
+LOSSES = ("mse", "gaussian_nll")
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ class ModelConfig:
     task : ``"classification"`` (softmax cross-entropy) or ``"regression"`` (mean squared error).
     output_size : number of classes, or of regression targets per output.
     class_weights : per-class loss weights (classification only).
+    regression_loss : ``"mse"`` (the default) or ``"gaussian_nll"`` (regression only):
+        the head outputs ``[μ_1..μ_O, s_1..s_O]``, a mean and a log-variance ``s = log σ²``
+        per target (``2 * output_size`` outputs), trained by the Gaussian negative
+        log-likelihood (:func:`sparklstm.nn.losses.gaussian_nll`); the predicted spread is
+        what anomaly scores (:mod:`sparklstm.anomaly`) standardise by.
     forget_bias : initial LSTM forget-gate bias (for ``"cifg"``, whose forget gate is
         ``1 - i``: the input gate's initial bias is ``-forget_bias``, so ``f`` starts near
         ``σ(forget_bias)`` as in the LSTM; unused by ``"gru"``).
@@ -113,6 +121,17 @@ class ModelConfig:
     class_weights: tuple[float, ...] | None = reals(
         None, "per-class loss weights (classification only)", optional=True, param="", flag=""
     )
+    # Not a Param of the regressor nor a flag of the training job yet (their transform and
+    # predict read output_size columns); LSTMAnomalyDetector takes it as its Param.
+    regression_loss: str = choice(
+        "mse",
+        LOSSES,
+        "regression loss: mse, or gaussian_nll (the head predicts a mean and a log-variance per "
+        "target; trained by the Gaussian negative log-likelihood); classification always uses "
+        "softmax cross-entropy",
+        param="",
+        flag="",
+    )
     forget_bias: float = real(1.0, "initial LSTM forget-gate bias", param="", flag="")
     dtype: str = choice("float32", ("float32", "float64"), "float type", param="")
     seed: int | None = integer(
@@ -169,6 +188,12 @@ class ModelConfig:
             if not all(np.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
                 raise ValueError("class_weights must be finite, >= 0 and not all zero")
             set_(self, "class_weights", weights)
+        check_choice("regression_loss", self.regression_loss, LOSSES)
+        if self.regression_loss != "mse" and self.task != "regression":
+            raise ValueError(
+                f"regression_loss={self.regression_loss!r} applies to task='regression' only; "
+                "classification always uses softmax cross-entropy (leave regression_loss unset)"
+            )
         if not np.isfinite(self.forget_bias):
             raise ValueError("forget_bias must be finite")
         set_(self, "dtype", resolve_dtype(self.dtype).name)
@@ -183,11 +208,24 @@ class ModelConfig:
     def num_directions(self) -> int:
         return 2 if self.bidirectional else 1
 
+    @property
+    def gaussian(self) -> bool:
+        """Whether the head predicts a mean and a log-variance per target."""
+        return self.regression_loss == "gaussian_nll"
+
+    @property
+    def head_size(self) -> int:
+        """Outputs of the dense head: ``output_size``, twice that for a Gaussian head."""
+        return 2 * self.output_size if self.gaussian else self.output_size
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
         if self.class_weights is not None:
             data["class_weights"] = list(self.class_weights)
+        if self.regression_loss == "mse":
+            # Left out at its default, so the files of models without it are as before.
+            del data["regression_loss"]
         return data
 
     @classmethod

@@ -77,8 +77,9 @@ class Network:
             self.layers.append(layer)
             layer_input = layer.output_size
         self.feature_size = layer_input
-        self.params["head.weight"] = xavier_uniform(rng, (config.output_size, layer_input), dtype)
-        self.params["head.bias"] = np.zeros(config.output_size, dtype=dtype)
+        # head_size: output_size, or 2 x output_size (mean, log-variance) for a Gaussian head.
+        self.params["head.weight"] = xavier_uniform(rng, (config.head_size, layer_input), dtype)
+        self.params["head.bias"] = np.zeros(config.head_size, dtype=dtype)
 
     @staticmethod
     def _rnn_name(layer_key: str, layer_index: int) -> str:

@@ -13,9 +13,16 @@ from sparklstm.metrics import metrics_from_totals
 from sparklstm.model.config import ModelConfig
 from sparklstm.model.files import ModelFile
 from sparklstm.model.network import Network
-from sparklstm.nn.losses import mean_squared_error, softmax, softmax_cross_entropy
+from sparklstm.nn.losses import (
+    gaussian_nll,
+    gaussian_nll_terms,
+    mean_squared_error,
+    softmax,
+    softmax_cross_entropy,
+    split_gaussian,
+)
 
-__all__ = ["SequenceModel", "compute_loss", "FORMAT_VERSION"]
+__all__ = ["SequenceModel", "compute_loss", "point_predictions", "FORMAT_VERSION"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +40,15 @@ def compute_loss(
         if config.class_weights is not None:
             weights = np.asarray(config.class_weights, dtype=outputs.dtype)
         return softmax_cross_entropy(outputs, targets, weights)
+    if config.gaussian:
+        return gaussian_nll(outputs, targets)
     return mean_squared_error(outputs, targets)
+
+
+def point_predictions(config: ModelConfig, outputs: np.ndarray) -> np.ndarray:
+    """The head's point predictions: its outputs, or a Gaussian head's means (the first
+    ``output_size`` of its ``2 * output_size`` outputs)."""
+    return outputs[..., : config.output_size] if config.gaussian else outputs
 
 
 class SequenceModel(ModelFile):
@@ -46,7 +61,7 @@ class SequenceModel(ModelFile):
         ``embedding_dim``, ``cell`` ("lstm" | "peephole" | "gru" | "cifg"), ``hidden_sizes``,
         ``bidirectional``, ``dropout``, ``head`` ("last" | "all"), ``task``
         ("classification" | "regression"), ``output_size``, ``class_weights``,
-        ``forget_bias``, ``seed``, ``dtype``.
+        ``regression_loss`` ("mse" | "gaussian_nll"), ``forget_bias``, ``seed``, ``dtype``.
     embedding_weights : (vocab_size, embedding_dim) array, optional
         Initial embedding table (e.g. from :func:`sparklstm.data.load_word_vectors`).
 
@@ -152,7 +167,8 @@ class SequenceModel(ModelFile):
         if cfg.task == "classification":
             metric = float((outputs.argmax(axis=1) == targets).sum())
         else:
-            metric = float(np.square(outputs.astype(np.float64) - targets).sum())
+            predictions = point_predictions(cfg, outputs).astype(np.float64)
+            metric = float(np.square(predictions - targets).sum())
         return loss, grads, int(outputs.shape[0]), metric
 
     def batch_loss_and_grads(
@@ -182,14 +198,12 @@ class SequenceModel(ModelFile):
 
     # -------------------------------------------------------------- inference
     def _outputs(self, data: SequenceData, batch_size: int) -> np.ndarray:
-        """Head outputs for all of ``data``: ``(n, O)`` or padded ``(n, T, O)`` (NaN padding)."""
+        """Head outputs for all of ``data``: ``(n, O)`` or padded ``(n, T, O)`` (NaN padding),
+        ``O`` the head's size (``2 * output_size`` for a Gaussian head)."""
         n = len(data)
         per_step = self.config.head == "all"
-        shape = (
-            (n, data.inputs.shape[1], self.config.output_size)
-            if per_step
-            else (n, self.config.output_size)
-        )
+        size = self.config.head_size
+        shape = (n, data.inputs.shape[1], size) if per_step else (n, size)
         result = np.full(shape, np.nan, dtype=self.dtype)
         for start in range(0, n, batch_size):
             index = np.arange(start, min(n, start + batch_size))
@@ -203,8 +217,23 @@ class SequenceModel(ModelFile):
         return result
 
     def forward(self, x: Any, lengths: Any = None, batch_size: int = 512) -> np.ndarray:
-        """Raw head outputs (logits or regression values); NaN at padded steps for head "all"."""
+        """Raw head outputs (logits, regression values, or a Gaussian head's means then
+        log-variances); NaN at padded steps for head "all"."""
         return self._outputs(self.prepare(x, lengths=lengths), batch_size)
+
+    def predict_gaussian(
+        self, x: Any, lengths: Any = None, batch_size: int = 512
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A Gaussian head's ``(mean, variance)``, each shaped as :meth:`predict`'s output
+        would be with ``output_size`` targets (NaN at padded steps); the variance is
+        ``e^s`` with ``s`` clipped as the loss clips it."""
+        if not self.config.gaussian:
+            raise ValueError("predict_gaussian needs a model with regression_loss='gaussian_nll'")
+        mean, log_var = split_gaussian(self.forward(x, lengths, batch_size))
+        variance = np.exp(log_var)
+        if self.config.output_size == 1:
+            return mean[..., 0], variance[..., 0]
+        return mean, variance
 
     def predict_proba(self, x: Any, lengths: Any = None, batch_size: int = 512) -> np.ndarray:
         """Class probabilities ``(n, classes)`` or ``(n, T, classes)`` (NaN at padded steps)."""
@@ -222,7 +251,7 @@ class SequenceModel(ModelFile):
 
         Regression outputs drop their last axis when ``output_size == 1``.
         """
-        outputs = self.forward(x, lengths, batch_size)
+        outputs = point_predictions(self.config, self.forward(x, lengths, batch_size))
         if self.config.task == "classification":
             valid = np.isfinite(outputs).all(axis=-1)
             labels = np.argmax(np.where(np.isfinite(outputs), outputs, -np.inf), axis=-1)
@@ -232,11 +261,14 @@ class SequenceModel(ModelFile):
     def evaluation_totals(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
         """Sums behind :meth:`evaluate_data` (they add up across data shards and Spark workers):
         ``count`` (examples or valid steps), ``loss`` (loss x weight), ``weight`` (count, or
-        the class weights' sum), ``correct`` (classification), ``sq`` and ``abs`` (regression)."""
+        the class weights' sum), ``correct`` (classification), ``sq`` and ``abs`` (regression,
+        of the point predictions), and ``nll`` (a Gaussian head: summed NLL, nats)."""
         if data.targets is None:
             raise ValueError("evaluate needs targets (y)")
         totals = {"count": 0.0, "loss": 0.0, "weight": 0.0, "correct": 0.0, "sq": 0.0, "abs": 0.0}
         classification = self.config.task == "classification"
+        if self.config.gaussian:
+            totals["nll"] = 0.0
         for start in range(0, len(data), batch_size):
             batch = data.take(np.arange(start, min(len(data), start + batch_size)))
             layout = batch.layout()
@@ -252,15 +284,25 @@ class SequenceModel(ModelFile):
             if classification:
                 totals["correct"] += float((outputs.argmax(axis=1) == targets).sum())
             else:
-                diff = outputs.astype(np.float64) - targets
+                diff = point_predictions(self.config, outputs).astype(np.float64) - targets
                 totals["sq"] += float((diff * diff).sum())
                 totals["abs"] += float(np.abs(diff).sum())
+                if self.config.gaussian:
+                    terms = gaussian_nll_terms(outputs.astype(np.float64), targets)
+                    totals["nll"] += float(terms.sum())
             totals["count"] += outputs.shape[0]
         return totals
 
     def metrics_from_totals(self, totals: Mapping[str, float]) -> dict[str, float]:
-        """Metrics from summed :meth:`evaluation_totals` (see :func:`metrics_from_totals`)."""
-        return metrics_from_totals(self.config, totals)
+        """Metrics from summed :meth:`evaluation_totals` (see :func:`metrics_from_totals`); a
+        Gaussian head's ``loss`` is its mean NLL per target value (what it is trained on)
+        and ``mse`` the point predictions' mean squared error."""
+        metrics = metrics_from_totals(self.config, totals)
+        if self.config.gaussian and "nll" in totals:
+            values = max(totals.get("count", 0.0), 1.0) * self.config.output_size
+            metrics["mse"] = metrics["loss"]
+            metrics["loss"] = totals["nll"] / values
+        return metrics
 
     def evaluate_data(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
         """Loss and metrics on prepared data: ``loss`` and ``accuracy`` (classification) or
@@ -296,6 +338,7 @@ class SequenceModel(ModelFile):
         :func:`sparklstm.training.streams.fit_streams` for the options."""
         from sparklstm.training.streams import fit_streams
 
+        self._check_stream_loss("fit_streams")
         return fit_streams(self, inputs, targets, **options)
 
     def evaluate_streams(self, inputs: Any, targets: Any, chunk_length: int = 1000):
@@ -303,17 +346,26 @@ class SequenceModel(ModelFile):
         pass); see :func:`sparklstm.training.streams.evaluate_streams`."""
         from sparklstm.training.streams import evaluate_streams
 
+        self._check_stream_loss("evaluate_streams")
         return evaluate_streams(self, inputs, targets, chunk_length=chunk_length)
 
+    def _check_stream_loss(self, what: str) -> None:
+        if self.config.gaussian:
+            raise ValueError(
+                f"{what}: truncated BPTT trains with cross-entropy or mean squared error; a "
+                "regression_loss='gaussian_nll' model trains with fit (on windows) and reads "
+                "streams with stream_outputs"
+            )
+
     def stream_outputs(self, stream: Any, chunk_length: int = 1000) -> np.ndarray:
-        """``(steps, O)`` head outputs of one stream read chunk by chunk with carried state:
-        equal (to float rounding) to the outputs of one pass over the whole stream, in memory
-        bounded by ``chunk_length`` apart from the result."""
+        """``(steps, O)`` head outputs (``O`` the head's size) of one stream read chunk by
+        chunk with carried state: equal (to float rounding) to the outputs of one pass over
+        the whole stream, in memory bounded by ``chunk_length`` apart from the result."""
         from sparklstm.model.streams import StreamGroup, check_streams, iter_stream_outputs
 
         check_streams(self.config, [stream], None)
         group = StreamGroup.of([stream])
-        result = np.empty((len(stream), self.config.output_size), dtype=self.dtype)
+        result = np.empty((len(stream), self.config.head_size), dtype=self.dtype)
         for start, _, outputs, layout in iter_stream_outputs(self.network, group, chunk_length):
             result[start + layout.row_time] = outputs
         return result
