@@ -39,12 +39,14 @@ from sparklstm.data.sequence_data import SequenceData
 from sparklstm.spark.schema import Columns
 
 __all__ = [
+    "CHUNK_SCHEMA",
     "Chunk",
     "CachedChunks",
     "bucket_keys",
     "cache_chunks",
     "chunk_byte_budget",
     "encode_partition",
+    "keep_encoded",
     "chunk_data",
     "decode_chunk",
     "read_chunks",
@@ -54,7 +56,7 @@ __all__ = [
 
 # One chunk: where it belongs (partition, index; index -1 and 0 rows mark a partition that
 # has no rows, so that every partition shows up) and its arrays as raw buffers.
-_CHUNK_SCHEMA = (
+CHUNK_SCHEMA = (
     "partition int, chunk int, rows int, inputs binary, inputs_dtype string, "
     "inputs_shape array<bigint>, lengths binary, targets binary, targets_dtype string, "
     "targets_shape array<bigint>, target_lengths binary, rejected array<bigint>"
@@ -490,9 +492,6 @@ def cache_chunks(
     round, for sessions that cannot persist (some managed, serverless platforms). Returns the
     chunks' sizes (only those come back to the driver). Unless ``encoding.max_chunk_bytes``
     says otherwise, chunks are sized by :func:`chunk_byte_budget`."""
-    from pyspark import StorageLevel
-    from pyspark.sql import functions as F
-
     if encoding.max_chunk_bytes is None:
         encoding = dataclasses.replace(encoding, max_chunk_bytes=chunk_byte_budget(df.sparkSession))
 
@@ -500,8 +499,26 @@ def cache_chunks(
     selected = df.select(*kept)
     ordered = selected.sortWithinPartitions(*training_row_order(selected, encoding.columns))
     encoded = ordered.mapInArrow(
-        functools.partial(encode_partition, encoding=encoding), _CHUNK_SCHEMA
+        functools.partial(encode_partition, encoding=encoding), CHUNK_SCHEMA
     )
+    return keep_encoded(
+        encoded, storage_level, directory, encoding.num_rules, encoding.max_chunk_bytes
+    )
+
+
+def keep_encoded(
+    encoded: Any,
+    storage_level: Any = None,
+    directory: str | None = None,
+    num_rules: int = 0,
+    max_chunk_bytes: int | None = None,
+) -> CachedChunks:
+    """Keep a DataFrame of encoded chunks (rows of ``CHUNK_SCHEMA``) for the run, as
+    :func:`cache_chunks` describes, and read their sizes back to the driver."""
+    from pyspark import StorageLevel
+    from pyspark.sql import functions as F
+
+    spark = encoded.sparkSession
     if directory is None:
         try:
             encoded = encoded.persist(storage_level or StorageLevel.MEMORY_AND_DISK)
@@ -514,7 +531,7 @@ def cache_chunks(
             ) from exc
     else:
         encoded.write.mode("error").parquet(directory)
-        encoded = df.sparkSession.read.parquet(directory)
+        encoded = spark.read.parquet(directory)
     try:
         payload_bytes = sum(
             (
@@ -528,7 +545,7 @@ def cache_chunks(
         ).collect()
         partitions = 1 + max((row.partition for row in sizes), default=-1)
         chunk_rows: list[list[int]] = [[] for _ in range(partitions)]
-        rejected = np.zeros(encoding.num_rules, dtype=np.int64)
+        rejected = np.zeros(num_rules, dtype=np.int64)
         for row in sorted(sizes, key=lambda r: (r.partition, r.chunk)):
             if row.rejected:
                 rejected += np.asarray(row.rejected, dtype=np.int64)
@@ -536,7 +553,7 @@ def cache_chunks(
                 if row.chunk != len(chunk_rows[row.partition]):
                     raise RuntimeError(f"partition {row.partition}: chunk {row.chunk} out of order")
                 chunk_rows[row.partition].append(row.rows)
-        keys = bucket_keys(df.sparkSession, partitions) if directory is not None else ()
+        keys = bucket_keys(spark, partitions) if directory is not None else ()
     except BaseException:
         CachedChunks(encoded, [], directory=directory).unpersist()
         raise
@@ -544,7 +561,7 @@ def cache_chunks(
         encoded,
         chunk_rows,
         rejected.tolist(),
-        encoding.max_chunk_bytes,
+        max_chunk_bytes,
         directory,
         keys,
         sum(row.bytes for row in sizes),

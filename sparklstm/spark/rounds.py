@@ -123,6 +123,8 @@ class WorkerResult:
     state: WeightedMean = field(default_factory=WeightedMean)
     state_step_sum: float = 0.0
     states: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # policy "local"
+    # Streams: each worker's recurrent states at the end of its round (sparklstm.spark.streams).
+    carried: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     sq_delta_sum: float = 0.0  # sum of weight * ||theta_p - theta_round||^2
     compute_max: float = 0.0
     compute_sum: float = 0.0
@@ -143,6 +145,7 @@ def merge_results(a: WorkerResult, b: WorkerResult) -> WorkerResult:
         state=a.state.merge(b.state),
         state_step_sum=a.state_step_sum + b.state_step_sum,
         states={**a.states, **b.states},
+        carried={**a.carried, **b.carried},
         sq_delta_sum=a.sq_delta_sum + b.sq_delta_sum,
         compute_max=max(a.compute_max, b.compute_max),
         compute_sum=a.compute_sum + b.compute_sum,
@@ -266,17 +269,7 @@ def train_partition(
     if not batches:
         yield WorkerResult(chunks_read=chunks_read)
         return
-    values = payload
-    model = model_from_config(spec.model_config)
-    model.load_state_dict(values["params"])
-    before = flatten(model.params, spec.param_names).astype(np.float64)
-    optimizer = optimizer_from_config(spec.optimizer_config)
-    if spec.state_policy == "average" and values.get("state") is not None:
-        state = OptimizerState.from_arrays(values["state"])
-    elif spec.state_policy == "local" and partition in (values.get("states") or {}):
-        state = OptimizerState.from_arrays(values["states"][partition])
-    else:
-        state = optimizer.init_state(model.params)
+    model, optimizer, state, before = start_worker(spec, payload, partition)
     stepped = run_steps(
         model,
         optimizer,
@@ -288,20 +281,47 @@ def train_partition(
         spec.clip_value,
         first_step=round_index * spec.local_steps,
     )
+    result = worker_result(spec, model, state, stepped, before, partition)
+    result.examples = sum(len(batch) for batch in batches)
+    result.steps = len(batches)
+    result.chunks_read = chunks_read
+    result.compute_max = result.compute_sum = time.perf_counter() - started
+    yield result
+
+
+def start_worker(spec: Any, values: Mapping[str, Any], partition: int) -> tuple[Any, Any, Any, Any]:
+    """``(model, optimizer, optimizer state, parameters as one float64 vector)`` a worker
+    starts its round from: the round's parameters and the optimizer state its policy says
+    (averaged, the partition's own, or fresh)."""
+    model = model_from_config(spec.model_config)
+    model.load_state_dict(values["params"])
+    before = flatten(model.params, spec.param_names).astype(np.float64)
+    optimizer = optimizer_from_config(spec.optimizer_config)
+    if spec.state_policy == "average" and values.get("state") is not None:
+        state = OptimizerState.from_arrays(values["state"])
+    elif spec.state_policy == "local" and partition in (values.get("states") or {}):
+        state = OptimizerState.from_arrays(values["states"][partition])
+    else:
+        state = optimizer.init_state(model.params)
+    return model, optimizer, state, before
+
+
+def worker_result(
+    spec: Any, model: Any, state: Any, stepped: Any, before: np.ndarray, partition: int
+) -> WorkerResult:
+    """A worker's :class:`WorkerResult` after its steps: its parameters and optimizer state
+    weighted by its loss terms, its sums, and its drift from the round's parameters."""
     weight = float(stepped.num_targets)
     after = flatten(model.params, spec.param_names)
     delta = after.astype(np.float64) - before
     result = WorkerResult(
         contributors=1,
-        examples=sum(len(batch) for batch in batches),
         weight=weight,
-        steps=len(batches),
         loss_sum=stepped.loss_sum,
         metric_sum=stepped.metric_sum,
         max_grad_norm=stepped.grad_norm,
         params=WeightedMean.of(after, weight),
         sq_delta_sum=weight * float(delta @ delta),
-        chunks_read=chunks_read,
     )
     arrays = state.to_arrays()
     if spec.state_policy == "average":
@@ -309,8 +329,7 @@ def train_partition(
         result.state_step_sum = weight * state.step
     elif spec.state_policy == "local":
         result.states = {partition: arrays}
-    result.compute_max = result.compute_sum = time.perf_counter() - started
-    yield result
+    return result
 
 
 def _state_vector(arrays: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:

@@ -67,24 +67,34 @@ def encode_payload(
     params: Mapping[str, np.ndarray],
     state: Mapping[str, np.ndarray] | None = None,
     states: Mapping[int, Mapping[str, np.ndarray]] | None = None,
+    carried: Mapping[int, Mapping[str, np.ndarray]] | None = None,
 ) -> bytes:
-    """The round's parameters, the averaged optimizer state (policy ``average``) and the
-    per-partition states (policy ``local``)."""
+    """The round's parameters, the averaged optimizer state (policy ``average``), the
+    per-partition optimizer states (policy ``local``) and the per-partition recurrent states
+    that streams carry from round to round (:mod:`sparklstm.spark.streams`)."""
     arrays = _prefixed("params", params)
     arrays.update(_prefixed("state", state))
     for partition, arrays_of_partition in (states or {}).items():
         arrays.update(_prefixed(f"states/{int(partition)}", arrays_of_partition))
-    header = {"has_state": state is not None, "partitions": sorted(int(p) for p in states or {})}
+    for partition, arrays_of_partition in (carried or {}).items():
+        arrays.update(_prefixed(f"carried/{int(partition)}", arrays_of_partition))
+    header = {
+        "has_state": state is not None,
+        "partitions": sorted(int(p) for p in states or {}),
+        "carried": sorted(int(p) for p in carried or {}),
+    }
     return pack(header, arrays)
 
 
 def decode_payload(data: bytes) -> dict[str, Any]:
-    """``{"params": ..., "state": ... or None, "states": {partition: ...}}``."""
+    """``{"params": ..., "state": ... or None, "states": {partition: ...}, "carried":
+    {partition: ...}}``."""
     header, arrays = unpack(data)
     return {
         "params": _under("params", arrays),
         "state": _under("state", arrays) if header["has_state"] else None,
         "states": {p: _under(f"states/{p}", arrays) for p in header["partitions"]},
+        "carried": {p: _under(f"carried/{p}", arrays) for p in header.get("carried", [])},
     }
 
 
@@ -119,6 +129,9 @@ def encode_result(result: Any) -> bytes:
     for partition, arrays_of_partition in result.states.items():
         arrays.update(_prefixed(f"states/{int(partition)}", arrays_of_partition))
     header["partitions"] = sorted(int(p) for p in result.states)
+    for partition, arrays_of_partition in result.carried.items():
+        arrays.update(_prefixed(f"carried/{int(partition)}", arrays_of_partition))
+    header["carried"] = sorted(int(p) for p in result.carried)
     return pack(header, arrays)
 
 
@@ -138,4 +151,5 @@ def decode_result(data: bytes) -> Any:
         params=means["params"],
         state=means["state"],
         states={p: _under(f"states/{p}", arrays) for p in header["partitions"]},
+        carried={p: _under(f"carried/{p}", arrays) for p in header.get("carried", [])},
     )

@@ -151,26 +151,62 @@ class StreamStepper:
     :class:`Chunk`, and the stepper carries the states from chunk to chunk. It keeps the states
     at the chunk boundaries that a later window (k2 > k1) starts behind."""
 
-    def __init__(self, network: Network, group: StreamGroup, options: StreamOptions) -> None:
+    def __init__(
+        self, network: Network, group: Any, options: StreamOptions, start: int = 0
+    ) -> None:
+        """``group`` reads like a :class:`StreamGroup` (``rows``, ``running``, ``window``);
+        reading starts from zero states at step ``start`` (0: the streams' beginning; later:
+        a state reset mid-stream, whose windows then start there at the earliest)."""
         self.network = network
         self.params = network.params
         self.group = group
         self.options = options
         self.states = zero_states(network, group.rows)
         # Chunk boundary -> the states of every row there.
-        self._kept: dict[int, LayerStates] = {0: copy_states(self.states)}
+        self._kept: dict[int, LayerStates] = {start: copy_states(self.states)}
+
+    def export(self) -> dict[str, np.ndarray]:
+        """The carried states (current and kept boundaries) as named arrays, for
+        :meth:`restore` in another process."""
+        arrays: dict[str, np.ndarray] = {}
+        named = [("now", self.states)] + [(f"kept/{b}", s) for b, s in self._kept.items()]
+        for name, states in named:
+            for layer, (h, c) in enumerate(states):
+                arrays[f"{name}/h/{layer}"] = h
+                if c is not None:
+                    arrays[f"{name}/c/{layer}"] = c
+        return arrays
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Go on from what :meth:`export` saved."""
+
+        def states_of(prefix: str) -> LayerStates:
+            found = []
+            for layer in range(len(self.network.layers)):
+                c = arrays.get(f"{prefix}/c/{layer}")
+                found.append(
+                    (arrays[f"{prefix}/h/{layer}"].copy(), None if c is None else c.copy())
+                )
+            return found
+
+        self.states = states_of("now")
+        boundaries = {int(key.split("/")[1]) for key in arrays if key.startswith("kept/")}
+        self._kept = {b: states_of(f"kept/{b}") for b in boundaries}
 
     def _states_at(self, step: int, rows: np.ndarray, rng: np.random.Generator | None):
-        """The carried states of ``rows`` at ``step``: from the last kept boundary at or
-        before it, advanced (no gradient) with the current parameters."""
-        base = max(b for b in self._kept if b <= step)
+        """``(states, step)``: the carried states of ``rows`` at ``step``, from the last kept
+        boundary at or before it, advanced (no gradient) with the current parameters. With no
+        boundary kept before ``step`` (a reset after it), the earliest kept boundary and its
+        step instead."""
+        before = [b for b in self._kept if b <= step]
+        base = max(before) if before else min(self._kept)
+        step = max(step, base)
         states = take_rows(self._kept[base], rows)
         if base < step:
             inputs, _, lengths = self.group.window(rows, base, step, self.network.config)
-            states = advance(
-                self.network, inputs, lengths, states, training=rng is not None, rng=rng
-            )[2]
-        return states
+            training = rng is not None
+            states = advance(self.network, inputs, lengths, states, training=training, rng=rng)[2]
+        return states, step
 
     def step_gradients(
         self, chunk: Chunk, rng: np.random.Generator
@@ -181,15 +217,15 @@ class StreamStepper:
         if rows.size == 0:  # every stream of the group ended before the counted steps
             zero = {name: np.zeros_like(value) for name, value in self.params.items()}
             return 0.0, zero, 0, 0.0
-        start = self._states_at(chunk.window_start, rows, rng if training else None)
-        inputs, targets, lengths = self.group.window(rows, chunk.window_start, chunk.end, config)
+        start, window_start = self._states_at(chunk.window_start, rows, rng if training else None)
+        inputs, targets, lengths = self.group.window(rows, window_start, chunk.end, config)
         loss, grads, count, metric, final = window_gradients(
             self.network,
             inputs,
             targets,
             lengths,
             start,
-            chunk.loss_start - chunk.window_start,
+            max(chunk.loss_start, window_start) - window_start,
             training,
             rng,
         )
@@ -197,7 +233,8 @@ class StreamStepper:
         self._kept[chunk.end] = copy_states(self.states)
         # A later window starts at or after (next end - k2): keep the boundary before it.
         next_window = max(0, chunk.end + self.options.forward_length - self.options.backward)
-        keep_from = max(b for b in self._kept if b <= next_window)
+        behind = [b for b in self._kept if b <= next_window]
+        keep_from = max(behind) if behind else min(self._kept)
         self._kept = {b: s for b, s in self._kept.items() if b >= keep_from}
         return loss, grads, count, metric
 
