@@ -169,6 +169,11 @@ class AnomalyDetector:
 
     # ------------------------------------------------------------------ training
     @property
+    def config(self) -> ModelConfig:
+        """The forecaster's configuration."""
+        return self.model.config
+
+    @property
     def features(self) -> int:
         return int(self.model.config.input_size)
 
@@ -203,6 +208,30 @@ class AnomalyDetector:
             given_validation = self.windows(checked_validation)
             given_validation = (given_validation[0], given_validation[1], given_validation[2])
         return self.model.fit(x, y, lengths, validation=given_validation, **train_options)
+
+    def fit_calibrated(
+        self, series: Sequence[Any], validation: Sequence[Any] | None = None, **train_options: Any
+    ):
+        """Train on the start of each normal series and calibrate on its end: the last
+        ``floor(calibration_fraction * steps)`` steps of each are held out of training and
+        their window scores set the threshold (0: every step of the series is used for
+        both). What :class:`~sparklstm.spark.ml.anomaly.LSTMAnomalyDetector` does on Spark.
+        Returns the training history."""
+        items = _series_list("series", series, self.features)
+        heads = []
+        for index, x in enumerate(items):
+            steps = self.options.head_steps(len(x))
+            if steps < 2:
+                raise ValueError(
+                    f"series[{index}]: {steps} step(s) left for training after the calibration "
+                    f"share; give longer series or a smaller calibration_fraction"
+                )
+            heads.append(x[:steps])
+        history = self.fit(heads, validation=validation, **train_options)
+        cut = self.options.calibration_fraction > 0
+        starts = [len(head) if cut else 0 for head in heads]
+        self.calibrate(items, start=starts)
+        return history
 
     # ------------------------------------------------------------------- scoring
     def iter_scores(
@@ -256,7 +285,7 @@ class AnomalyDetector:
             raise ValueError(f"start has {len(starts)} entries for {len(items)} series")
         pooled = []
         for index, (x, s) in enumerate(zip(items, starts, strict=True)):
-            if not 0 <= s < len(x):
+            if not 0 <= s <= len(x):
                 raise ValueError(f"start[{index}] = {s}: outside the series' {len(x)} steps")
             windows = np.concatenate([w for _, _, w in self.iter_scores(x)])
             pooled.append(windows[s:])
@@ -331,3 +360,9 @@ class AnomalyDetector:
         detector.standardiser = standardiser
         detector.threshold = threshold
         return detector
+
+    def __repr__(self) -> str:
+        return (
+            f"AnomalyDetector({self.model!r}, score={self.score_name!r}, "
+            f"threshold={self.threshold!r})"
+        )

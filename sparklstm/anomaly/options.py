@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,14 @@ class AnomalyOptions:
         open_minimum=True,
         open_maximum=True,
     )
+    calibration_fraction: float = real(
+        0.2,
+        "share of each normal series' end held out of training to calibrate the threshold on "
+        "(scored with the state its start warmed up); 0 calibrates on the training steps",
+        minimum=0.0,
+        maximum=1.0,
+        open_maximum=True,
+    )
     chunk_length: int = integer(
         1000, "scoring: steps per chunk read with carried state (bounds memory per stream)"
     )
@@ -72,6 +81,11 @@ class AnomalyOptions:
                 f"window_length = {self.window_length}: a window needs at least 2 steps (an "
                 "input and the next step as target)"
             )
+
+    def head_steps(self, steps: int) -> int:
+        """Steps of a normal series of ``steps`` steps that training sees: all but the last
+        ``floor(calibration_fraction * steps)``, which calibrate the threshold."""
+        return steps - int(math.floor(self.calibration_fraction * steps))
 
     @property
     def stride(self) -> int:

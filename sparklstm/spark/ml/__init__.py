@@ -21,6 +21,7 @@ Examples
 
 from __future__ import annotations
 
+from sparklstm.spark.ml.anomaly import LSTMAnomalyDetector, LSTMAnomalyModel  # noqa: F401
 from sparklstm.spark.ml.estimators import LSTMClassifier, LSTMRegressor, LSTMSeq2Seq
 from sparklstm.spark.ml.models import (
     LSTMClassificationModel,
