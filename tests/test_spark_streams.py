@@ -186,3 +186,42 @@ def test_bad_tables_fail_in_one_line(spark, change, message):
         fit_streams_distributed(
             spark.createDataFrame(table), model, {"epochs": 1}, columns=columns, progress=False
         )
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_resumed_run_carries_the_states_of_its_checkpoint(spark, tmp_path):
+    """Rounds of 2 chunk updates stop mid-stream; the run dies after round 3 (its checkpoint
+    holds the carried states) and resumes to exactly the uninterrupted run's parameters."""
+    inputs, targets = token_streams([26, 21, 18], seed=7)
+    df = spark.createDataFrame(step_table(inputs, targets))
+    options = {"epochs": 2, "batch_size": 2, "lr": 0.02, "seed": 5, "num_partitions": 1,
+               "local_steps": 2}  # fmt: skip
+    whole, whole_history = fit_streams_distributed(
+        df, MODEL, options, forward_length=4, backward_length=6, progress=False
+    )
+
+    def crash_after_round_3(row):
+        if row["round"] == 3:
+            raise _Crash
+
+    with pytest.raises(_Crash):
+        fit_streams_distributed(
+            df, MODEL, options, forward_length=4, backward_length=6, progress=False,
+            checkpoint_dir=tmp_path / "ckpt", on_round=crash_after_round_3,
+        )  # fmt: skip
+    resumed, history = fit_streams_distributed(
+        df, MODEL, options, forward_length=4, backward_length=6, progress=False,
+        checkpoint_dir=tmp_path / "ckpt", resume=True,
+    )  # fmt: skip
+    assert len(history) == len(whole_history)
+    assert history["train_loss"] == whole_history["train_loss"]
+    for name, value in whole.params.items():
+        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+    with pytest.raises(ValueError, match="stream options"):
+        fit_streams_distributed(
+            df, MODEL, options, forward_length=5, progress=False,
+            checkpoint_dir=tmp_path / "ckpt", resume=True,
+        )  # fmt: skip

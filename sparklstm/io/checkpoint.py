@@ -59,6 +59,8 @@ class Checkpoint:
     best_params: dict[str, np.ndarray] | None = None
     progress: dict[str, Any] = field(default_factory=dict)  # history, best round, counters
     run_id: str | None = None  # the run that wrote it (kept by a resumed run); None: older file
+    # Streams: each worker's recurrent states where its last round left them.
+    carried: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def _prefixed(prefix: str, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -79,6 +81,8 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint, keep: int = 2
         arrays.update(_prefixed("state", checkpoint.state))
     for partition, state in checkpoint.states.items():
         arrays.update(_prefixed(f"states/{int(partition)}", state))
+    for partition, carried in checkpoint.carried.items():
+        arrays.update(_prefixed(f"carried/{int(partition)}", carried))
     if checkpoint.velocity is not None:
         arrays.update(_prefixed("velocity", checkpoint.velocity))
     if checkpoint.best_params is not None:
@@ -89,6 +93,7 @@ def save_checkpoint(directory: str | Path, checkpoint: Checkpoint, keep: int = 2
         "model": checkpoint.model_config,
         "training": checkpoint.training_config,
         "local_state_partitions": sorted(int(p) for p in checkpoint.states),
+        "carried_partitions": sorted(int(p) for p in checkpoint.carried),
         "progress": checkpoint.progress,
         "run_id": checkpoint.run_id,
     }
@@ -192,6 +197,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             best_params=_unprefixed("best", arrays) or None,
             progress=dict(document.get("progress") or {}),
             run_id=document.get("run_id"),
+            carried={
+                int(p): _unprefixed(f"carried/{int(p)}", arrays)
+                for p in document.get("carried_partitions", [])
+            },
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise persistence.ModelFileError(f"{path}: not a valid checkpoint: {exc}") from exc

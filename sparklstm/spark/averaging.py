@@ -35,6 +35,8 @@ class DriverState:
     state: dict[str, np.ndarray] | None
     states: dict[int, dict[str, np.ndarray]]
     velocity: dict[str, np.ndarray]
+    # Streams: each worker's recurrent states where its last round left them.
+    carried: dict[int, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
 def apply_round(

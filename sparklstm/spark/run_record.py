@@ -167,6 +167,7 @@ class RoundBook:
                 state=after.state,
                 states=after.states,
                 velocity=after.velocity if self.cfg.outer_momentum else None,
+                carried=after.carried,
                 best_params=self.stopping.best_params,
                 progress={
                     "rows": self.history.rows,

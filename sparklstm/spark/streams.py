@@ -32,8 +32,9 @@ round per epoch, ``"carry"`` is :func:`fit_streams` bit for bit (tested).
 
 Validation streams are scored after a round (``validate_every``) with carried state, block by
 block on the executors: the loss per step, accuracy and bits per step for tokens, or RMSE/MAE.
-Not yet: checkpoints and resuming a stream run (a failed task is retried and computes the same
-bits; a failed driver starts over).
+Checkpoints hold the workers' carried states with the parameters and optimizer state, so a
+resumed run gives the bits of an uninterrupted one; a failed task is retried and computes the
+same bits.
 """
 
 from __future__ import annotations
@@ -43,9 +44,11 @@ import functools
 import itertools
 import logging
 import math
+import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -68,7 +71,8 @@ from sparklstm.spark.rounds import (
     task_cpus,
     worker_result,
 )
-from sparklstm.training.history import EarlyStopping, History
+from sparklstm.spark.run_record import RunIdentity
+from sparklstm.training.history import History
 from sparklstm.training.options import TrainOptions
 from sparklstm.training.step import batch_order_rng, resolve_seed, run_steps, step_rng
 from sparklstm.training.streams import Chunk, StreamOptions, StreamStepper, chunk_plan
@@ -682,7 +686,11 @@ def fit_streams_distributed(
     backward_length: int | None = None,
     state_at_round_start: str = "carry",
     validation: Any = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    metrics_path: str | Path | None = None,
     progress: bool = True,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[Any, History]:
     """Train a one-direction, per-step (``head="all"``) model on a table of steps by truncated
     BPTT with carried state, in rounds of parameter averaging (see the module docstring).
@@ -691,7 +699,12 @@ def fit_streams_distributed(
     its options (sizes left out are read from the data). ``config``: the training options of
     :class:`TrainOptions` that apply to streams (``batch_size`` is the streams read side by
     side per worker, ``num_partitions`` the workers, ``local_steps`` the chunk updates per
-    round; default: one round per epoch). Returns ``(model, History)``."""
+    round; default: one round per epoch). ``checkpoint_dir``/``resume``, ``metrics_path``,
+    ``progress`` and ``on_round`` are as for :func:`~sparklstm.spark.trainer.fit_distributed`;
+    a checkpoint also holds the workers' carried states, so a resumed run gives the bits of an
+    uninterrupted one. Returns ``(model, History)``."""
+    from sparklstm.spark.run_record import check_resumable, starting_checkpoint
+
     given = dict(config.__dict__ if isinstance(config, TrainOptions) else (config or {}))
     if isinstance(config, TrainOptions):
         given = {k: v for k, v in given.items() if k in _STREAM_OPTIONS}
@@ -705,6 +718,9 @@ def fit_streams_distributed(
         )
     lines = ProgressLines(progress)
     started_run = time.perf_counter()
+    checkpoint = starting_checkpoint(
+        None if checkpoint_dir is None else Path(checkpoint_dir), resume
+    )
     profile = _profile(data, columns)
     model_config = _model_config(model, profile)
     if model_config.head != "all" or model_config.bidirectional:
@@ -718,19 +734,36 @@ def fit_streams_distributed(
         if model_config.seed is None:
             model_config = dataclasses.replace(model_config, seed=seed)
         start_model = model_from_config(model_config)
+    run_id = secrets.token_hex(8)
+    layout = {
+        "forward_length": stream_options.forward_length,
+        "backward_length": stream_options.backward,
+        "state_at_round_start": state_at_round_start,
+    }
+    if checkpoint is not None:
+        check_resumable(checkpoint, model_config, cfg)
+        saved = {key: checkpoint.progress.get(key) for key in layout}
+        if saved != layout:
+            raise ValueError(
+                f"resume: the stream options {layout} differ from the checkpoint's {saved}"
+            )
+        seed, run_id = checkpoint.seed, checkpoint.run_id
     spark = data.sparkSession
     streams = profile["streams"]
-    workers = cfg.num_partitions or _parallelism(spark)
-    workers = max(1, min(workers, len(streams)))
+    if checkpoint is not None:
+        workers = int(checkpoint.progress["num_partitions"])
+    else:
+        workers = max(1, min(cfg.num_partitions or _parallelism(spark), len(streams)))
     placed, plans = deal_streams(streams, workers, cfg.batch_size, forward_length)
     cached = encode_blocks(data, columns, placed, plans, model_config, forward_length)
     val_cached = val_plans = None
     try:
+        blocks = sum(len(rows) for rows in cached.chunk_rows)
         lines.write(
             f"streams: {len(streams):,} ({sum(s[2] for s in streams):,} steps) on {workers} "
-            f"workers, {sum(len(g) for g in plans)} groups of up to {cfg.batch_size}, "
-            f"{sum(cached.chunk_rows[w].__len__() for w in range(cached.num_partitions))} blocks "
-            f"of {forward_length} steps cached ({cached.encoded_bytes / 2**20:.1f} MiB)"
+            f"worker{'s' if workers != 1 else ''}, {sum(len(g) for g in plans)} groups of up to "
+            f"{cfg.batch_size}, {blocks:,} blocks of {forward_length} steps cached "
+            f"({cached.encoded_bytes / 2**20:.1f} MiB)"
         )
         if validation is not None:
             val_profile = _profile(validation, columns)
@@ -740,11 +773,11 @@ def fit_streams_distributed(
             val_cached = encode_blocks(
                 validation, columns, val_placed, val_plans, model_config, forward_length
             )
-        return _train(
+        run = _StreamRun(
             start_model,
             model_config,
             cfg,
-            seed,
+            RunIdentity(seed, run_id),
             stream_options,
             state_at_round_start,
             cached,
@@ -753,7 +786,13 @@ def fit_streams_distributed(
             val_plans,
             lines,
             started_run,
+            checkpoint,
+            None if checkpoint_dir is None else Path(checkpoint_dir),
+            metrics_path,
+            on_round,
+            {**layout, "num_partitions": workers},
         )
+        return _train(run)
     finally:
         cached.unpersist()
         if val_cached is not None:
@@ -767,27 +806,40 @@ def _parallelism(spark: Any) -> int:
     return found or 1
 
 
-def _train(
-    model: Any,
-    model_config: ModelConfig,
-    cfg: TrainOptions,
-    seed: int,
-    stream_options: StreamOptions,
-    state_at_round_start: str,
-    cached: CachedChunks,
-    plans: tuple[tuple[GroupPlan, ...], ...],
-    val_cached: CachedChunks | None,
-    val_plans: tuple[tuple[GroupPlan, ...], ...] | None,
-    lines: ProgressLines,
-    started_run: float,
-) -> tuple[Any, History]:
+@dataclass(frozen=True)
+class _StreamRun:
+    """Everything a stream run's round loop works with, decided before the first round."""
+
+    model: Any
+    model_config: ModelConfig
+    cfg: TrainOptions
+    identity: RunIdentity
+    stream_options: StreamOptions
+    state_at_round_start: str
+    cached: CachedChunks
+    plans: tuple[tuple[GroupPlan, ...], ...]
+    val_cached: CachedChunks | None
+    val_plans: tuple[tuple[GroupPlan, ...], ...] | None
+    lines: ProgressLines
+    started: float
+    checkpoint: Any
+    checkpoint_dir: Path | None
+    metrics_path: str | Path | None
+    on_round: Callable[[dict[str, Any]], None] | None
+    layout: dict[str, Any]
+
+
+def _train(run: _StreamRun) -> tuple[Any, History]:
+    from sparklstm.spark.metrics import MetricsFile
+    from sparklstm.spark.run_record import RoundBook
     from sparklstm.spark.transport import ship
     from sparklstm.spark.wire import decode_result, encode_payload
 
-    params = {name: value.copy() for name, value in model.params.items()}
+    cfg, model_config, plans = run.cfg, run.model_config, run.plans
+    params = {name: value.copy() for name, value in run.model.params.items()}
     names = tuple(sorted(params))
     updates_per_epoch = max(
-        sum(math.ceil(max(g.lengths) / stream_options.forward_length) for g in groups)
+        sum(math.ceil(max(g.lengths) / run.stream_options.forward_length) for g in groups)
         for groups in plans
     )
     local_steps = cfg.local_steps or updates_per_epoch
@@ -805,55 +857,83 @@ def _train(
         param_names=names,
         state_names=state_names,
         groups=plans,
-        forward_length=stream_options.forward_length,
-        backward_length=stream_options.backward,
-        seed=seed,
+        forward_length=run.stream_options.forward_length,
+        backward_length=run.stream_options.backward,
+        seed=run.identity.seed,
         local_steps=local_steps,
         rounds_per_epoch=rounds_per_epoch,
         shuffle=cfg.shuffle,
         clip_norm=cfg.clip_norm,
         clip_value=cfg.clip_value,
         state_policy=cfg.state_policy,
-        state_at_round_start=state_at_round_start,
+        state_at_round_start=run.state_at_round_start,
     )
-    driver = DriverState(
-        params,
-        template if cfg.state_policy == "average" else None,
-        {},
-        {n: np.zeros(p.shape, np.float64) for n, p in params.items()},
+    checkpoint = run.checkpoint
+    history = History()
+    first_round = 0
+    if checkpoint is None:
+        driver = DriverState(
+            params,
+            template if cfg.state_policy == "average" else None,
+            {},
+            {n: np.zeros(p.shape, np.float64) for n, p in params.items()},
+        )
+    else:
+        velocity = {n: np.zeros(params[n].shape, np.float64) for n in names}
+        if checkpoint.velocity is not None:
+            velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
+        driver = DriverState(
+            {n: checkpoint.params[n] for n in names},
+            checkpoint.state,
+            checkpoint.states,
+            velocity,
+            checkpoint.carried,
+        )
+        history.rows = list(checkpoint.progress.get("rows", []))
+        first_round = checkpoint.round
+        logger.info("resuming the stream run after round %d of %d", first_round, total_rounds)
+    book = RoundBook(
+        history,
+        cfg,
+        run.identity,
+        model_config,
+        checkpoint,
+        run.checkpoint_dir,
+        MetricsFile(run.metrics_path, history.rows) if run.metrics_path else None,
+        run.lines,
+        total_rounds,
+        run.on_round,
+        run.layout,
     )
-    carried: dict[int, dict[str, np.ndarray]] = {}
-    history = History(
-        summary={
-            "streams_workers": len(plans),
-            "local_steps": local_steps,
-            "rounds_per_epoch": rounds_per_epoch,
-            "total_rounds": total_rounds,
-            "seed": seed,
-            "forward_length": stream_options.forward_length,
-            "backward_length": stream_options.backward,
-            "state_at_round_start": state_at_round_start,
-        }
-    )
-    stopping = EarlyStopping(cfg.early_stopping)
-    spark = cached.df.sparkSession
-    for round_index in range(total_rounds):
+    history.summary = {
+        "workers": len(plans),
+        "local_steps": local_steps,
+        "rounds_per_epoch": rounds_per_epoch,
+        "total_rounds": total_rounds,
+        "seed": run.identity.seed,
+        **run.layout,
+    }
+    spark = run.cached.df.sparkSession
+    prefix = f"sparklstm-streams-{secrets.token_hex(6)}-round-"
+    for round_index in range(first_round, total_rounds):
         started = time.perf_counter()
-        keep = carried if state_at_round_start == "carry" else {}
-        payload = encode_payload(driver.params, driver.state, driver.states, keep)
-        with ship(spark, payload, f"sparklstm-streams-{seed}-{round_index}.npz") as shipment:
+        carried = driver.carried if run.state_at_round_start == "carry" else {}
+        payload = encode_payload(driver.params, driver.state, driver.states, carried)
+        shipment = ship(spark, payload, f"{prefix}{round_index}.npz")
+        broadcast = time.perf_counter() - started
+        with shipment:
             task = functools.partial(
                 train_task, spec=spec, round_index=round_index, payload=shipment.parcel
             )
-            rows = cached.chunks(_round_filter(spec, round_index)).mapInArrow(task, RESULT_SCHEMA)
-            results = collect_results(rows.collect())
+            chunks = run.cached.chunks(_round_filter(spec, round_index))
+            results = collect_results(chunks.mapInArrow(task, RESULT_SCHEMA).collect())
         result = functools.reduce(
             merge_results, (decode_result(data) for _, data in results), WorkerResult()
         )
-        carried = dict(result.carried)
-        previous, driver = (
-            driver,
+        previous = driver
+        driver = dataclasses.replace(
             apply_round(driver, result, names, template, state_names, cfg),
+            carried=dict(result.carried),
         )
         row = round_row(
             round_index,
@@ -864,42 +944,33 @@ def _train(
             names,
             model_config,
         )
-        row["lr"] = schedule.lr_at(round_index * local_steps)
-        row["seconds"] = time.perf_counter() - started
-        row["compute_seconds"] = result.compute_max
-        row["steps_per_second"] = result.weight / row["seconds"] if row["seconds"] > 0 else 0.0
+        wall = time.perf_counter() - started
+        row.update(
+            lr=schedule.lr_at(round_index * local_steps),
+            seconds=wall,
+            broadcast_seconds=broadcast,
+            compute_seconds=result.compute_max,
+            aggregate_seconds=max(0.0, wall - broadcast - result.compute_max),
+            # Loss terms are steps here: the line's "seq/s" counts steps.
+            sequences_per_second=result.weight / wall if wall > 0 else 0.0,
+            chunks_read=result.chunks_read,
+        )
         done = round_index + 1
-        if val_cached is not None and (done % cfg.validate_every == 0 or done == total_rounds):
-            metrics = evaluate_blocks(val_cached, val_plans, model_config, driver.params, spec)
-            row.update({f"val_{k}": v for k, v in metrics.items()})
-        history.rows.append(row)
-        lines.write(_round_line(row, total_rounds))
-        monitored = row.get("val_loss", row["train_loss"])
-        if stopping.observe(monitored, done, lambda current=driver: current.params):
-            history.stopped_early = True
+        validated = None
+        if run.val_cached is not None and (done % cfg.validate_every == 0 or done == total_rounds):
+            validated = evaluate_blocks(
+                run.val_cached, run.val_plans, model_config, driver.params, spec
+            )
+        if book.close(row, validated, driver):
             break
-        history.best_round = stopping.best_round
-    history.best_round = stopping.best_round
     final_params = driver.params
-    if cfg.restore_best and stopping.best_params is not None:
-        final_params = stopping.best_params
+    if cfg.restore_best and book.stopping.best_params is not None:
+        final_params = book.stopping.best_params
     final = model_from_config(model_config)
     final.load_state_dict(final_params)
-    history.summary["seconds"] = time.perf_counter() - started_run
+    history.summary["seconds"] = time.perf_counter() - run.started
     history.summary["rounds_done"] = len(history.rows)
     return final, history
-
-
-def _round_line(row: Mapping[str, Any], total_rounds: int) -> str:
-    """One human line for a stream round."""
-    parts = [f"round {row['round']}/{total_rounds}", f"epoch {row['epoch']}"]
-    parts.append(f"loss {row['train_loss']:.4f}")
-    for key in ("train_accuracy", "train_rmse", "val_loss", "val_accuracy", "val_rmse"):
-        if row.get(key) is not None:
-            parts.append(f"{key.removeprefix('train_')} {row[key]:.4f}")
-    parts.append(f"{row['steps_per_second']:,.0f} steps/s")
-    parts.append(f"compute {row['compute_seconds']:.2f}s of {row['seconds']:.2f}s")
-    return " | ".join(parts)
 
 
 def evaluate_blocks(
