@@ -125,6 +125,7 @@ def round_row(
         "workers": result.contributors,
         "examples": result.examples,
         "steps": result.steps,
+        "worker_peak_rss_mib": result.peak_rss_bytes / 2**20,
     }
     metrics = training_metrics(
         config.task, config.output_size, result.loss_sum, weight, result.metric_sum

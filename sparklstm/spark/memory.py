@@ -23,7 +23,19 @@ import logging
 import sys
 from functools import cache
 
-__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_large_allocations_on_heap"]
+__all__ = ["MMAP_THRESHOLD", "TRIM_THRESHOLD", "keep_large_allocations_on_heap", "peak_rss_bytes"]
+
+
+def peak_rss_bytes() -> int:
+    """The peak resident memory of this process so far, in bytes (a Python worker is reused
+    from task to task: its peak over its life). 0 where the platform does not say."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
 
 logger = logging.getLogger(__name__)
 

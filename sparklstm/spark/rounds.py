@@ -25,7 +25,7 @@ import numpy as np
 from sparklstm.model.factory import model_from_config
 from sparklstm.optim import OptimizerState, optimizer_from_config, schedule_from_config
 from sparklstm.spark.blas import limit_blas_threads
-from sparklstm.spark.memory import keep_large_allocations_on_heap
+from sparklstm.spark.memory import keep_large_allocations_on_heap, peak_rss_bytes
 from sparklstm.spark.partitions import chunk_data
 from sparklstm.training.step import (
     batch_order_rng,
@@ -129,6 +129,7 @@ class WorkerResult:
     compute_max: float = 0.0
     compute_sum: float = 0.0
     chunks_read: int = 0  # cached chunks the tasks read
+    peak_rss_bytes: int = 0  # the largest peak resident memory of a worker's Python process
 
 
 def merge_results(a: WorkerResult, b: WorkerResult) -> WorkerResult:
@@ -149,6 +150,7 @@ def merge_results(a: WorkerResult, b: WorkerResult) -> WorkerResult:
         sq_delta_sum=a.sq_delta_sum + b.sq_delta_sum,
         compute_max=max(a.compute_max, b.compute_max),
         compute_sum=a.compute_sum + b.compute_sum,
+        peak_rss_bytes=max(a.peak_rss_bytes, b.peak_rss_bytes),
         chunks_read=a.chunks_read + b.chunks_read,
     )
 
@@ -286,6 +288,7 @@ def train_partition(
     result.steps = len(batches)
     result.chunks_read = chunks_read
     result.compute_max = result.compute_sum = time.perf_counter() - started
+    result.peak_rss_bytes = peak_rss_bytes()
     yield result
 
 

@@ -59,6 +59,7 @@ from sparklstm.model.config import ModelConfig
 from sparklstm.model.factory import model_from_config
 from sparklstm.optim import schedule_from_config
 from sparklstm.spark.averaging import DriverState, apply_round, round_row
+from sparklstm.spark.memory import peak_rss_bytes
 from sparklstm.spark.metrics import ProgressLines
 from sparklstm.spark.partitions import CHUNK_SCHEMA, CachedChunks, bucket_keys, keep_encoded
 from sparklstm.spark.rounds import (
@@ -83,7 +84,9 @@ __all__ = [
     "BlockGroup",
     "StreamColumns",
     "deal_streams",
+    "STREAM_TRAIN_OPTIONS",
     "evaluate_blocks",
+    "evaluate_stream_table",
     "fit_streams_distributed",
     "round_updates",
 ]
@@ -288,6 +291,7 @@ def train_worker(
             }
         }
     result.compute_max = result.compute_sum = time.perf_counter() - started
+    result.peak_rss_bytes = peak_rss_bytes()
     return result
 
 
@@ -314,10 +318,12 @@ def train_task(
 ) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function of a stream round: one result row per worker."""
     from sparklstm.spark.blas import limit_blas_threads
+    from sparklstm.spark.memory import keep_large_allocations_on_heap
     from sparklstm.spark.transport import receive
     from sparklstm.spark.wire import decode_payload, encode_result
 
     limit_blas_threads(task_cpus())
+    keep_large_allocations_on_heap()
     values = decode_payload(receive(payload))
     for worker, blocks in _worker_blocks(batches):
         result = train_worker(worker, blocks, spec, round_index, values)
@@ -979,15 +985,20 @@ def evaluate_blocks(
     model_config: ModelConfig,
     params: Mapping[str, np.ndarray],
     spec: StreamRoundSpec | None = None,
+    *,
+    block_length: int | None = None,
 ) -> dict[str, float]:
     """Metrics of ``params`` on cached stream blocks, read with carried state on the
-    executors (for tokens also ``bits_per_step``)."""
+    executors (for tokens also ``bits_per_step``). The blocks' length is ``spec``'s
+    ``forward_length``, or ``block_length`` without a ``spec``."""
     import json
 
     from sparklstm.spark.transport import ship
     from sparklstm.spark.wire import encode_payload
 
-    forward_length = spec.forward_length if spec is not None else None
+    forward_length = spec.forward_length if spec is not None else block_length
+    if forward_length is None:
+        raise ValueError("evaluate_blocks needs the blocks' length: give spec or block_length")
     payload = encode_payload(params)
     with ship(cached.df.sparkSession, payload, "sparklstm-streams-evaluate.npz") as shipment:
         task = functools.partial(
@@ -1006,3 +1017,93 @@ def evaluate_blocks(
     if model_config.task == "classification":
         metrics["bits_per_step"] = metrics["loss"] / math.log(2.0)
     return metrics
+
+
+#: The training options :func:`fit_streams_distributed` takes (the others, such as ``bucket``
+#: or ``chunk_rows``, belong to independent sequences).
+STREAM_TRAIN_OPTIONS = _STREAM_OPTIONS
+
+
+def evaluate_stream_table(
+    data: Any,
+    model: Any,
+    *,
+    columns: StreamColumns = StreamColumns(),
+    chunk_length: int = 1000,
+    batch_size: int = 32,
+    num_partitions: int | None = None,
+) -> dict[str, float]:
+    """Metrics of ``model`` (a :class:`~sparklstm.model.SequenceModel` with ``head="all"``)
+    on a table of steps (the columns of :func:`fit_streams_distributed`), every stream read
+    chunk by chunk with carried state on the executors: what
+    :meth:`~sparklstm.model.SequenceModel.evaluate_streams` gives on the same streams (up to
+    float rounding): ``loss`` (mean per step) and ``accuracy`` -- plus ``bits_per_step`` for
+    class targets -- or ``loss``/``rmse``/``mae``; and ``steps``, ``streams``.
+
+    The streams are dealt to ``num_partitions`` workers (default: the session's parallelism)
+    as for training, read ``batch_size`` side by side in chunks of ``chunk_length`` steps
+    (which bound the memory, not the result). The table is checked against the model first
+    (feature kind and size, token ids in its vocabulary, class ids among its outputs), one
+    line per problem."""
+    from sparklstm.validation import check_int
+
+    check_int("chunk_length", chunk_length, 1)
+    check_int("batch_size", batch_size, 1)
+    if num_partitions is not None:
+        check_int("num_partitions", num_partitions, 1)
+    config = model.config
+    if not isinstance(config, ModelConfig) or config.head != "all" or config.bidirectional:
+        raise ValueError(
+            "streams are scored by a one-direction model with head='all' (one output per "
+            "step); this model is not one"
+        )
+    profile = _profile(data, columns)
+    _check_table_fits(config, profile, columns)
+    streams = profile["streams"]
+    workers = max(1, min(num_partitions or _parallelism(data.sparkSession), len(streams)))
+    placed, plans = deal_streams(streams, workers, batch_size, chunk_length)
+    cached = encode_blocks(data, columns, placed, plans, config, chunk_length)
+    try:
+        metrics = evaluate_blocks(cached, plans, config, model.params, block_length=chunk_length)
+    finally:
+        cached.unpersist()
+    metrics["steps"] = sum(steps for _, _, steps in streams)
+    metrics["streams"] = len(streams)
+    return metrics
+
+
+def _check_table_fits(config: ModelConfig, profile: Mapping[str, Any], columns: StreamColumns):
+    """The table of steps holds what the model reads and writes; one line naming the
+    column otherwise."""
+    kind, label = profile["feature_kind"], profile["label_kind"]
+    features = f"features column {columns.features!r}"
+    if config.uses_tokens != (kind == "tokens"):
+        holds = "token ids" if kind == "tokens" else "numbers"
+        takes = "token ids" if config.uses_tokens else f"{config.input_size} number(s) a step"
+        raise ValueError(f"{features} holds {holds}; the model takes {takes}")
+    if kind == "tokens" and profile["high"] >= config.vocab_size:
+        raise ValueError(
+            f"{features}: token id {profile['high']} is outside the model's vocabulary of "
+            f"{config.vocab_size}"
+        )
+    if kind != "tokens":
+        width = 1 if kind == "univariate" else int(profile["width"])
+        if width != config.input_size:
+            raise ValueError(
+                f"{features}: {width} number(s) a step; the model takes {config.input_size}"
+            )
+    target = f"label column {columns.label!r}"
+    if (label == "class") != (config.task == "classification"):
+        holds = "class ids" if label == "class" else "numbers"
+        raise ValueError(f"{target} holds {holds}; the model is a {config.task} model")
+    if label == "class" and profile["label_high"] >= config.output_size:
+        raise ValueError(
+            f"{target}: class id {profile['label_high']} is outside the model's "
+            f"{config.output_size} classes"
+        )
+    if label != "class":
+        width = 1 if label == "value" else int(profile["label_width"])
+        if width != config.output_size:
+            raise ValueError(
+                f"{target}: {width} number(s) a step; the model writes {config.output_size}"
+            )

@@ -112,6 +112,7 @@ _RESULT_SCALARS = (
     "compute_max",
     "compute_sum",
     "chunks_read",
+    "peak_rss_bytes",
 )
 
 
