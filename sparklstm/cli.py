@@ -22,7 +22,10 @@ __all__ = [
     "add_option_flags",
     "flag_default",
     "add_session_options",
+    "add_stream_options",
     "add_target_options",
+    "STREAM_KEYS",
+    "stream_columns",
     "check_input_path",
     "check_target_columns",
     "data_and_model",
@@ -212,6 +215,56 @@ def add_data_options(parser: argparse.ArgumentParser, path_help: str) -> Any:
 TARGET_KEYS = frozenset({"target_col", "target_length_col"})
 
 
+# The columns of a table of steps (section "data"): --stream-col switches a job to long
+# streams (one row per step of a stream; sparklstm.spark.streams), --position-col orders them.
+STREAM_KEYS = frozenset({"stream_col", "position_col"})
+
+
+def add_stream_options(group: Any) -> None:
+    """``--stream-col`` and ``--position-col`` (dests ``data.stream_col`` and
+    ``data.position_col``, absent unless given): the stream id and position columns of a
+    table of steps, read as long streams with carried state."""
+    unset = argparse.SUPPRESS
+    group.add_argument(
+        "--stream-col",
+        dest="data.stream_col",
+        metavar="NAME",
+        default=unset,
+        help="long streams: the stream id column of a table of steps (one row per step, "
+        "--features-col a number, array or token id and --label-col its target); switches to "
+        "truncated BPTT with carried state",
+    )
+    group.add_argument(
+        "--position-col",
+        dest="data.position_col",
+        metavar="NAME",
+        default=unset,
+        help="long streams: the integer position column (consecutive within each stream; "
+        "default: position)",
+    )
+
+
+def stream_columns(data: Mapping[str, Any]) -> Any:
+    """The :class:`~sparklstm.spark.streams.StreamColumns` of the ``data`` section, or None
+    when it names no stream column (not a table of steps). A position column without a
+    stream column is an error."""
+    if not data.get("stream_col"):
+        if data.get("position_col"):
+            raise ValueError(
+                "--position-col applies to long streams; give --stream-col too (the stream id "
+                "column), or leave it out"
+            )
+        return None
+    from sparklstm.spark.streams import StreamColumns
+
+    return StreamColumns(
+        stream=data["stream_col"],
+        position=data.get("position_col") or StreamColumns.position,
+        features=data.get("features_col") or StreamColumns.features,
+        label=data.get("label_col") or StreamColumns.label,
+    )
+
+
 def add_target_options(group: Any) -> None:
     """``--target-col`` and ``--target-length-col`` (dests ``data.target_col`` and
     ``data.target_length_col``, absent unless given): a seq2seq model's target sequence
@@ -299,12 +352,12 @@ def add_option_flags(group: Any, options: Sequence[Any], section: str) -> None:
 
 
 def model_job_parser(
-    prog: str, doc: str, data_help: str, targets: bool = False
+    prog: str, doc: str, data_help: str, targets: bool = False, streams: bool = False
 ) -> JobArgumentParser:
     """The parser of a job that applies a trained model (predict, evaluate): the job's
     docstring as description and epilog, ``--model``, ``--config``, the session options and
-    the ``data`` group (with ``targets``, the seq2seq target columns too); the job adds its
-    own output options."""
+    the ``data`` group (with ``targets``, the seq2seq target columns too; with ``streams``,
+    the columns of a table of steps); the job adds its own output options."""
     parser = JobArgumentParser(
         prog=prog, description=doc.split("\n\n")[0], epilog=doc.split("\n\n", 2)[2]
     )
@@ -314,6 +367,8 @@ def model_job_parser(
     data = add_data_options(parser, data_help)
     if targets:
         add_target_options(data)
+    if streams:
+        add_stream_options(data)
     return parser
 
 

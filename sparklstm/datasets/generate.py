@@ -322,6 +322,38 @@ _OPTIONS: dict[str, tuple[DatasetOption, ...]] = {
             metavar="N",
         ),
     ),
+    "delayed-copy": (
+        DatasetOption("streams", positive_int, 8, "training streams (default 8)", metavar="N"),
+        DatasetOption("test_streams", positive_int, 2, "test streams (default 2)", metavar="N"),
+        DatasetOption(
+            "stream_length", positive_int, 10_000, "steps per stream (default 10000)", metavar="L"
+        ),
+        DatasetOption("delay", positive_int, 3, "the target is the input this many steps back"),
+        DatasetOption("symbols", positive_int, 4, "symbol ids 0..N-1 (default 4)", metavar="N"),
+        _SEED,
+    ),
+    "kjv-stream": (
+        DatasetOption(
+            "streams",
+            positive_int,
+            32,
+            "contiguous streams the training text is cut into (default 32)",
+            metavar="N",
+        ),
+        DatasetOption(
+            "max_chars",
+            positive_int,
+            None,
+            "use only the first N characters of each split (quick runs)",
+            metavar="N",
+        ),
+        DatasetOption(
+            "validation",
+            switch,
+            False,
+            "split the training text alone: its first 9/10 train, its last 1/10 the test stream",
+        ),
+    ),
 }
 
 #: The datasets :func:`write_dataset` makes, each with one line saying what its rows hold.
@@ -337,6 +369,10 @@ DATASETS: Mapping[str, str] = MappingProxyType(
         "kjv": "King James Bible next-character windows: token ids, per-step int labels",
         "addition": "seq2seq '3+45=' -> '48': source and target token ids, vocabulary.json",
         "dates": "seq2seq date normalisation '5 March 2021' -> '2021-03-05': token ids",
+        "delayed-copy": "long streams as a table of steps (stream, position, features, label): "
+        "random symbols, the target the input --delay steps back",
+        "kjv-stream": "King James Bible as a table of steps: the training text in --streams "
+        "contiguous streams, the test text one stream; char id -> next char id",
     }
 )
 GENERATED = ("adding", "sines", "parity", "copy")
@@ -807,6 +843,60 @@ def _make_transduction(request: _Request) -> WrittenDataset:
     return _write(request, fill, {"vocabulary.json": (vocab.to_config(), summary)})
 
 
+# ------------------------------------------------------------------------------ long streams
+def _make_delayed_copy(request: _Request) -> WrittenDataset:
+    from sparklstm.datasets import streams as long_streams
+
+    options = request.options
+    length, delay, symbols = options["stream_length"], options["delay"], options["symbols"]
+    long_streams.check_delayed_copy(length, delay, symbols)
+    first_test = options["streams"]
+    ids = {
+        "train": range(first_test),
+        "test": range(first_test, first_test + options["test_streams"]),
+    }
+
+    def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
+        for split, streams in ids.items():
+            for stream in streams:
+                blocks = long_streams.delayed_copy_blocks(
+                    options["seed"], stream, length, delay, symbols
+                )
+                for first, inputs, targets in blocks:
+                    writers[split].write_table(
+                        long_streams.step_table(stream, first, inputs, targets)
+                    )
+
+    return _write(request, fill)
+
+
+def _make_kjv_stream(request: _Request) -> WrittenDataset:
+    from sparklstm.datasets import streams as long_streams
+    from sparklstm.datasets.kjv import load_kjv
+
+    options = request.options
+    corpus = load_kjv()
+    splits = long_streams.kjv_streams(
+        corpus.train_ids,
+        corpus.test_ids,
+        options["streams"],
+        options["max_chars"],
+        options["validation"],
+    )
+
+    def fill(writers: dict[str, ParquetDatasetWriter]) -> None:
+        for split, streams in (("train", splits.train), ("test", splits.test)):
+            for stream, ids in enumerate(streams):
+                for first, inputs, targets in long_streams.next_id_blocks(ids):
+                    writers[split].write_table(
+                        long_streams.step_table(stream, first, inputs, targets)
+                    )
+
+    vocab = corpus.vocab
+    sidecars = {"vocab.json": (vocab.to_config(), f"{len(vocab)} symbols")}
+    return _write(request, fill, sidecars)
+
+
 _MAKERS: dict[str, Callable[[_Request], WrittenDataset]] = {
     "reference-text": _make_reference_text,
     "ucr": _make_ucr,
@@ -814,4 +904,6 @@ _MAKERS: dict[str, Callable[[_Request], WrittenDataset]] = {
     "kjv": _make_kjv,
     "addition": _make_transduction,
     "dates": _make_transduction,
+    "delayed-copy": _make_delayed_copy,
+    "kjv-stream": _make_kjv_stream,
 }

@@ -15,12 +15,20 @@ token targets the sequence accuracy (greedy-decoded sequences equal to the targe
 accuracy (decoded tokens equal to the target's at the same position, over the target tokens);
 for real-valued targets RMSE, MAE and MAPE (percent, over non-zero targets) of the recursive
 forecast of the target's length, over all values and per horizon step ("per_step").
+
+A model trained on long streams (train.py --stream-col; or --stream-col given here) is scored
+on a Parquet table of steps (--stream-col, --position-col, --features-col, --label-col), every
+stream read chunk by chunk (--chunk-length steps, which bound memory, not the figures) with
+its state carried, on the executors, --batch-size streams side by side: the loss per step, and
+accuracy and bits per step (class targets) or RMSE and MAE; the same figures as the model's
+evaluate_streams on the same streams in one process.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import inspect
 import json
 import time
 from collections.abc import Sequence
@@ -33,6 +41,7 @@ from sparklstm.cli import (
     model_job_parser,
     read_data,
     run_job,
+    stream_columns,
     write_json,
 )
 from sparklstm.model.seq2seq import per_step_metrics
@@ -40,17 +49,31 @@ from sparklstm.options import option_of
 from sparklstm.spark.evaluation import evaluate_predictions
 from sparklstm.spark.inference import predict_dataframe
 from sparklstm.spark.session import get_session
+from sparklstm.spark.streams import evaluate_stream_table
 from sparklstm.spark.trainer import evaluate_distributed
 from sparklstm.training.options import TrainOptions
 
 PROG = "evaluate.py"  # in usage and error lines, unless started otherwise
 COMMAND = "sparklstm-evaluate"
+_CHUNK_DEFAULT = inspect.signature(evaluate_stream_table).parameters["chunk_length"].default
 
 
 def _parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = model_job_parser(prog, __doc__, "labelled data (required)", targets=True)
+    parser = model_job_parser(prog, __doc__, "labelled data (required)", targets=True, streams=True)
     parser.add_argument("--output", help="metrics JSON file to write (also printed)")
-    parser.add_argument("--batch-size", type=int, default=512, help="rows per forward pass")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=512,
+        help="rows per forward pass (long streams: streams read side by side)",
+    )
+    parser.add_argument(
+        "--chunk-length",
+        type=int,
+        default=_CHUNK_DEFAULT,
+        help=f"long streams: steps read at a time, the state carried between (default: "
+        f"{_CHUNK_DEFAULT})",
+    )
     add_option_flags(parser, [option_of(TrainOptions, "cache_dir")], "training")
     return parser
 
@@ -58,9 +81,20 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     args = _parser(prog).parse_args(argv)
     options, model = data_and_model(
-        args, ("features_col", "label_col", "length_col", "target_length_col")
+        args,
+        (
+            "features_col",
+            "label_col",
+            "length_col",
+            "target_length_col",
+            "stream_col",
+            "position_col",
+        ),
     )
     data = options["data"]
+    steps_columns = stream_columns(data)
+    if steps_columns is not None:
+        _check_stream_flags(args, data, model)
     columns = {
         "features_col": data.get("features_col", "features"),
         "label_col": data.get("label_col", "label"),
@@ -70,6 +104,13 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     spark = get_session("sparklstm-evaluate", master=args.master, remote=args.remote)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
+    if steps_columns is not None:
+        report = _stream_report(model, frame, steps_columns, args, data)
+        report["seconds"] = round(time.perf_counter() - started, 2)
+        if args.output:
+            write_json(args.output, report)
+        print("metrics: " + json.dumps(report))
+        return 0
     if model.config.head == "seq2seq":
         columns["target_length_col"] = data.get("target_length_col")
         report = _seq2seq_report(model, frame, columns, args, options)
@@ -113,6 +154,51 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         write_json(args.output, report)
     print("metrics: " + json.dumps(report))
     return 0
+
+
+def _check_stream_flags(args: argparse.Namespace, data: dict[str, Any], model: Any) -> None:
+    """A table of steps is read as Parquet by a one-direction per-step model; the options
+    of independent sequences do not apply. One line, before Spark starts."""
+    for key, flag in (
+        ("length_col", "--length-col"),
+        ("sequence_type", "--sequence-type"),
+        ("label_type", "--label-type"),
+        ("dictionary", "--dictionary"),
+    ):
+        if data.get(key) is not None:
+            raise ValueError(f"{flag} does not apply to long streams (--stream-col); leave it out")
+    if data.get("format", "parquet") != "parquet":
+        raise ValueError(
+            f"--format {data['format']}: long streams (--stream-col) are read from Parquet"
+        )
+    config = model.config
+    if config.head != "all" or getattr(config, "bidirectional", False):
+        raise ValueError(
+            f"the --model {args.model} (head {config.head!r}) cannot score long streams "
+            "(--stream-col): that needs a one-direction model with head 'all'"
+        )
+    for flag, value in (("--chunk-length", args.chunk_length), ("--batch-size", args.batch_size)):
+        if value < 1:
+            raise ValueError(f"{flag} {value}: must be >= 1")
+
+
+def _stream_report(
+    model: Any, frame: Any, columns: Any, args: argparse.Namespace, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A stream model's figures on a table of steps, scored with carried state on the
+    executors (:func:`evaluate_stream_table`)."""
+    metrics = evaluate_stream_table(
+        frame, model, columns=columns, chunk_length=args.chunk_length, batch_size=args.batch_size
+    )
+    report: dict[str, Any] = {
+        "model": args.model,
+        "data": data["path"],
+        "task": model.config.task,
+        "streams": metrics.pop("streams"),
+        "steps": metrics.pop("steps"),
+        **metrics,
+    }
+    return report
 
 
 def _seq2seq_report(

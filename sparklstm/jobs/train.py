@@ -16,6 +16,15 @@ column (--length-col, --target-length-col). The "seq2seq model" options apply to
 the model options of the other heads that it has no use for (--dropout, --vocab-size, ...)
 are refused; the data decide the vocabulary sizes unless given.
 
+--stream-col trains on long streams instead: --data (and --validation) is a Parquet table of
+steps, one row per (stream, position) (--stream-col, --position-col, --features-col a token id,
+a number or an array of numbers, --label-col the step's target), trained by truncated BPTT
+with carried state (--forward-length, --backward-length) in rounds of parameter averaging;
+--batch-size is the streams a worker reads side by side, --local-steps the chunk updates per
+round, --state-at-round-start what the recurrent state does at a round's start. The model
+(--head all, one direction) is written like any other; the options of independent sequences
+(--bucket, --validation-fraction, --length-col, ...) are refused.
+
 With --mlflow (the mlflow extra: pip install 'sparklstm[mlflow]'), the run is logged to MLflow:
 its options as parameters, every round's metrics with the round as the step, the summary and
 the model (an MLflow model that mlflow.pyfunc.load_model and spark_udf score; a seq2seq model's
@@ -48,9 +57,16 @@ from sparklstm.cli import (
     merge_sections,
     read_data,
     run_job,
+    stream_columns,
     write_json,
 )
 from sparklstm.io.runlock import RunLock, lock_path_for
+from sparklstm.jobs.train_streams import (
+    add_stream_flags,
+    check_stream_options,
+    split_stream_options,
+    train_streams,
+)
 from sparklstm.model.config import ModelConfig
 from sparklstm.model.seq2seq_config import Seq2SeqConfig
 from sparklstm.options import Option, option_of, options_of
@@ -98,6 +114,7 @@ def _parser(prog: str = PROG) -> argparse.ArgumentParser:
         parser.add_argument_group("seq2seq model (--head seq2seq)"), _seq2seq_options(), "model"
     )
     add_option_flags(parser.add_argument_group("training"), train_options("spark"), "training")
+    add_stream_flags(parser)
 
     out = parser.add_argument_group("output")
     out.add_argument(
@@ -215,6 +232,8 @@ _DATA_KEYS = DATA_READ_KEYS | {
     "validation_fraction",
     "target_col",
     "target_length_col",
+    "stream_col",
+    "position_col",
 }
 _OUTPUT_KEYS = {
     "model",
@@ -264,6 +283,10 @@ def _options(
         )
     options["training"].setdefault("seed", flag_default(option_of(TrainOptions, "seed")))
     # Fail on bad model and training options now, before Spark starts.
+    streams = stream_columns(options["data"]) is not None
+    options["streams"] = split_stream_options(options["training"], streams)
+    if streams:
+        check_stream_options(options)
     _check_model_options(options["model"], options["data"])
     TrainOptions.coerce(options["training"])
     return args, options
@@ -295,6 +318,13 @@ def _train(
 ) -> int:
     data, output = options["data"], options["output"]
     spark = get_session("sparklstm-train", master=args.master, remote=args.remote)
+    columns_of_steps = stream_columns(data)
+    if columns_of_steps is not None:
+        summary = train_streams(spark, options, columns_of_steps, options["streams"])
+        if output.get("summary"):
+            write_json(output["summary"], summary)
+        print("summary: " + json.dumps(summary))
+        return 0
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
     validation = read_data(spark, data, data["validation"]) if data.get("validation") else None
