@@ -210,3 +210,26 @@ def test_airline_quick_direct_output_and_seed_ensemble(tmp_path):
     assert ensemble["mape"] == pytest.approx(mape(truth, rolling))
     for run in runs:
         assert run["mape"] == pytest.approx(mape(truth, np.array(run["predicted"])), abs=1e-3)
+
+
+def test_airline_quick_second_validation_origin(tmp_path):
+    """--origin-year 1953 scores one 36-month forecast of 1954-56 from Dec 1953, trained on
+    1949-1953 only; origins whose 36 months reach 1958 are refused."""
+    from sparklstm.datasets.airline import load_airline, mape, seasonal_naive
+
+    series = load_airline()[1]
+    out = tmp_path / "origin.json"
+    argv = ["airline", "--quick", "--validation", "--input-len", "24", "--attention", "none"]
+    argv += ["--origin-year", "1953"]
+    seq2seq.run([*argv, "--out", str(out)])
+    document = _read(out)
+    (run,) = _check_document(document, "airline", "validation")
+    assert document["config"]["dataset"]["origin"] == "1953-12"
+    naive = mape(series[60:96], seasonal_naive(series[:60], 36))
+    assert run["fixed_origin_seasonal_naive_mape"] == pytest.approx(naive)
+    # Training windows end by Dec 1953: 60 months, 48 year-on-year growths, 24 in + 12 out.
+    assert run["train_windows"] == 48 - 36 + 1
+    with pytest.raises(ValueError, match="--origin-year 1955: needs --validation"):
+        seq2seq.run([*argv[:-1], "1955", "--out", str(tmp_path / "late.json")])
+    with pytest.raises(ValueError, match="--origin-year 1953: needs --validation"):
+        seq2seq.run(["airline", "--quick", "--origin-year", "1953", "--out", str(out)])
