@@ -114,6 +114,7 @@ def kjv_settings(args: argparse.Namespace) -> dict[str, Any]:
         "lr": args.lr,
         "seed": args.seed,
         "max_chars": args.max_chars,
+        "test_chars": args.test_chars,
     }
 
 
@@ -127,6 +128,8 @@ def kjv_child(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_chars:
         train = train[: args.max_chars]
     test = corpus.test_ids.astype(np.int64)
+    if args.test_chars:
+        test = test[: args.test_chars]
     per_update = args.streams * args.length
     updates_per_epoch = (len(train) - 1) // per_update
     options = dict(
@@ -181,6 +184,8 @@ def run_kjv(args: argparse.Namespace) -> dict[str, Any]:
     ]  # fmt: skip
     if args.max_chars:
         flags += ["--max-chars", str(args.max_chars)]
+    if args.test_chars:
+        flags += ["--test-chars", str(args.test_chars)]
     results = {}
     for way in ("windows", "carried"):
         row = in_child(["kjv-one", *flags, "--way", way])
@@ -329,6 +334,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     kjv.add_argument("--lr", type=float, default=0.004)
     kjv.add_argument("--seed", type=int, default=0)
     kjv.add_argument("--max-chars", type=int, default=None)
+    kjv.add_argument("--test-chars", type=int, default=None, help="score only the first N")
     kjv.add_argument("--out", type=Path, default=None)
     memory = commands.add_parser("memory", help="peak memory against the stream's length")
     memory.add_argument("--steps", type=int, nargs="+", default=[10_000, 1_000_000])
