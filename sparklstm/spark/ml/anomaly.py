@@ -67,6 +67,7 @@ logger = logging.getLogger(__name__)
 # The forecaster's options that are Params here: a one-direction float model of one feature
 # (vocabSize, embeddingDim, head and bidirectional are the detector's to set).
 _MODEL_PARAMS = ("cell", "hidden_sizes", "dropout")
+_RUN_PARAMS = ("checkpoint_dir", "metrics_path", "progress")
 
 
 def anomaly_param_options() -> tuple[Option, ...]:
@@ -76,7 +77,9 @@ def anomaly_param_options() -> tuple[Option, ...]:
     found.append(LOSS_OPTION)
     found += list(options_of(AnomalyOptions))
     found += [o for o in options_of(TrainOptions, "spark") if o.name != "seed"]
-    found += list(options_of(RunOptions))
+    # Where output goes; not lengthCol (a series is its whole array) nor inferenceBatchSize
+    # (transform scores one row at a time, chunk by chunk).
+    found += [o for o in options_of(RunOptions) if o.name in _RUN_PARAMS]
     return tuple(found)
 
 
