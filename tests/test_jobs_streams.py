@@ -17,12 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from sparklstm import SequenceModel
-from sparklstm.cli import run_job
+from sparklstm.cli import run_job, stream_columns
 from sparklstm.datasets.streams import BLOCK_STEPS, delayed_copy_stream, kjv_streams
 from sparklstm.jobs import evaluate as evaluate_job
 from sparklstm.jobs import make_data
 from sparklstm.jobs import train as train_job
 from sparklstm.spark.session import is_connect
+from sparklstm.spark.streams import StreamColumns
 
 
 def _json_line(text: str, prefix: str) -> dict:
@@ -294,6 +295,27 @@ def test_bad_stream_flags_are_refused_in_one_line_before_spark(
         "--attention applies to --head seq2seq only; leave it out with --head all"
     )
     assert not (tmp_path / "m").exists()
+
+    # A config file's training section holds the stream options too; they reach the run.
+    config = tmp_path / "streams.json"
+    config.write_text(
+        json.dumps(
+            {
+                "data": {"stream_col": "s", "position_col": "t"},
+                "training": {"forward_length": 7, "state_at_round_start": "reset", "epochs": 2},
+            }
+        ),
+        encoding="utf-8",
+    )
+    _, options = train_job._options([*data, "--config", str(config), "--backward-length", "9"])
+    assert options["streams"] == {
+        "forward_length": 7,
+        "backward_length": 9,
+        "state_at_round_start": "reset",
+    }
+    assert options["training"] == {"epochs": 2, "seed": 0}
+    assert options["model"] == {"head": "all"}
+    assert stream_columns(options["data"]) == StreamColumns("s", "t", "features", "label")
 
     sequence = tmp_path / "sequence-model"
     SequenceModel(vocab_size=4, hidden_sizes=[3], output_size=4, seed=0).save(sequence)

@@ -7,6 +7,8 @@
     python -m jobs.make_data ucr JapaneseVowels --out data/vowels
     python -m jobs.make_data airline --input-len 24 --horizon 12 --out data/airline
     python -m jobs.make_data kjv --seq-len 100 --stride 50 --out data/kjv
+    python -m jobs.make_data delayed-copy --streams 16 --stream-length 100000 --out data/copy
+    python -m jobs.make_data kjv-stream --streams 64 --out data/kjv-stream
 
 Generated tasks (``adding``, ``sines``, ``copy``, ``parity``) are made in blocks of 4096 rows,
 block ``b`` drawing from ``numpy.random.default_rng([seed, b])``, so memory stays bounded for
@@ -49,6 +51,21 @@ is downloaded) keep their official splits; see :mod:`sparklstm.datasets`:
   ``label: array<int>``. Training windows start every ``--stride`` characters, test windows
   every ``--seq-len`` (no test character is a target twice). The vocabulary (built on the
   training part) goes to ``OUT/vocab.json`` (``CharVocab.from_config``).
+
+Long streams (for ``train.py --stream-col``; :mod:`sparklstm.datasets.streams`) are tables of
+steps, one row per step: ``stream: int64``, ``position: int64`` (0, 1, ... in each stream),
+``features: int32`` (a token id) and ``label: int32`` (its target), written in blocks of 65,536
+steps (the printed "rows" are steps, ``--rows-per-file`` counts steps):
+
+- ``delayed-copy``: ``--streams`` training and ``--test-streams`` test streams of
+  ``--stream-length`` random symbols (``--symbols``); the target is the input ``--delay``
+  steps back (0 for the first steps). Block ``b`` of stream ``s`` draws from
+  ``numpy.random.default_rng([seed, s, b])``; test streams have ids after the training ones.
+- ``kjv-stream``: the King James Bible's training text (the first 90%) cut into ``--streams``
+  contiguous streams, the test text (the last 10%) one stream; the features are character ids
+  and the label the next character's; ``OUT/vocab.json`` as for ``kjv``. ``--validation``
+  splits the training text alone (its last tenth becomes the test stream), for choosing
+  settings without the test text.
 
 A missing optional package is reported like any other error, in one line naming the extra.
 """
