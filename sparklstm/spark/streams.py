@@ -364,46 +364,48 @@ def _group_totals(network: Any, source: BlockGroup, chunk_length: int) -> dict[s
 
 
 # ------------------------------------------------------------------------ the driver side
+def _step_kind(data_type: Any) -> str | None:
+    """``"integer"``, ``"number"`` (floating point), ``"numbers"`` (an array of them) or None."""
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, IntegerType, LongType, ShortType
+
+    if isinstance(data_type, (IntegerType, LongType, ShortType)):
+        return "integer"
+    if isinstance(data_type, (FloatType, DoubleType)):
+        return "number"
+    if isinstance(data_type, ArrayType) and _step_kind(data_type.elementType) == "number":
+        return "numbers"
+    return None
+
+
 def _profile(df: Any, columns: StreamColumns) -> dict[str, Any]:
     """Each stream's first position and length (checked: consecutive positions), and the
     kinds and sizes of the features and targets; one line per problem."""
     from pyspark.sql import functions as F
-    from pyspark.sql.types import ArrayType, DoubleType, FloatType, IntegerType, LongType, ShortType
 
     schema = df.schema
     for role, name in dataclasses.asdict(columns).items():
         if name not in schema.fieldNames():
             raise ValueError(f"{role} column {name!r} not found; columns are {schema.fieldNames()}")
-    integral = (IntegerType, LongType, ShortType)
-    real = (FloatType, DoubleType)
-    if not isinstance(schema[columns.position].dataType, integral):
+    if _step_kind(schema[columns.position].dataType) != "integer":
         raise TypeError(
             f"position column {columns.position!r} must be integer, got "
             f"{schema[columns.position].dataType.simpleString()}"
         )
-    feature_type = schema[columns.features].dataType
-    if isinstance(feature_type, integral):
-        feature_kind = "tokens"
-    elif isinstance(feature_type, real):
-        feature_kind = "univariate"
-    elif isinstance(feature_type, ArrayType) and isinstance(feature_type.elementType, real):
-        feature_kind = "multivariate"
-    else:
+    kinds = {"integer": "tokens", "number": "univariate", "numbers": "multivariate"}
+    feature_kind = kinds.get(_step_kind(schema[columns.features].dataType))
+    if feature_kind is None:
         raise TypeError(
-            f"features column {columns.features!r} holds {feature_type.simpleString()}; a step's "
-            "features are a number, an array of numbers, or an integer token id"
+            f"features column {columns.features!r} holds "
+            f"{schema[columns.features].dataType.simpleString()}; a step's features are a "
+            "number, an array of numbers, or an integer token id"
         )
-    label_type = schema[columns.label].dataType
-    if isinstance(label_type, integral):
-        label_kind = "class"
-    elif isinstance(label_type, real):
-        label_kind = "value"
-    elif isinstance(label_type, ArrayType) and isinstance(label_type.elementType, real):
-        label_kind = "values"
-    else:
+    kinds = {"integer": "class", "number": "value", "numbers": "values"}
+    label_kind = kinds.get(_step_kind(schema[columns.label].dataType))
+    if label_kind is None:
         raise TypeError(
-            f"label column {columns.label!r} holds {label_type.simpleString()}; a step's target "
-            "is a class id, a number or an array of numbers"
+            f"label column {columns.label!r} holds "
+            f"{schema[columns.label].dataType.simpleString()}; a step's target is a class id, "
+            "a number or an array of numbers"
         )
     nulls = F.sum(
         F.when(
