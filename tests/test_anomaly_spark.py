@@ -128,3 +128,15 @@ def test_bad_input_in_one_line(any_spark):
         LSTMAnomalyDetector(loss="mse", score="nll").fit(holed)
     with pytest.raises((TypeError, ValueError), match="falseAlarmRate"):
         LSTMAnomalyDetector(falseAlarmRate=2.0)
+
+
+def test_reloads_inside_a_pipeline_model(fitted, any_spark, tmp_path):
+    from pyspark.ml import PipelineModel
+
+    _, model, df = fitted
+    path = str(tmp_path / "pipeline")
+    PipelineModel(stages=[model]).write().overwrite().save(path)
+    stage = PipelineModel.load(path).stages[0]
+    assert isinstance(stage, LSTMAnomalyModel) and stage.threshold == model.threshold
+    row = stage.transform(df).where("id = 0").select("anomalyFlag").first()
+    assert row.anomalyFlag == model.anomalyDetector.score(SERIES[0]).flags.tolist()
