@@ -233,3 +233,14 @@ def test_airline_quick_second_validation_origin(tmp_path):
         seq2seq.run([*argv[:-1], "1955", "--out", str(tmp_path / "late.json")])
     with pytest.raises(ValueError, match="--origin-year 1953: needs --validation"):
         seq2seq.run(["airline", "--quick", "--origin-year", "1953", "--out", str(out)])
+
+
+def test_addition_errors_counts_digit_places():
+    from bench.seq2seq_addition_errors import operand_lengths, wrong_places
+
+    assert operand_lengths("215+1=") == (3, 1)
+    assert operand_lengths("12+34=") == (2, 2)
+    assert wrong_places("216", "226") == (1,)  # the tens digit
+    assert wrong_places("104", "04") == (2,)  # the hundreds digit missing
+    assert wrong_places("99", "108") == (0, 1, 2)
+    assert wrong_places("470", "470") == ()
