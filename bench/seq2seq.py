@@ -3,7 +3,7 @@
     python -m bench.seq2seq addition|dates|airline [--validation] [--quick] [--seeds 0 1 2]
         [--attention luong none] [--epochs N] [--hidden 128] [--lr 0.003] [--batch-size 64]
         [--rows N] [--held-out-lengths 6] [--bidirectional 0|1] [--reverse-target 0|1]
-        [--sampling-rate P] [--out PATH]
+        [--sampling-rate P] [--schedule constant|cosine] [--out PATH]
         airline only: [--input-len L] [--values-per-step K] [--seasonal-difference 0|1]
         [--level none|input-mean] [--origin-year Y (with --validation)]
 
@@ -34,6 +34,10 @@ scores the test split, which training never sees (no validation data, no early s
 ``reverse_target`` (the default for addition, chosen on validation) trains the model to write
 the target backwards (the sum's least significant digit first); what it decodes is turned
 around before it is compared with the target, so every score is of the target as written.
+
+``--schedule cosine`` (addition, dates) anneals the learning rate from ``lr`` to 0 over the
+run's updates (:class:`sparklstm.optim.CosineLR`; ``epochs * ceil(train rows / batch_size)``
+updates, the minibatches ``fit`` cuts); the default keeps ``lr`` constant.
 
 ``--validation`` chooses settings without the test split: for ``addition``/``dates`` the rows
 of the TRAIN split whose source length is in the config's ``validation.held_out_lengths`` are
@@ -251,6 +255,21 @@ def token_accuracy(decoded: Sequence[np.ndarray], targets: Sequence[np.ndarray])
     return right / total
 
 
+def training_options(config: Mapping[str, Any], train_rows: int) -> dict[str, Any]:
+    """``fit``'s options: ``config["training"]``, and with ``config["schedule"]`` "cosine" a
+    cosine annealing of ``lr`` to 0 over the run's updates,
+    ``lr_k = lr (1 + cos(pi k / K)) / 2`` at update ``k`` of ``K = epochs * ceil(rows / batch)``
+    (``fit`` cuts ``ceil(rows / batch_size)`` minibatches an epoch, bucketed or not)."""
+    training = dict(config["training"])
+    schedule = config.get("schedule", "constant")
+    if schedule == "cosine":
+        steps = int(training["epochs"]) * -(-int(train_rows) // int(training["batch_size"]))
+        training["schedule"] = {"name": "cosine", "lr": float(training["lr"]), "total_steps": steps}
+    elif schedule != "constant":
+        raise ValueError(f"schedule {schedule!r}: use 'constant' or 'cosine'")
+    return training
+
+
 def run_transduction(
     task: str, config: Mapping[str, Any], attention: str, seed: int, data: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -289,7 +308,7 @@ def run_transduction(
         seed=seed,
         validation=watch,
         progress=True,
-        **config["training"],
+        **training_options(config, len(src)),
     )
     seconds = time.perf_counter() - started
     scores = model.evaluate(source_side(eval_src), target_side(eval_tgt))
@@ -320,6 +339,7 @@ def run_transduction(
         "training_seconds": round(seconds, 2),
         "final_train_loss": _column(history, "loss", "train_loss")[-1],
         "train_loss_per_epoch": [round(v, 5) for v in _column(history, "loss", "train_loss")],
+        "lr_per_epoch": [float(v) for v in _column(history, "lr")],
         "eval_loss": scores["loss"],
         "greedy_sequence_accuracy": sequence_accuracy(greedy, eval_tgt),
         "token_accuracy": token_accuracy(greedy, eval_tgt),
@@ -494,6 +514,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--sampling-rate", type=float, help="scheduled sampling rate of fit")
     parser.add_argument("--clip-norm", type=float)
+    parser.add_argument(
+        "--schedule",
+        choices=("constant", "cosine"),
+        help="addition, dates: learning rate constant, or cosine-annealed to 0 over the run",
+    )
     parser.add_argument("--rows", type=int, help="rows of both splits (addition, dates)")
     parser.add_argument(
         "--held-out-lengths",
@@ -578,6 +603,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         changes["dataset"] = dataset
     if args.seeds:
         changes["seeds"] = list(args.seeds)
+    if args.schedule is not None:
+        changes["schedule"] = args.schedule
     for key in ("reverse_source", "reverse_target"):
         if getattr(args, key) is not None:
             changes[key] = bool(getattr(args, key))
@@ -588,8 +615,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run the harness and return the document it writes."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     task = args.task
+    if task == "airline" and args.schedule == "cosine":
+        parser.error("--schedule cosine: addition and dates only (airline keeps lr constant)")
     config = CONFIGS[task]
     if args.quick:
         config = _merge(config, QUICK[task])

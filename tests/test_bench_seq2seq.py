@@ -244,3 +244,23 @@ def test_addition_errors_counts_digit_places():
     assert wrong_places("104", "04") == (2,)  # the hundreds digit missing
     assert wrong_places("99", "108") == (0, 1, 2)
     assert wrong_places("470", "470") == ()
+
+
+def test_dates_quick_cosine_schedule_anneals_lr(tmp_path):
+    """--schedule cosine: lr (1 + cos(pi k / K)) / 2 at update k of K = epochs * batches."""
+    out = tmp_path / "dates.json"
+    document = seq2seq.run(
+        ["dates", "--quick", "--attention", "luong", "--epochs", "2", "--lr", "0.004"]
+        + ["--schedule", "cosine", "--out", str(out)]
+    )
+    assert _read(out)["config"]["schedule"] == "cosine"
+    (run,) = _check_document(document, "dates", "test")
+    # Epoch 1 starts at update 0 (lr), epoch 2 at update K / 2 (lr (1 + cos(pi / 2)) / 2).
+    assert run["lr_per_epoch"] == pytest.approx([0.004, 0.002])
+    options = seq2seq.training_options(document["config"], run["train_rows"])
+    batches = -(-run["train_rows"] // 32)
+    assert options["schedule"] == {"name": "cosine", "lr": 0.004, "total_steps": 2 * batches}
+    constant = seq2seq.training_options(seq2seq.CONFIGS["dates"], 1000)
+    assert "schedule" not in constant
+    with pytest.raises(SystemExit):
+        seq2seq.run(["airline", "--quick", "--schedule", "cosine"])
