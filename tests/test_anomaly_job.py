@@ -130,7 +130,8 @@ def test_the_job_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((tmp_path / "metrics.json").read_text())
     detector = AnomalyDetector.load(tmp_path / "model" / "model")
-    assert report["threshold"] == detector.threshold and report["score"] == "nll"
+    assert report["threshold"] == detector.threshold
+    assert report["score"] == "squared_error"  # the default mse forecaster's
     scores = detector.score(test)
     metrics = report["metrics"]
     assert metrics["steps"] == 400 and metrics["labelled_steps"] == 10

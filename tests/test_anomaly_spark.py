@@ -31,6 +31,7 @@ def fitted(any_spark):
     rows.append((9, normal_series(9, 70).tolist(), True))
     df = any_spark.createDataFrame(rows, "id long, features array<double>, val boolean")
     estimator = LSTMAnomalyDetector(
+        loss="gaussian_nll",
         hiddenSizes=[6],
         windowLength=24,
         windowStride=10,

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from sparklstm.anomaly.options import AnomalyOptions
+from sparklstm.anomaly.options import LOSS_OPTION, AnomalyOptions
 from sparklstm.anomaly.scoring import TrailingMean, quantile_threshold, step_scores
 from sparklstm.model.config import ModelConfig
 from sparklstm.model.files import load_model_file, save_model_file
@@ -133,7 +133,8 @@ class AnomalyDetector:
     options : :class:`AnomalyOptions` or its dict (window_length, window_stride, score,
         score_window, false_alarm_rate, chunk_length); keywords of it may be given directly.
     **model_options : the forecaster's :class:`ModelConfig` fields (``input_size``,
-        ``hidden_sizes``, ``cell``, ``regression_loss`` -- ``"gaussian_nll"`` by default --,
+        ``hidden_sizes``, ``cell``, ``regression_loss`` -- ``"mse"`` by default
+        (see :data:`~sparklstm.anomaly.options.LOSS_OPTION`), or ``"gaussian_nll"`` --,
         ``seed``, ``dtype``, ...); ``head="all"``, ``task="regression"`` and
         ``output_size=input_size`` are the detector's.
     """
@@ -155,7 +156,7 @@ class AnomalyDetector:
                 )
         if "input_size" not in model_options:
             raise ValueError("input_size: give the number of features per step")
-        model_options.setdefault("regression_loss", "gaussian_nll")
+        model_options.setdefault("regression_loss", LOSS_OPTION.default)
         config = ModelConfig(
             head="all",
             task="regression",

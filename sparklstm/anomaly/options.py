@@ -17,14 +17,20 @@ __all__ = ["AnomalyOptions", "SCORES", "LOSS_OPTION"]
 # "gaussian_nll"); "squared_error": |x_t - μ_t|², summed over the (standardised) features.
 SCORES = ("nll", "squared_error")
 
-# The forecaster's loss is ModelConfig's option, under the name the detector's views use.
+# The forecaster's loss is ModelConfig's option, under the name the detector's views use. Its
+# default is mse: on the series of bench/anomaly.py the squared-error score ranked the labelled
+# anomaly as well as the Gaussian NLL (average precision 0.80 against 0.71 on KDD-TSAD_135,
+# top-scored step inside the range for every seed with both) and its threshold held on new
+# normal data (1.4% false alarms for a 1% target on Daphnet, against 12% for the NLL, whose
+# predicted spread is overconfident in normal regimes it has not seen).
 LOSS_OPTION = dataclasses.replace(
     option_of(ModelConfig, "regression_loss"),
     param="loss",
     flag="--loss",
-    default="gaussian_nll",
-    help="the forecaster's loss: gaussian_nll (a mean and a log-variance per feature, trained "
-    "by the Gaussian negative log-likelihood; the default) or mse (a mean only)",
+    default="mse",
+    help="the forecaster's loss: mse (a mean per feature; the default, whose threshold held "
+    "best on new normal data, bench/anomaly.py) or gaussian_nll (a mean and a log-variance "
+    "per feature, trained by the Gaussian negative log-likelihood)",
 )
 
 

@@ -319,7 +319,7 @@ class LSTMAnomalyDetector(_NetworkEstimator, _AnomalyParams):
 
     ``featuresCol`` holds one normal series per row (``array<double>``); ``labelCol`` is not
     read. The Params: the forecaster's (``cellType``, ``hiddenSizes``, ``dropout``, ``loss``:
-    ``gaussian_nll`` or ``mse``), the detector's (``windowLength``, ``windowStride``,
+    ``mse``, the default, or ``gaussian_nll``), the detector's (``windowLength``, ``windowStride``,
     ``score``, ``scoreWindow``, ``falseAlarmRate``, ``calibrationFraction``,
     ``chunkLength``), the trainer's (``epochs``, ``localSteps``, ``learningRate``, ...).
 
@@ -327,7 +327,7 @@ class LSTMAnomalyDetector(_NetworkEstimator, _AnomalyParams):
     --------
     >>> detector = LSTMAnomalyDetector(hiddenSizes=[16], windowLength=64, falseAlarmRate=0.01)
     >>> detector.getLoss(), detector.getScoreWindow(), detector.getCalibrationFraction()
-    ('gaussian_nll', 1, 0.2)
+    ('mse', 1, 0.2)
     >>> model = detector.fit(normal_df)  # doctest: +SKIP
     >>> model.transform(stream_df).select("anomalyScore", "anomalyFlag")  # doctest: +SKIP
     """
