@@ -231,8 +231,8 @@ def add_stream_options(group: Any) -> None:
         metavar="NAME",
         default=unset,
         help="long streams: the stream id column of a table of steps (one row per step, "
-        "--features-col a number, array or token id and --label-col its target); switches to "
-        "truncated BPTT with carried state",
+        "--features-col a number, array or token id and --label-col its target), read stream "
+        "by stream with the state carried from chunk to chunk",
     )
     group.add_argument(
         "--position-col",

@@ -333,3 +333,6 @@ def test_bad_stream_flags_are_refused_in_one_line_before_spark(
     assert evaluate(["--model", str(per_step), *test, "--length-col", "n"]) == (
         "--length-col does not apply to long streams (--stream-col); leave it out"
     )
+    assert evaluate(["--model", str(per_step), *test, "--cache-dir", str(tmp_path)]) == (
+        "--cache-dir does not apply to long streams (--stream-col); leave it out"
+    )

@@ -94,7 +94,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     data = options["data"]
     steps_columns = stream_columns(data)
     if steps_columns is not None:
-        _check_stream_flags(args, data, model)
+        _check_stream_flags(args, options, model)
     columns = {
         "features_col": data.get("features_col", "features"),
         "label_col": data.get("label_col", "label"),
@@ -156,9 +156,14 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     return 0
 
 
-def _check_stream_flags(args: argparse.Namespace, data: dict[str, Any], model: Any) -> None:
+def _check_stream_flags(
+    args: argparse.Namespace, options: dict[str, dict[str, Any]], model: Any
+) -> None:
     """A table of steps is read as Parquet by a one-direction per-step model; the options
     of independent sequences do not apply. One line, before Spark starts."""
+    data = options["data"]
+    if options["training"].get("cache_dir") is not None:
+        raise ValueError("--cache-dir does not apply to long streams (--stream-col); leave it out")
     for key, flag in (
         ("length_col", "--length-col"),
         ("sequence_type", "--sequence-type"),
