@@ -258,3 +258,22 @@ def test_finds_an_injected_anomaly():
     assert average_precision(labels, scores.window) > 0.5
     assert flag_metrics(labels, scores.flags)["recall"] > 0.5
     assert flag_metrics(labels[:1000], scores.flags[:1000])["false_alarm_rate"] < 0.03
+
+
+def test_a_memory_mapped_stream_scores_as_the_array(tmp_path):
+    detector = small_detector(score_window=4)
+    series = sine(500)
+    detector.fit([series[:300]], epochs=1, batch_size=8)
+    detector.calibrate([series[:300]], start=200)
+    np.save(tmp_path / "stream.npy", series.astype(np.float32))
+    mapped = np.load(tmp_path / "stream.npy", mmap_mode="r")
+    in_memory = detector.score(series.astype(np.float32), chunk_length=64)
+    from_disk = detector.score(mapped, chunk_length=64)
+    np.testing.assert_array_equal(from_disk.step, in_memory.step)
+    np.testing.assert_array_equal(from_disk.flags, in_memory.flags)
+    broken = series.copy()
+    broken[321, 0] = np.inf
+    with pytest.raises(ValueError, match="stream: contains NaN or Inf"):
+        detector.score(broken)
+    with pytest.raises(ValueError, match="chunk_length must be an int >= 1"):
+        detector.score(series, chunk_length=0)

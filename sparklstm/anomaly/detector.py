@@ -86,6 +86,47 @@ def as_series(name: str, series: Any, features: int | None) -> np.ndarray:
     return array
 
 
+# Streams are checked for NaN/Inf in blocks of this many steps (a memory-mapped stream is
+# never read whole).
+_CHECK_BLOCK = 1 << 16
+
+
+def stream_view(name: str, stream: Any, features: int) -> np.ndarray:
+    """One stream as a ``(steps, F)`` array without a copy (a ``numpy.memmap`` stays on
+    disk), its values checked block by block before any work."""
+    array = stream if isinstance(stream, np.ndarray) else np.asarray(stream, dtype=np.float64)
+    if array.ndim == 1:
+        array = array.reshape(-1, 1)
+    if array.ndim != 2:
+        raise ValueError(f"{name}: shape {np.shape(stream)}; a series is (steps,) or (steps, F)")
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{name}: values must be real numbers, got {array.dtype}")
+    if array.shape[1] != features:
+        raise ValueError(f"{name}: {array.shape[1]} features, the detector takes {features}")
+    if len(array) < 2:
+        raise ValueError(f"{name}: {len(array)} step(s); a series needs at least 2")
+    for start in range(0, len(array), _CHECK_BLOCK):
+        if not np.isfinite(array[start : start + _CHECK_BLOCK]).all():
+            raise ValueError(f"{name}: contains NaN or Inf (from step {start}; clean it first)")
+    return array
+
+
+class _StandardisedInputs:
+    """Steps ``[0, length)`` of a raw stream, standardised slice by slice as
+    :class:`~sparklstm.model.streams.StreamGroup` reads them (only a chunk in memory)."""
+
+    def __init__(self, raw: np.ndarray, standardiser: Standardiser, length: int, dtype) -> None:
+        self.raw, self.standardiser, self.length, self.dtype = raw, standardiser, length, dtype
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        start, stop, _ = index.indices(self.length)
+        piece = np.asarray(self.raw[start:stop], dtype=np.float64)
+        return self.standardiser(piece).astype(self.dtype)
+
+
 def _series_list(name: str, series: Any, features: int | None) -> list[np.ndarray]:
     if isinstance(series, np.ndarray) and series.dtype != object:
         raise TypeError(
@@ -204,11 +245,8 @@ class AnomalyDetector:
             self.standardiser = Standardiser.fit(items)
         x, y, lengths = self.windows(items)
         logger.info("anomaly detector: %d training windows of %d steps", len(x), x.shape[1])
-        given_validation = None
-        if checked_validation is not None:
-            given_validation = self.windows(checked_validation)
-            given_validation = (given_validation[0], given_validation[1], given_validation[2])
-        return self.model.fit(x, y, lengths, validation=given_validation, **train_options)
+        windows = None if checked_validation is None else self.windows(checked_validation)
+        return self.model.fit(x, y, lengths, validation=windows, **train_options)
 
     def fit_calibrated(
         self, series: Sequence[Any], validation: Sequence[Any] | None = None, **train_options: Any
@@ -239,20 +277,26 @@ class AnomalyDetector:
         self, stream: Any, chunk_length: int | None = None
     ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """``(start, step scores, window scores)`` of one stream, chunk by chunk with carried
-        state (and a carried tail for the window scores): memory bounded by the chunk
-        length; the concatenation equals one pass over the whole stream."""
+        state (and a carried tail for the window scores); the concatenation equals one pass
+        over the whole stream. Only a chunk is standardised and run at a time, so memory
+        beyond the stream itself (which may be a ``numpy.memmap``) is bounded by the chunk
+        length."""
         if self.standardiser is None:
             raise ValueError("the detector is not fitted: call fit first")
-        x = self.standardiser(as_series("stream", stream, self.features))
+        raw = stream_view("stream", stream, self.features)
         dtype = np.dtype(self.model.config.dtype)
-        chunk = chunk_length or self.options.chunk_length
-        group = StreamGroup.of([x[:-1].astype(dtype)])
+        chunk = self.options.chunk_length if chunk_length is None else chunk_length
+        if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+            raise ValueError(f"chunk_length must be an int >= 1, got {chunk!r}")
+        inputs = _StandardisedInputs(raw, self.standardiser, len(raw) - 1, dtype)
+        group = StreamGroup.of([inputs])
         trailing = TrailingMean(self.options.score_window)
         first = np.array([np.nan])  # step 0: nothing predicts it
         scored = iter_stream_outputs(self.model.network, group, chunk)
         for start, _, outputs, layout in scored:
             steps = start + layout.row_time  # positions of the inputs; targets are one later
-            scores = step_scores(outputs, x[steps + 1], self.score_name)
+            targets = self.standardiser(np.asarray(raw[steps + 1], dtype=np.float64))
+            scores = step_scores(outputs, targets, self.score_name)
             if start == 0:
                 scores = np.concatenate([first, scores])
             yield (0 if start == 0 else start + 1), scores, trailing(scores)
