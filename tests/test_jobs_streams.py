@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -229,6 +230,44 @@ def test_streams_are_scored_on_spark_connect(connect_spark, request, copy_data, 
     assert (report["streams"], report["steps"]) == (2, 600)
     assert report["accuracy"] == local["accuracy"]
     assert report["loss"] == pytest.approx(local["loss"], rel=1e-5)
+
+
+def test_float_streams_are_scored_by_rmse_and_mae(spark, tmp_path, capsys):
+    """A regression model on a table of steps with array features and array targets (other
+    column names, positions starting anywhere, rows in no order): evaluate.py's RMSE and MAE
+    are evaluate_streams'; a table the model cannot read is refused in one line."""
+    rng = np.random.default_rng(4)
+    lengths, starts = [37, 12, 25], [5, 0, 1000]
+    inputs = [rng.normal(size=(n, 2)) for n in lengths]
+    targets = [np.stack([x[:, 0] - x[:, 1], 0.5 * x[:, 1]], axis=1) for x in inputs]
+    rows = [
+        {"sid": f"s{k}", "t": first + i, "x": x[i].tolist(), "y": y[i].tolist()}
+        for k, (x, y, first) in enumerate(zip(inputs, targets, starts, strict=True))
+        for i in range(len(x))
+    ]
+    order = rng.permutation(len(rows))
+    table = pa.Table.from_pylist([rows[i] for i in order])
+    (tmp_path / "steps").mkdir()
+    pq.write_table(table, tmp_path / "steps" / "part-0.parquet")
+    model = SequenceModel(input_size=2, hidden_sizes=[6], output_size=2, head="all",
+                          task="regression", seed=5)  # fmt: skip
+    model.save(tmp_path / "model")
+    argv = ["--model", str(tmp_path / "model"), "--data", str(tmp_path / "steps")]
+    columns = ["--stream-col", "sid", "--position-col", "t", "--features-col", "x"]
+    assert evaluate_job.main([*argv, *columns, "--label-col", "y", "--chunk-length", "8"]) == 0
+    report = _json_line(capsys.readouterr().out, "metrics: ")
+    local = model.evaluate_streams(inputs, targets)
+    assert (report["task"], report["streams"], report["steps"]) == ("regression", 3, 74)
+    for name in ("loss", "rmse", "mae"):
+        assert report[name] == pytest.approx(local[name], rel=1e-5), name
+    assert "accuracy" not in report and "bits_per_step" not in report
+
+    narrow = tmp_path / "narrow"
+    SequenceModel(input_size=3, hidden_sizes=[2], output_size=2, head="all",
+                  task="regression", seed=0).save(narrow)  # fmt: skip
+    argv = ["--model", str(narrow), "--data", str(tmp_path / "steps"), *columns]
+    with pytest.raises(ValueError, match=r"^features column 'x': 2 number\(s\) a step; the mod"):
+        evaluate_job.main([*argv, "--label-col", "y"])
 
 
 # ------------------------------------------------------------------------------ bad flags
