@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -119,18 +120,34 @@ def _session_flags(spark, request) -> list[str]:
     return []
 
 
+@pytest.fixture
+def mlflow_store(tmp_path, monkeypatch):
+    """A SQLite tracking store in this test's directory (the working directory, where MLflow
+    puts artifacts); no tracking URI left set in the process afterwards."""
+    if os.environ.get("CI"):
+        import mlflow
+    else:
+        mlflow = pytest.importorskip("mlflow", reason="pip install 'sparklstm[mlflow]'")
+    monkeypatch.chdir(tmp_path)
+    yield mlflow, f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(None)
+
+
 def test_a_stream_model_trains_and_evaluates_as_the_library_does(
-    spark, copy_data, tmp_path, capsys
+    spark, copy_data, mlflow_store, tmp_path, capsys
 ):
+    mlflow, store = mlflow_store
     model_dir, rounds = tmp_path / "model", tmp_path / "rounds.jsonl"
     status = train_job.main(
         ["--data", str(copy_data / "train"), "--validation", str(copy_data / "test")]
         + [*TRAIN_FLAGS, "--epochs", "6", "--quiet", "--output", str(model_dir)]
         + ["--metrics", str(rounds), "--summary", str(tmp_path / "summary.json")]
+        + ["--mlflow", store, "--mlflow-experiment", "streams"]
     )
     assert status == 0
     summary = _json_line(capsys.readouterr().out, "summary: ")
-    assert summary == json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    written = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    assert summary == written
     model = SequenceModel.load(model_dir)
     config = model.config
     assert (config.head, config.vocab_size, config.output_size) == ("all", 4, 4)
@@ -152,6 +169,24 @@ def test_a_stream_model_trains_and_evaluates_as_the_library_does(
     history = [json.loads(line) for line in rounds.read_text(encoding="utf-8").splitlines()]
     assert len(history) == 6 and history[-1]["epoch"] == 6
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+    # MLflow: the options given, the rounds, the summary and the model's files.
+    client = mlflow.MlflowClient(store)
+    run = client.get_run(summary["mlflow"]["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["streams.backward_length"] == "12"
+    assert run.data.params["data.stream_col"] == "stream"
+    assert run.data.params["model.head"] == "all"
+    losses = client.get_metric_history(run.info.run_id, "train_loss")
+    assert [m.value for m in sorted(losses, key=lambda m: m.step)] == [
+        row["train_loss"] for row in history
+    ]
+    assert run.data.metrics["summary.validation.accuracy"] == summary["validation"]["accuracy"]
+    logged = SequenceModel.load(
+        mlflow.artifacts.download_artifacts(summary["mlflow"]["model_files"])
+    )
+    for name, value in model.params.items():
+        np.testing.assert_array_equal(logged.params[name], value, err_msg=name)
 
     test_inputs, test_targets, _ = _streams(copy_data / "test")
     local = model.evaluate_streams(test_inputs, test_targets, chunk_length=10)

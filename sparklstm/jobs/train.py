@@ -23,7 +23,8 @@ with carried state (--forward-length, --backward-length) in rounds of parameter 
 --batch-size is the streams a worker reads side by side, --local-steps the chunk updates per
 round, --state-at-round-start what the recurrent state does at a round's start. The model
 (--head all, one direction) is written like any other; the options of independent sequences
-(--bucket, --validation-fraction, --length-col, ...) are refused.
+(--bucket, --validation-fraction, --length-col, ...) are refused. With --mlflow the model is
+logged as its files (the run's artifacts under model/).
 
 With --mlflow (the mlflow extra: pip install 'sparklstm[mlflow]'), the run is logged to MLflow:
 its options as parameters, every round's metrics with the round as the step, the summary and
@@ -320,7 +321,7 @@ def _train(
     spark = get_session("sparklstm-train", master=args.master, remote=args.remote)
     columns_of_steps = stream_columns(data)
     if columns_of_steps is not None:
-        summary = train_streams(spark, options, columns_of_steps, options["streams"])
+        summary = train_streams(spark, options, columns_of_steps, options["streams"], tracker)
         if output.get("summary"):
             write_json(output["summary"], summary)
         print("summary: " + json.dumps(summary))

@@ -142,8 +142,6 @@ def check_stream_options(options: dict[str, dict[str, Any]]) -> None:
         if name not in STREAM_TRAIN_OPTIONS:
             flag = option_of(TrainOptions, name).flag_name or f"training.{name}"
             raise ValueError(f"{flag} does not apply to {_WHERE}; leave it out")
-    if options["output"].get("mlflow"):
-        raise ValueError(f"--mlflow does not log {_WHERE} yet; leave it out")
 
 
 def train_streams(
@@ -151,15 +149,20 @@ def train_streams(
     options: dict[str, dict[str, Any]],
     columns: StreamColumns,
     stream_options: dict[str, Any],
+    tracker: Any = None,
 ) -> dict[str, Any]:
     """Train on the table of steps ``--data`` (validated on ``--validation``, a table of
     steps too), write the model (a SequenceModel's files, the columns and stream options in
-    its metadata) and return the job's summary."""
+    its metadata) and return the job's summary. With ``tracker`` (``--mlflow``), the options
+    given, every round's metrics, the model's configuration, the summary and the model's
+    files (the run's artifacts under ``model/``) go to its MLflow run."""
     data, output = options["data"], options["output"]
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"])
     validation = read_data(spark, data, data["validation"]) if data.get("validation") else None
     training = dict(options["training"])
+    if tracker is not None:
+        tracker.log_params({"data": data, "training": training, "streams": stream_options})
     model, history = fit_streams_distributed(
         frame,
         dict(options["model"]),
@@ -171,6 +174,7 @@ def train_streams(
         resume=bool(output.get("resume")),
         metrics_path=output.get("metrics"),
         progress=not output.get("quiet"),
+        on_round=None if tracker is None else tracker.log_round,
     )
     recorded = {
         "features_col": columns.features,
@@ -217,4 +221,12 @@ def train_streams(
             num_partitions=history.summary.get("workers"),
         )
     summary["parameters"] = model.num_parameters()
+    if tracker is not None:
+        tracker.log_params({"model": model.config.to_dict()})
+        tracker.log_summary(summary)
+        tracker.client.log_artifacts(tracker.run_id, summary["model"], "model")
+        summary["mlflow"] = {
+            "run_id": tracker.run_id,
+            "model_files": f"runs:/{tracker.run_id}/model",
+        }
     return summary
