@@ -361,6 +361,11 @@ def test_bad_stream_flags_are_refused_in_one_line_before_spark(
     assert train([*data, "--state-at-round-start", "reset"]).startswith(
         "--state-at-round-start applies to long streams only"
     )
+    typo = tmp_path / "typo.json"
+    typo.write_text(json.dumps({"training": {"epoch": 2}}), encoding="utf-8")
+    assert train([*streams, "--config", str(typo)]).startswith(
+        "training config: unknown option(s) 'epoch'; valid options are "
+    )
     assert train([*data, "--position-col", "t"]) == (
         "--position-col applies to long streams; give --stream-col too (the stream id column), "
         "or leave it out"

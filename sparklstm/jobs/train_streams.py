@@ -138,9 +138,11 @@ def check_stream_options(options: dict[str, dict[str, Any]]) -> None:
             f"--bidirectional: {_WHERE} are read chunk by chunk and cannot see their future; "
             "leave it out"
         )
+    known = {option.name: option for option in options_of(TrainOptions)}
     for name in training:
-        if name not in STREAM_TRAIN_OPTIONS:
-            flag = option_of(TrainOptions, name).flag_name or f"training.{name}"
+        # A name that is no training option at all is TrainOptions.coerce's to report.
+        if name in known and name not in STREAM_TRAIN_OPTIONS:
+            flag = known[name].flag_name or f"training.{name}"
             raise ValueError(f"{flag} does not apply to {_WHERE}; leave it out")
 
 
