@@ -23,6 +23,7 @@ from sparklstm.cli import run_job, stream_columns
 from sparklstm.datasets.streams import BLOCK_STEPS, delayed_copy_stream, kjv_streams
 from sparklstm.jobs import evaluate as evaluate_job
 from sparklstm.jobs import make_data
+from sparklstm.jobs import predict as predict_job
 from sparklstm.jobs import train as train_job
 from sparklstm.spark.session import is_connect
 from sparklstm.spark.streams import StreamColumns
@@ -134,7 +135,7 @@ def mlflow_store(tmp_path, monkeypatch):
 
 
 def test_a_stream_model_trains_and_evaluates_as_the_library_does(
-    spark, copy_data, mlflow_store, tmp_path, capsys
+    spark, copy_data, mlflow_store, tmp_path, capsys, monkeypatch
 ):
     mlflow, store = mlflow_store
     model_dir, rounds = tmp_path / "model", tmp_path / "rounds.jsonl"
@@ -211,6 +212,17 @@ def test_a_stream_model_trains_and_evaluates_as_the_library_does(
         probabilities = model.predict_proba(x[None, :])[0].astype(np.float64)  # (steps, 4)
         nats.append(-np.log(probabilities[np.arange(len(y)), y]))
     assert report["loss"] == pytest.approx(float(np.mean(np.concatenate(nats))), rel=1e-4)
+
+    # predict.py writes predictions of whole sequences: a table of steps is refused.
+    predictions = tmp_path / "predictions"
+    assert _one_line_error(
+        monkeypatch, capsys, predict_job, "predict.py", [*argv, "--output", str(predictions)]
+    ) == (
+        f"--data {copy_data / 'test'} is a table of steps (stream column 'stream', as the "
+        f"--model {model_dir} was trained on): predict.py writes predictions of whole sequences, "
+        "not of long streams; score them with evaluate.py"
+    )
+    assert not predictions.exists()
 
 
 class _Killed(Exception):

@@ -129,6 +129,13 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     spark = get_session("sparklstm-predict", master=args.master, remote=args.remote)
     started = time.perf_counter()
     frame = read_data(spark, data, data["path"], labelled=False)
+    stream_col = model.metadata.get("columns", {}).get("stream_col")
+    if stream_col and stream_col in frame.columns:
+        raise ValueError(
+            f"--data {data['path']} is a table of steps (stream column {stream_col!r}, as the "
+            f"--model {args.model} was trained on): predict.py writes predictions of whole "
+            "sequences, not of long streams; score them with evaluate.py"
+        )
     if decoding is not None:
         predicted = decode_dataframe(
             model,
