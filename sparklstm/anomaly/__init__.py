@@ -1,13 +1,13 @@
 """Anomaly detection from a model of normal behaviour (issue 17, part 2).
 
 A next-step LSTM forecaster is trained on windows of normal data; each step of a stream is
-scored by how unlikely it is under the forecast (the Gaussian negative log-likelihood of a head
-that predicts a mean and a log-variance, or the squared error of an ``mse`` forecaster), the
-window score is the trailing mean of the step scores, and a threshold calibrated on held-out
-normal data at a target false-alarm rate turns it into a flag. Streams are scored chunk by
-chunk with carried state. :mod:`.metrics` has precision/recall/F1, the area under the
-precision-recall curve and the UCR archive's top-score hit; :mod:`.baselines` two simple
-detectors to compare with.
+scored by how far it departs from the forecast (the squared error of the default ``mse``
+forecaster, or the Gaussian negative log-likelihood of a head that predicts a mean and a
+log-variance), the window score is the trailing mean of the step scores, and a threshold
+calibrated on held-out normal data at a target false-alarm rate turns it into a flag. Streams
+are scored chunk by chunk with carried state. :mod:`.metrics` has precision/recall/F1, the
+area under the precision-recall curve and the UCR archive's top-score hit;
+:mod:`.baselines` two simple detectors to compare with.
 """
 
 from sparklstm.anomaly.detector import AnomalyDetector, AnomalyScores, Standardiser
