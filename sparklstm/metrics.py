@@ -54,11 +54,17 @@ def metrics_from_totals(config: Any, totals: Mapping[str, float]) -> dict[str, f
             "accuracy": totals.get("correct", 0.0) / count,
         }
     values = count * config.output_size
-    return {
+    metrics = {
         "loss": totals.get("sq", 0.0) / values,
         "rmse": math.sqrt(totals.get("sq", 0.0) / values),
         "mae": totals.get("abs", 0.0) / values,
     }
+    if "nll" in totals:
+        # A Gaussian head: its loss is the mean NLL per target value (what it is trained on),
+        # ``mse`` the point predictions' mean squared error; both trainers report it so.
+        metrics["mse"] = metrics["loss"]
+        metrics["loss"] = totals["nll"] / values
+    return metrics
 
 
 def classification_report(matrix: Sequence[Sequence[int]]) -> dict[str, Any]:

@@ -297,12 +297,7 @@ class SequenceModel(ModelFile):
         """Metrics from summed :meth:`evaluation_totals` (see :func:`metrics_from_totals`); a
         Gaussian head's ``loss`` is its mean NLL per target value (what it is trained on)
         and ``mse`` the point predictions' mean squared error."""
-        metrics = metrics_from_totals(self.config, totals)
-        if self.config.gaussian and "nll" in totals:
-            values = max(totals.get("count", 0.0), 1.0) * self.config.output_size
-            metrics["mse"] = metrics["loss"]
-            metrics["loss"] = totals["nll"] / values
-        return metrics
+        return metrics_from_totals(self.config, totals)
 
     def evaluate_data(self, data: SequenceData, batch_size: int = 512) -> dict[str, float]:
         """Loss and metrics on prepared data: ``loss`` and ``accuracy`` (classification) or
