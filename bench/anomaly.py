@@ -1,5 +1,6 @@
 """Anomaly detection on the series shipped with aeon: the LSTM forecaster (Gaussian NLL head,
-and an MSE head) beside two simple baselines (moving-average residual, matrix-profile discord).
+and an MSE head) beside an LSTM autoencoder and two simple baselines (moving-average residual,
+matrix-profile discord).
 
     python -m bench.anomaly KDD-TSAD_135 --seeds 0 1 2
     python -m bench.anomaly Daphnet_S06R02E0 --seeds 0 1 2
@@ -174,6 +175,69 @@ def run_lstm(data: dict[str, Any], loss: str, seeds: list[int], score_window: in
     }
 
 
+AUTOENCODER = {"hidden_sizes": [32], "attention": "none", "sampling_rate": 0.0}
+
+
+def run_autoencoder(data: dict[str, Any], seeds: list[int], score_window: int) -> dict:
+    """An LSTM encoder-decoder (Seq2SeqModel, no attention) reconstructing each window of
+    ``score_window`` standardised steps backwards from the encoder's final state (decoded
+    recursively at scoring); the step score of ``t`` is the mean squared reconstruction error
+    of the window ending at ``t`` (NaN for the first ``score_window - 1`` steps), the window
+    score its trailing mean, the threshold as for the other detectors."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from sparklstm.model.seq2seq import Seq2SeqModel
+
+    values, labels = data["values"], data["labels"]
+    scaler = Standardiser.fit([values[: data["fit_end"]]])
+    z = scaler(values).astype(np.float32)
+    m = score_window
+    windows = sliding_window_view(z, m, axis=0).transpose(0, 2, 1)  # (n, m, F); n = L - m + 1
+    fit_windows = windows[: data["fit_end"] - m + 1]
+    calibration_windows = windows[data["fit_end"] - m + 1 : data["normal_end"] - m + 1]
+    runs = []
+    for seed in seeds:
+        model = Seq2SeqModel(
+            input_size=values.shape[1], output_size=values.shape[1], seed=seed, **AUTOENCODER
+        )
+        started = time.perf_counter()
+        history = model.fit(
+            np.ascontiguousarray(fit_windows),
+            np.ascontiguousarray(fit_windows[:, ::-1]),
+            validation=(
+                np.ascontiguousarray(calibration_windows),
+                np.ascontiguousarray(calibration_windows[:, ::-1]),
+            ),
+            **{**TRAIN, "epochs": min(TRAIN["epochs"], 300)},
+        )
+        seconds = time.perf_counter() - started
+        errors = np.empty(len(windows))
+        for start in range(0, len(windows), 1024):
+            batch = np.ascontiguousarray(windows[start : start + 1024])
+            rebuilt = model.forecast(batch, m)[:, ::-1]
+            errors[start : start + len(batch)] = np.square(rebuilt - batch).mean(axis=(1, 2))
+        step = np.full(len(values), np.nan)
+        step[m - 1 :] = errors
+        window = window_scores(step, score_window)
+        calibration = window[data["fit_end"] : data["normal_end"]]
+        threshold = quantile_threshold(calibration, FALSE_ALARM_RATE)
+        row = evaluate(step, window, threshold, labels, data["normal_end"])
+        row.update(
+            seed=seed,
+            epochs=len(history.rows),
+            best_val_loss=min(r["val_loss"] for r in history.rows),
+            train_seconds=seconds,
+        )
+        runs.append(row)
+        logger.info("autoencoder seed %d: %s", seed, _brief(row))
+    return {
+        "model": {"kind": "seq2seq autoencoder", "window": m, **AUTOENCODER},
+        "score": "mean squared reconstruction error of the window ending at the step",
+        "runs": runs,
+        "summary": _summary(runs),
+    }
+
+
 def run_baseline(data: dict[str, Any], kind: str, period: int, score_window: int) -> dict:
     values, labels = data["values"], data["labels"]
     scaler = Standardiser.fit([values[: data["fit_end"]]])
@@ -255,6 +319,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "methods": {
             "lstm_gaussian_nll": run_lstm(data, "gaussian_nll", args.seeds, score_window),
             "lstm_mse": run_lstm(data, "mse", args.seeds, score_window),
+            "lstm_autoencoder": run_autoencoder(data, args.seeds, score_window),
             # Baseline windows: the period, and the score window (both label-free, both kept).
             "moving_average_residual": run_baseline(data, "moving_average", period, score_window),
             "moving_average_residual_short": run_baseline(
