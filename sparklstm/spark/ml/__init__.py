@@ -21,7 +21,7 @@ Examples
 
 from __future__ import annotations
 
-from sparklstm.spark.ml.anomaly import LSTMAnomalyDetector, LSTMAnomalyModel  # noqa: F401
+from sparklstm.spark.ml.anomaly import LSTMAnomalyDetector, LSTMAnomalyModel
 from sparklstm.spark.ml.estimators import LSTMClassifier, LSTMRegressor, LSTMSeq2Seq
 from sparklstm.spark.ml.models import (
     LSTMClassificationModel,
@@ -35,6 +35,8 @@ from sparklstm.spark.ml.persistence import (
 )
 
 __all__ = [
+    "LSTMAnomalyDetector",
+    "LSTMAnomalyModel",
     "LSTMClassifier",
     "LSTMRegressor",
     "LSTMSeq2Seq",
