@@ -164,8 +164,9 @@ class Network:
         else:
             d_hidden = d_features
         for k in range(len(self.layers) - 1, -1, -1):
+            # The first layer's input gradient is wanted only to reach an embedding.
             d_hidden, layer_grads, _, _ = self.layers[k].backward_packed(
-                d_hidden, cache.layer_caches[k]
+                d_hidden, cache.layer_caches[k], need_input_grad=k > 0 or cfg.uses_tokens
             )
             for name, value in layer_grads.items():
                 grads[self._rnn_name(name, k)] = value

@@ -163,7 +163,8 @@ def cifg_backward(
     d_h_n: np.ndarray | None,
     d_c_n: np.ndarray | None,
     cache: CIFGCache,
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """BPTT through one CIFG direction.
 
     Parameters
@@ -237,5 +238,5 @@ def cifg_backward(
         "w_hh": d_gates.T @ h_prev_all,
         "bias": d_gates.sum(axis=0),
     }
-    dx = d_gates @ cache.w_ih
+    dx = d_gates @ cache.w_ih if need_dx else None  # only when needed (see lstm_backward)
     return dx, grads, dh0, dc0

@@ -141,7 +141,8 @@ def gru_backward(
     d_hidden: np.ndarray | None,
     d_h_n: np.ndarray | None,
     cache: GRUCache,
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, dict[str, np.ndarray], np.ndarray]:
     """BPTT through one GRU direction.
 
     Returns
@@ -191,5 +192,7 @@ def gru_backward(
         "b_ih": np.concatenate([d_rz.sum(axis=0), d_in_n.sum(axis=0)]),
         "b_hh": d_rec.sum(axis=0),
     }
-    dx = d_rz @ cache.w_ih[: 2 * H] + d_in_n @ cache.w_ih[2 * H :]
+    dx = None
+    if need_dx:  # only when needed (see lstm_backward)
+        dx = d_rz @ cache.w_ih[: 2 * H] + d_in_n @ cache.w_ih[2 * H :]
     return dx, grads, dh0

@@ -170,7 +170,8 @@ def lstm_backward(
     d_h_n: np.ndarray | None,
     d_c_n: np.ndarray | None,
     cache: LSTMCache,
-) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    need_dx: bool = True,
+) -> tuple[np.ndarray | None, dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """BPTT through one LSTM direction.
 
     Parameters
@@ -263,5 +264,7 @@ def lstm_backward(
                 np.einsum("nh,nh->h", d_gates[:, 3 * H :], cache.cell),
             ]
         )
-    dx = d_gates @ cache.w_ih
+    # The input gradient (a GEMM as large as dW_ih) only when someone needs it: not for a
+    # network's first layer reading float inputs.
+    dx = d_gates @ cache.w_ih if need_dx else None
     return dx, grads, dh0, dc0

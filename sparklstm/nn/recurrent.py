@@ -163,7 +163,7 @@ class RecurrentStack:
     def _kernel_forward(self, x, layer, direction, h0, c0, layout):
         raise NotImplementedError
 
-    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction):
+    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction, need_dx=True):
         raise NotImplementedError
 
     def forward_packed(
@@ -232,12 +232,14 @@ class RecurrentStack:
         cache: StackCache,
         d_h_n: np.ndarray | None = None,
         d_c_n: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
+        need_input_grad: bool = True,
+    ) -> tuple[np.ndarray | None, dict[str, np.ndarray], np.ndarray, np.ndarray | None]:
         """BPTT over the whole stack.
 
-        Returns ``(dx, grads, dh0, dc0)``: ``dx`` (N, input_size), ``grads`` keyed like
-        :attr:`params` (freshly allocated), and gradients w.r.t. the initial states (sorted
-        order; ``dc0`` None for GRU).
+        Returns ``(dx, grads, dh0, dc0)``: ``dx`` (N, input_size; None when
+        ``need_input_grad`` is false: the first layer then skips that GEMM), ``grads`` keyed
+        like :attr:`params` (freshly allocated), and gradients w.r.t. the initial states
+        (sorted order; ``dc0`` None for GRU).
         """
         D, H = self.num_directions, self.hidden_size
         grads: dict[str, np.ndarray] = {}
@@ -261,8 +263,10 @@ class RecurrentStack:
                     cache.kernel_caches[layer][direction],
                     layer,
                     direction,
+                    need_input_grad or layer > 0,
                 )
-                d_input = dx if d_input is None else d_input + dx
+                if dx is not None:
+                    d_input = dx if d_input is None else d_input + dx
                 dh0[s], dc0[s] = dh, dc
                 for key, value in g.items():
                     grads[key] = value
@@ -444,9 +448,9 @@ class LSTM(RecurrentStack):
             direction == 1,
         )
 
-    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction):
+    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction, need_dx=True):
         sfx = self._suffix(layer, direction)
-        dx, g, dh0, dc0 = lstm_backward(d_hidden, d_h_n, d_c_n, cache)
+        dx, g, dh0, dc0 = lstm_backward(d_hidden, d_h_n, d_c_n, cache, need_dx)
         grads = {f"weight_ih{sfx}": g["w_ih"], f"weight_hh{sfx}": g["w_hh"]}
         if self.bias:
             grads[f"bias_ih{sfx}"] = g["bias"]
@@ -477,9 +481,9 @@ class GRU(RecurrentStack):
         )
         return out, h_n, None, cache
 
-    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction):
+    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction, need_dx=True):
         sfx = self._suffix(layer, direction)
-        dx, g, dh0 = gru_backward(d_hidden, d_h_n, cache)
+        dx, g, dh0 = gru_backward(d_hidden, d_h_n, cache, need_dx)
         grads = {f"weight_ih{sfx}": g["w_ih"], f"weight_hh{sfx}": g["w_hh"]}
         if self.bias:
             grads[f"bias_ih{sfx}"] = g["b_ih"]
@@ -552,9 +556,9 @@ class CIFG(RecurrentStack):
             x, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], bias, h0, c0, layout, direction == 1
         )
 
-    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction):
+    def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction, need_dx=True):
         sfx = self._suffix(layer, direction)
-        dx, g, dh0, dc0 = cifg_backward(d_hidden, d_h_n, d_c_n, cache)
+        dx, g, dh0, dc0 = cifg_backward(d_hidden, d_h_n, d_c_n, cache, need_dx)
         grads = {f"weight_ih{sfx}": g["w_ih"], f"weight_hh{sfx}": g["w_hh"]}
         if self.bias:
             grads[f"bias_ih{sfx}"] = g["bias"]
