@@ -29,6 +29,7 @@ from sparklstm.nn.packing import PackedLayout
 __all__ = [
     "LayerStates",
     "StreamGroup",
+    "StreamLengths",
     "advance",
     "check_streams",
     "iter_stream_outputs",
@@ -150,19 +151,11 @@ def _check_values(where: str, values: np.ndarray, classes: int | None) -> None:
             raise ValueError(f"{where}: contains NaN or Inf (from step {start})")
 
 
-@dataclass(frozen=True)
-class StreamGroup:
-    """Streams read side by side (row ``r`` follows ``inputs[r]``), with optional per-step
-    ``targets``."""
+class StreamLengths:
+    """The length bookkeeping of streams read side by side (``lengths``: one per row), shared
+    by every reader of a group of streams."""
 
-    inputs: Sequence[np.ndarray]
-    targets: Sequence[np.ndarray] | None
     lengths: np.ndarray
-
-    @classmethod
-    def of(cls, inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray] | None = None):
-        lengths = np.array([len(stream) for stream in inputs], dtype=np.int64)
-        return cls(list(inputs), None if targets is None else list(targets), lengths)
 
     @property
     def rows(self) -> int:
@@ -175,6 +168,21 @@ class StreamGroup:
     def running(self, step: int) -> np.ndarray:
         """The rows whose stream has a step ``step`` (``L_r > step``)."""
         return np.flatnonzero(self.lengths > step)
+
+
+@dataclass(frozen=True)
+class StreamGroup(StreamLengths):
+    """Streams read side by side (row ``r`` follows ``inputs[r]``), with optional per-step
+    ``targets``."""
+
+    inputs: Sequence[np.ndarray]
+    targets: Sequence[np.ndarray] | None
+    lengths: np.ndarray
+
+    @classmethod
+    def of(cls, inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray] | None = None):
+        lengths = np.array([len(stream) for stream in inputs], dtype=np.int64)
+        return cls(list(inputs), None if targets is None else list(targets), lengths)
 
     def window(
         self, rows: np.ndarray, start: int, end: int, config: ModelConfig

@@ -39,6 +39,34 @@ class DriverState:
     carried: dict[int, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
 
 
+def starting_driver_state(
+    params: dict[str, np.ndarray],
+    names: tuple[str, ...],
+    template: dict[str, np.ndarray],
+    cfg: TrainOptions,
+    checkpoint: Any = None,
+) -> DriverState:
+    """The driver's state before a run's first round: ``params`` and a fresh optimizer state
+    (``template``, policy ``average``), or everything a resumed run's ``checkpoint`` holds."""
+    if checkpoint is None:
+        return DriverState(
+            params,
+            template if cfg.state_policy == "average" else None,
+            {},
+            {n: np.zeros(p.shape, np.float64) for n, p in params.items()},
+        )
+    velocity = {n: np.zeros(params[n].shape, np.float64) for n in names}
+    if checkpoint.velocity is not None:
+        velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
+    return DriverState(
+        {n: checkpoint.params[n] for n in names},
+        checkpoint.state,
+        checkpoint.states,
+        velocity,
+        checkpoint.carried,
+    )
+
+
 def apply_round(
     before: DriverState,
     result: WorkerResult,

@@ -57,8 +57,9 @@ import pyarrow as pa
 from sparklstm.metrics import metrics_from_totals
 from sparklstm.model.config import ModelConfig
 from sparklstm.model.factory import model_from_config
+from sparklstm.model.streams import StreamLengths, stream_totals
 from sparklstm.optim import schedule_from_config
-from sparklstm.spark.averaging import DriverState, apply_round, round_row
+from sparklstm.spark.averaging import apply_round, round_row, starting_driver_state
 from sparklstm.spark.memory import peak_rss_bytes
 from sparklstm.spark.metrics import ProgressLines
 from sparklstm.spark.partitions import CHUNK_SCHEMA, CachedChunks, bucket_keys, keep_encoded
@@ -182,7 +183,7 @@ def _round_filter(spec: StreamRoundSpec, round_index: int) -> str:
 
 
 # ------------------------------------------------------------------------ reading blocks
-class BlockGroup:
+class BlockGroup(StreamLengths):
     """A group of streams read from its cached blocks (those at hand), with the interface of
     :class:`~sparklstm.model.streams.StreamGroup` that the stepper uses."""
 
@@ -191,17 +192,6 @@ class BlockGroup:
         self.lengths = np.asarray(plan.lengths, dtype=np.int64)
         self.blocks = blocks
         self.k = forward_length
-
-    @property
-    def rows(self) -> int:
-        return len(self.lengths)
-
-    @property
-    def longest(self) -> int:
-        return int(self.lengths.max())
-
-    def running(self, step: int) -> np.ndarray:
-        return np.flatnonzero(self.lengths > step)
 
     def window(
         self, rows: np.ndarray, start: int, end: int, config: ModelConfig
@@ -352,15 +342,9 @@ def evaluate_task(
         totals: dict[str, float] = {}
         for plan in groups[worker]:
             source = BlockGroup(plan, blocks, forward_length)
-            for key, value in _group_totals(model.network, source, forward_length).items():
+            for key, value in stream_totals(model.network, source, forward_length).items():
                 totals[key] = totals.get(key, 0.0) + value
         yield _result_row(worker, json.dumps(totals).encode("utf-8"))
-
-
-def _group_totals(network: Any, source: BlockGroup, chunk_length: int) -> dict[str, float]:
-    from sparklstm.model.streams import stream_totals
-
-    return stream_totals(network, source, chunk_length)
 
 
 # ------------------------------------------------------------------------ the driver side
@@ -879,24 +863,8 @@ def _train(run: _StreamRun) -> tuple[Any, History]:
     checkpoint = run.checkpoint
     history = History()
     first_round = 0
-    if checkpoint is None:
-        driver = DriverState(
-            params,
-            template if cfg.state_policy == "average" else None,
-            {},
-            {n: np.zeros(p.shape, np.float64) for n, p in params.items()},
-        )
-    else:
-        velocity = {n: np.zeros(params[n].shape, np.float64) for n in names}
-        if checkpoint.velocity is not None:
-            velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
-        driver = DriverState(
-            {n: checkpoint.params[n] for n in names},
-            checkpoint.state,
-            checkpoint.states,
-            velocity,
-            checkpoint.carried,
-        )
+    driver = starting_driver_state(params, names, template, cfg, checkpoint)
+    if checkpoint is not None:
         history.rows = list(checkpoint.progress.get("rows", []))
         first_round = checkpoint.round
         logger.info("resuming the stream run after round %d of %d", first_round, total_rounds)

@@ -51,6 +51,7 @@ from sparklstm.spark.averaging import (
     apply_round,
     check_every_worker_answered,
     round_row,
+    starting_driver_state,
 )
 from sparklstm.spark.job_progress import JobProgress
 from sparklstm.spark.metrics import MetricsFile, ProgressLines, format_plan
@@ -375,24 +376,6 @@ def _plan(run: _Run, params: dict[str, np.ndarray]) -> _Plan:
     )
 
 
-def _starting_state(run: _Run, plan: _Plan, params: dict[str, np.ndarray]) -> DriverState:
-    """A fresh run's state, or the checkpoint's."""
-    checkpoint, names = run.checkpoint, plan.names
-    if checkpoint is None:
-        return DriverState(
-            params,
-            plan.state_template if run.cfg.state_policy == "average" else None,
-            {},
-            {n: np.zeros(p.shape, np.float64) for n, p in params.items()},
-        )
-    velocity = {n: np.zeros(params[n].shape, np.float64) for n in names}
-    if checkpoint.velocity is not None:
-        velocity = {n: checkpoint.velocity[n].astype(np.float64) for n in names}
-    return DriverState(
-        {n: checkpoint.params[n] for n in names}, checkpoint.state, checkpoint.states, velocity
-    )
-
-
 def _train(run: _Run) -> tuple[AnyModel, History]:
     """The round loop: ship the parameters, run the round's job (which also validates the
     previous round's parameters when due), average, record; then the last validation and the
@@ -403,7 +386,7 @@ def _train(run: _Run) -> tuple[AnyModel, History]:
         model = _initial_model(model_config, run.identity.seed)
     params = {name: value.copy() for name, value in model.params.items()}
     plan = _plan(run, params)
-    driver = _starting_state(run, plan, params)
+    driver = starting_driver_state(params, plan.names, plan.state_template, run.cfg, run.checkpoint)
     history = History()
     first_round = 0
     if run.checkpoint is not None:
