@@ -30,6 +30,7 @@ __all__ = [
     "LayerStates",
     "StreamGroup",
     "StreamLengths",
+    "add_chunk_totals",
     "advance",
     "check_streams",
     "iter_stream_outputs",
@@ -248,21 +249,28 @@ def stream_totals(network: Network, group: StreamGroup, chunk_length: int) -> di
     :func:`sparklstm.metrics.metrics_from_totals` takes them: ``count`` (steps), and ``loss``
     (summed cross-entropy, nats), ``weight`` and ``correct``, or ``sq`` and ``abs``."""
     config = network.config
-    totals = {"count": 0.0}
-    keys = ("loss", "weight", "correct") if config.task == "classification" else ("sq", "abs")
-    totals.update(dict.fromkeys(keys, 0.0))
+    totals: dict[str, float] = {}
     for start, rows, outputs, layout in iter_stream_outputs(network, group, chunk_length):
-        stop = start + chunk_length
-        _, targets, _ = group.window(rows, start, stop, config)
-        packed = layout.pack(targets)
-        totals["count"] += len(packed)
-        if config.task == "classification":
-            log_p = log_softmax(outputs.astype(np.float64))
-            totals["loss"] -= float(log_p[np.arange(len(packed)), packed].sum())
-            totals["weight"] += len(packed)
-            totals["correct"] += float((outputs.argmax(axis=1) == packed).sum())
-        else:
-            diff = outputs.astype(np.float64) - packed
-            totals["sq"] += float(np.square(diff).sum())
-            totals["abs"] += float(np.abs(diff).sum())
+        _, targets, _ = group.window(rows, start, start + chunk_length, config)
+        add_chunk_totals(totals, config, outputs, layout.pack(targets))
     return totals
+
+
+def add_chunk_totals(
+    totals: dict[str, float], config: ModelConfig, outputs: np.ndarray, targets: np.ndarray
+) -> None:
+    """Add one chunk's packed ``outputs`` against its packed ``targets`` to ``totals`` (the
+    keys of :func:`stream_totals`), in place."""
+    keys = ("loss", "weight", "correct") if config.task == "classification" else ("sq", "abs")
+    for key in ("count", *keys):
+        totals.setdefault(key, 0.0)
+    totals["count"] += len(targets)
+    if config.task == "classification":
+        log_p = log_softmax(outputs.astype(np.float64))
+        totals["loss"] -= float(log_p[np.arange(len(targets)), targets].sum())
+        totals["weight"] += len(targets)
+        totals["correct"] += float((outputs.argmax(axis=1) == targets).sum())
+    else:
+        diff = outputs.astype(np.float64) - targets
+        totals["sq"] += float(np.square(diff).sum())
+        totals["abs"] += float(np.abs(diff).sum())

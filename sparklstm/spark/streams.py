@@ -57,7 +57,14 @@ import pyarrow as pa
 from sparklstm.metrics import metrics_from_totals
 from sparklstm.model.config import ModelConfig
 from sparklstm.model.factory import model_from_config
-from sparklstm.model.streams import StreamLengths, stream_totals
+from sparklstm.model.streams import (
+    StreamLengths,
+    add_chunk_totals,
+    advance,
+    put_rows,
+    take_rows,
+    zero_states,
+)
 from sparklstm.optim import schedule_from_config
 from sparklstm.spark.averaging import apply_round, round_row, starting_driver_state
 from sparklstm.spark.memory import peak_rss_bytes
@@ -328,22 +335,34 @@ def evaluate_task(
     forward_length: int,
     payload: Any,
 ) -> Iterator[pa.RecordBatch]:
-    """``mapInArrow`` function scoring streams with carried state: each worker's groups block
-    by block; one row of summed totals (JSON) per worker."""
+    """``mapInArrow`` function scoring streams with carried state: each worker's blocks in
+    order (a group's first block starts its streams from zero states), one block held at a
+    time; one row of summed totals (JSON) per worker."""
     import json
 
+    from sparklstm.spark.partitions import read_indexed_chunks
     from sparklstm.spark.transport import receive
     from sparklstm.spark.wire import decode_payload
 
     values = decode_payload(receive(payload))
     model = model_from_config(model_config)
     model.load_state_dict(values["params"])
-    for worker, blocks in _worker_blocks(batches):
+    network, config = model.network, model.config
+    for worker, items in itertools.groupby(read_indexed_chunks(batches), key=lambda i: i[0]):
+        firsts = {plan.first_block: plan for plan in groups[worker]}
         totals: dict[str, float] = {}
-        for plan in groups[worker]:
-            source = BlockGroup(plan, blocks, forward_length)
-            for key, value in stream_totals(model.network, source, forward_length).items():
-                totals[key] = totals.get(key, 0.0) + value
+        source = states = None
+        for _, index, block in items:
+            if index in firsts:
+                source = BlockGroup(firsts[index], {}, forward_length)
+                states = zero_states(network, source.rows)
+            source.blocks = {index: block}
+            start = (index - source.plan.first_block) * forward_length
+            rows = source.running(start)
+            inputs, targets, lengths = source.window(rows, start, start + forward_length, config)
+            outputs, layout, final = advance(network, inputs, lengths, take_rows(states, rows))
+            put_rows(states, rows, final)
+            add_chunk_totals(totals, config, outputs, layout.pack(targets))
         yield _result_row(worker, json.dumps(totals).encode("utf-8"))
 
 
