@@ -39,11 +39,11 @@ import numpy as np
 import pyarrow as pa
 
 from sparklstm.data.arrow import batch_to_numpy
+from sparklstm.memory import keep_large_allocations_on_heap
 from sparklstm.model import SequenceModel
 from sparklstm.model.factory import model_from_config
 from sparklstm.nn.losses import softmax
 from sparklstm.spark.blas import limit_blas_threads
-from sparklstm.spark.memory import keep_large_allocations_on_heap
 from sparklstm.spark.rounds import task_cpus
 from sparklstm.spark.schema import quoted_name, sequence_kind_of
 from sparklstm.spark.transport import Parcel, receive, ship

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from sparklstm.memory import keep_large_allocations_on_heap, peak_rss_bytes
 from sparklstm.model.factory import model_from_config
 from sparklstm.optim import OptimizerState, optimizer_from_config, schedule_from_config
 from sparklstm.spark.blas import limit_blas_threads
-from sparklstm.spark.memory import keep_large_allocations_on_heap, peak_rss_bytes
 from sparklstm.spark.partitions import chunk_data
 from sparklstm.training.step import (
     batch_order_rng,

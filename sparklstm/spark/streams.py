@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from sparklstm.memory import peak_rss_bytes
 from sparklstm.metrics import metrics_from_totals
 from sparklstm.model.config import ModelConfig
 from sparklstm.model.factory import model_from_config
@@ -67,7 +68,6 @@ from sparklstm.model.streams import (
 )
 from sparklstm.optim import schedule_from_config
 from sparklstm.spark.averaging import apply_round, round_row, starting_driver_state
-from sparklstm.spark.memory import peak_rss_bytes
 from sparklstm.spark.metrics import ProgressLines
 from sparklstm.spark.partitions import CHUNK_SCHEMA, CachedChunks, bucket_keys, keep_encoded
 from sparklstm.spark.rounds import (
@@ -314,8 +314,8 @@ def train_task(
     batches: Iterator[pa.RecordBatch], *, spec: StreamRoundSpec, round_index: int, payload: Any
 ) -> Iterator[pa.RecordBatch]:
     """``mapInArrow`` function of a stream round: one result row per worker."""
+    from sparklstm.memory import keep_large_allocations_on_heap
     from sparklstm.spark.blas import limit_blas_threads
-    from sparklstm.spark.memory import keep_large_allocations_on_heap
     from sparklstm.spark.transport import receive
     from sparklstm.spark.wire import decode_payload, encode_result
 

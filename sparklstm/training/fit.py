@@ -11,6 +11,7 @@ from typing import Any
 from sparklstm.data.batching import train_validation_split
 from sparklstm.data.pair_data import PairData
 from sparklstm.data.sequence_data import SequenceData
+from sparklstm.memory import keep_large_allocations_on_heap
 from sparklstm.metrics import training_metrics
 from sparklstm.model import SequenceModel
 from sparklstm.optim import ConstantLR, Optimizer, OptimizerState
@@ -228,6 +229,7 @@ def fit(
     start, state = _starting_point(model, previous, optimizer, opts.initial_epoch)
     model.fit_state = FitState(optimizer, state, start, seed)
 
+    keep_large_allocations_on_heap()  # each step reuses the last one's pages
     history = History(summary={"seed": seed})
     stopping = EarlyStopping(opts.early_stopping)
     show = interactive_stderr() if progress is None else bool(progress)

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from sparklstm.memory import keep_large_allocations_on_heap
 from sparklstm.metrics import metrics_from_totals, training_metrics
 from sparklstm.model.network import Network
 from sparklstm.model.streams import (
@@ -304,6 +305,7 @@ def fit_streams(
     lengths = np.array([len(stream) for stream in inputs], dtype=np.int64)
     groups = stream_groups(lengths, opts.batch_size)
     plans = [chunk_plan(int(lengths[g].max()), stream_options) for g in groups]
+    keep_large_allocations_on_heap()  # each step reuses the last one's pages
     history = History(summary={"seed": seed, "streams": len(inputs), "steps": int(lengths.sum())})
     stopping = EarlyStopping(opts.early_stopping)
     show = interactive_stderr() if progress is None else bool(progress)

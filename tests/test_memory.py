@@ -1,4 +1,4 @@
-"""Spark tasks keep the kernels' large temporaries on the heap (sparklstm.spark.memory).
+"""Training and Spark tasks keep the kernels' large temporaries on the heap (sparklstm.memory).
 
 The effect is checked where glibc serves a block from, not by timing or page faults (those
 depend on the host: NumPy advises transparent huge pages for arrays of 4 MiB and more). Each
@@ -89,7 +89,7 @@ def test_large_blocks_come_from_the_heap_after_the_call():
     seen = _run(
         """
 import json
-from sparklstm.spark.memory import keep_large_allocations_on_heap
+from sparklstm.memory import keep_large_allocations_on_heap
 
 pinned = where_block_goes()
 done = keep_large_allocations_on_heap()
@@ -114,7 +114,7 @@ from sparklstm.data.arrow import numpy_to_arrow
 from sparklstm.data.synthetic import noisy_sines
 from sparklstm.spark import rounds
 from sparklstm.spark.config import DistributedConfig
-from sparklstm.spark.memory import keep_large_allocations_on_heap
+from sparklstm.memory import keep_large_allocations_on_heap
 from sparklstm.spark.partitions import ChunkEncoding, decode_chunk, encode_partition
 from sparklstm.spark.schema import Columns
 
@@ -186,3 +186,40 @@ def test_every_task_function_moves_large_blocks_to_the_heap_once_per_process(tas
     assert _mapped(seen["before"]), seen  # importing sparklstm and building a model: no change
     assert _on_heap(seen["after"]), seen  # the first task set it
     assert (seen["misses"], seen["hits"]) == (1, 1)  # both tasks asked; the first one did it
+
+
+ONE_PROCESS = """
+import json
+
+import numpy as np
+
+from sparklstm import SequenceModel
+from sparklstm.data.synthetic import noisy_sines
+
+x, y, lengths = noisy_sines(32, 10, 3, np.random.default_rng(0), min_len=4)
+model = SequenceModel(input_size=1, hidden_sizes=[8], output_size=3, seed=0)
+before = where_block_goes()
+if MODE == "fit":
+    history = model.fit(x, y, lengths, epochs=1, batch_size=16, progress=False)
+    ran = len(history.rows)
+else:
+    streams = [np.sin(np.arange(40.0))[:, None] for _ in range(2)]
+    targets = [np.cos(np.arange(40.0))[:, None] for _ in range(2)]
+    stream_model = SequenceModel(input_size=1, hidden_sizes=[8], output_size=1,
+                                 task="regression", head="all", seed=0)
+    history = stream_model.fit_streams(streams, targets, epochs=1, forward_length=10,
+                                       progress=False)
+    ran = len(history.rows)
+print(json.dumps({"before": before, "after": where_block_goes(), "ran": ran}))
+"""
+
+
+@pytest.mark.parametrize("mode", ["fit", "fit_streams"])
+def test_one_process_training_moves_large_blocks_to_the_heap(mode):
+    """One-process ``fit`` and ``fit_streams`` set the thresholds too: glibc's own adaptation
+    fails once a step frees more than twice its largest block, and blocks above 32 MiB are
+    mapped afresh whatever it learnt."""
+    seen = _run(f"MODE = {mode!r}\n" + ONE_PROCESS)
+    assert seen["ran"] == 1
+    assert _mapped(seen["before"]), seen
+    assert _on_heap(seen["after"]), seen
