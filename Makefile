@@ -20,7 +20,7 @@ check-java:
 $(STAMP): pyproject.toml | check-python
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,datasets,yaml,notebooks,parity,connect,mlflow]'
+	$(PY) -m pip install --quiet -e '.[test,fast,datasets,yaml,notebooks,parity,connect,mlflow]'
 	@touch $(STAMP)
 
 # The main job: generate a dataset as Parquet, train on Spark (local mode, all cores) by

@@ -92,7 +92,8 @@ def save(fig: Any, path: Path) -> None:
 def kernels_figure(rows: list[dict]) -> Any:
     """Horizontal bars of sequences/s per kernel configuration, torch's beside ours."""
     labels = [
-        f"{r['cell'].upper()}  B{r['shape'][0]} T{r['shape'][1]} I{r['shape'][2]} "
+        f"{r['cell'].upper()} ({r.get('steps', 'numpy')})  "
+        f"B{r['shape'][0]} T{r['shape'][1]} I{r['shape'][2]} "
         f"H{r['shape'][3]}  {r['dtype']}  {r['threads']} thread{'s' if r['threads'] > 1 else ''}"
         for r in rows
     ]
@@ -116,7 +117,7 @@ def kernels_figure(rows: list[dict]) -> Any:
                 color=COLOURS[1],
                 hatch=HATCHES[1],
                 edgecolor="white",
-                label="torch.nn.LSTM (no bar: not measured)",
+                label="torch.nn.LSTM / GRU (no bar: no such module)",
             )
         ax.set_yticks([p + (height / 2 if torch else 0) for p in positions], labels)
         ax.invert_yaxis()

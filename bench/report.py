@@ -223,14 +223,18 @@ def _spark_configs(spark: dict) -> set[str]:
 
 def kernel_rows(data: dict) -> list[dict]:
     """Rows of ``bench.kernels --json``: ``{"machine": str, "rows": [...]}``, each row with
-    cell, dtype, threads, batch, time, input, hidden, sequences_per_s, gflops, gemm_peak_gflops,
-    fraction_of_gemm and, when torch was installed, torch_seconds_fwd_bwd (torch_version)."""
+    cell, steps (compiled or numpy), dtype, threads, batch, time, input, hidden,
+    seconds_fwd_bwd, seconds_fwd, sequences_per_s, gflops, gemm_peak_gflops, fraction_of_gemm
+    and, where torch has the module and was installed, torch_module, torch_seconds_fwd_bwd,
+    torch_seconds_fwd (torch_version)."""
     rows = []
     for row in data["rows"]:
         torch_seconds = row.get("torch_seconds_fwd_bwd")
+        torch_forward = row.get("torch_seconds_fwd")
         rows.append(
             {
                 "cell": row["cell"],
+                "steps": row.get("steps", "numpy"),  # runs before issue 18 had NumPy's only
                 "shape": (row["batch"], row["time"], row["input"], row["hidden"]),
                 "dtype": row["dtype"],
                 "threads": row["threads"],
@@ -241,6 +245,10 @@ def kernel_rows(data: dict) -> list[dict]:
                 "torch_sequences_per_s": row["batch"] / torch_seconds if torch_seconds else None,
                 # ours / torch in speed, as the README's kernel table
                 "torch_ratio": torch_seconds / row["seconds_fwd_bwd"] if torch_seconds else None,
+                "torch_forward_ratio": (
+                    torch_forward / row["seconds_fwd"] if torch_forward else None
+                ),
+                "torch_module": row.get("torch_module", "torch.nn.LSTM"),
                 "torch_version": row.get("torch_version"),
             }
         )
@@ -473,31 +481,36 @@ def kernels_section(data: dict | None, out: Path) -> list[str]:
         return lines + _missing(f"`results/{KERNELS_FILE}`", RUN_KERNELS)
     rows = kernel_rows(data)
     versions = sorted({r["torch_version"] for r in rows if r["torch_version"]})
-    torch = any(r["torch_ratio"] is not None for r in rows)
+    modules = sorted({r["torch_module"] for r in rows if r["torch_ratio"] is not None})
+    torch = bool(modules)
     lines += [
         _command_line(data),
         "",
-        "Sequences/s of one forward + backward pass (all steps valid); % of GEMM = achieved "
-        "GFLOP/s over the square GEMM measured in the same process."
+        "Sequences/s of one forward + backward pass (all steps valid, no input gradient); "
+        "steps = the element-wise part compiled (numba, the `fast` extra) or in NumPy; % of "
+        "GEMM = achieved GFLOP/s over the square GEMM measured in the same process."
         + (
-            f" ours / torch = torch's time over ours for `torch.nn.LSTM` "
-            f"{', '.join(versions)} on the same shape (above 1 means faster)."
+            f" ours / torch = torch's time over ours for {', '.join(f'`{m}`' for m in modules)} "
+            f"{', '.join(versions)} on the same shape (above 1 means faster), timed in turn "
+            "with ours (medians); forward = the same for the forward pass alone (torch under "
+            "no_grad)."
             if torch
             else " torch was not installed: no torch comparison."
         ),
         "",
     ]
-    header = ["cell", "B, T, I, H", "dtype", "threads", "sequences/s", "GFLOP/s"]
+    header = ["cell", "steps", "B, T, I, H", "dtype", "threads", "sequences/s", "GFLOP/s"]
     header += ["GEMM GFLOP/s", "% of GEMM"]
     if torch:
-        header += ["torch sequences/s", "ours / torch"]
+        header += ["torch sequences/s", "ours / torch", "forward ours / torch"]
     table = []
     for r in rows:
-        line = [r["cell"], ", ".join(map(str, r["shape"])), r["dtype"], r["threads"]]
-        line += [_rate(r["sequences_per_s"]), f"{r['gflops']:.1f}", f"{r['gemm_gflops']:.1f}"]
-        line += [_pct(r["fraction_of_gemm"])]
+        line = [r["cell"], r["steps"], ", ".join(map(str, r["shape"])), r["dtype"]]
+        line += [r["threads"], _rate(r["sequences_per_s"]), f"{r['gflops']:.1f}"]
+        line += [f"{r['gemm_gflops']:.1f}", _pct(r["fraction_of_gemm"])]
         if torch:
             line += [_rate(r["torch_sequences_per_s"]), _x(r["torch_ratio"])]
+            line += [_x(r["torch_forward_ratio"])]
         table.append(line)
     lines += _table(header, table)
     plots.save(plots.kernels_figure(rows), out / PLOTS["kernels"])

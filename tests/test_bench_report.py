@@ -46,6 +46,7 @@ FIXTURE_MACHINE = {
 def _kernel_row(cell, threads, torch_seconds=None):
     row = {
         "cell": cell,
+        "steps": "compiled",
         "dtype": "float32",
         "threads": threads,
         "batch": 64,
@@ -60,7 +61,13 @@ def _kernel_row(cell, threads, torch_seconds=None):
         "fraction_of_gemm": 0.66,
     }
     if torch_seconds:
-        row.update(torch_seconds_fwd_bwd=torch_seconds, torch_gflops=24.6, torch_version="9.9")
+        row.update(
+            torch_module="torch.nn.LSTM",
+            torch_seconds_fwd_bwd=torch_seconds,
+            torch_seconds_fwd=0.016,
+            torch_gflops=24.6,
+            torch_version="9.9",
+        )
     return row
 
 
@@ -415,6 +422,7 @@ def test_kernel_table_holds_the_kernel_results(tmp_path):
     table = _table(kernels)
     assert table["header"] == [
         "cell",
+        "steps",
         "B, T, I, H",
         "dtype",
         "threads",
@@ -424,6 +432,7 @@ def test_kernel_table_holds_the_kernel_results(tmp_path):
         "% of GEMM",
         "torch sequences/s",
         "ours / torch",
+        "forward ours / torch",
     ]
     assert len(table["rows"]) == len(FIXTURE_KERNELS["rows"])
     for row, data in zip(table["rows"], FIXTURE_KERNELS["rows"], strict=True):
@@ -431,13 +440,15 @@ def test_kernel_table_holds_the_kernel_results(tmp_path):
         shape = ", ".join(str(data[k]) for k in ("batch", "time", "input", "hidden"))
         _assert_row(
             row,
-            [data["cell"], shape, data["dtype"], data["threads"], data["sequences_per_s"]]
-            + [data["gflops"], data["gemm_peak_gflops"], data["fraction_of_gemm"]]
+            [data["cell"], data["steps"], shape, data["dtype"], data["threads"]]
+            + [data["sequences_per_s"], data["gflops"], data["gemm_peak_gflops"]]
+            + [data["fraction_of_gemm"]]
             # torch: batch / its seconds; ours / torch in speed = torch's time / ours
             + [data["batch"] / torch if torch else None]
-            + [torch / data["seconds_fwd_bwd"] if torch else None],
+            + [torch / data["seconds_fwd_bwd"] if torch else None]
+            + [data["torch_seconds_fwd"] / data["seconds_fwd"] if torch else None],
         )
-    assert table["rows"][0][-2:] == ["6,400", "0.50x"]
+    assert table["rows"][0][-3:] == ["6,400", "0.50x", "2.00x"]
 
 
 SPARK_HEADER = [
@@ -705,11 +716,13 @@ def test_adapter_reads_real_bench_kernels_json(tmp_path):
     path = tmp_path / "kernels.json"
     command = [sys.executable, "-m", "bench.kernels", "--json", str(path), "--threads", "1"]
     command += ["--dtypes", "float64", "--shapes", "4,5,3,8", "--gemm-size", "64"]
-    subprocess.run([*command, "--repeats", "1"], check=True, capture_output=True, timeout=120)
+    command += ["--cells", "lstm", "gru", "--repeats", "1", "--min-seconds", "0"]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)
     rows = bench_report.kernel_rows(json.loads(path.read_text(encoding="utf-8")))
-    assert [(r["cell"], r["shape"], r["dtype"], r["threads"]) for r in rows] == [
-        ("lstm", (4, 5, 3, 8), "float64", 1),
-        ("gru", (4, 5, 3, 8), "float64", 1),
+    assert [(r["cell"], r["steps"], r["shape"], r["dtype"], r["threads"]) for r in rows] == [
+        (cell, steps, (4, 5, 3, 8), "float64", 1)
+        for cell in ("lstm", "gru")
+        for steps in ("compiled", "numpy")
     ]
     assert all(r["sequences_per_s"] > 0 and 0 < r["fraction_of_gemm"] for r in rows)
     out = tmp_path / "bench"
@@ -719,7 +732,9 @@ def test_adapter_reads_real_bench_kernels_json(tmp_path):
     table = _table(_section(report, "Recurrent kernels"))
     assert len(table["rows"]) == len(rows)
     for row, r in zip(table["rows"], rows, strict=True):
-        _assert_row(row[:5], [r["cell"], "4, 5, 3, 8", "float64", 1, r["sequences_per_s"]])
+        _assert_row(
+            row[:6], [r["cell"], r["steps"], "4, 5, 3, 8", "float64", 1, r["sequences_per_s"]]
+        )
     assert _images(report) == [bench_report.PLOTS["kernels"]]
     _assert_png(out / "kernels.png")
 

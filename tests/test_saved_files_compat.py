@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from sparklstm import SequenceModel
+from sparklstm.nn.fused import FUSED_ENV
 
 FIXTURES = Path(__file__).parent / "fixtures" / "main-86733a5"
 
@@ -28,10 +29,15 @@ def _frame(spark):
     return spark.createDataFrame(rows, "features array<array<float>>, label long")
 
 
-def test_an_old_model_file_loads_and_predicts_what_it_predicted():
+def test_an_old_model_file_loads_and_predicts_what_it_predicted(monkeypatch):
+    """The NumPy kernels (which wrote the fixture) give its bits exactly; the compiled steps
+    (sparklstm.nn.fused) round differently, within float32's last bits."""
     model = SequenceModel.load(FIXTURES / "sequence_model")
     expected = np.load(FIXTURES / "sequence_model_expected.npz", allow_pickle=False)
     assert model.config.cell == "gru" and model.config.hidden_sizes == (5, 4)
+    compiled = model.predict_proba(expected["x"], expected["lengths"])
+    np.testing.assert_allclose(compiled, expected["probabilities"], rtol=0, atol=1e-6)
+    monkeypatch.setenv(FUSED_ENV, "0")
     np.testing.assert_array_equal(
         model.predict_proba(expected["x"], expected["lengths"]), expected["probabilities"]
     )
@@ -64,9 +70,12 @@ def test_an_old_checkpoint_resumes_to_the_uninterrupted_result(spark, tmp_path):
         df, {"hidden_sizes": [4], "seed": 5}, options, progress=False
     )
     assert [row["round"] for row in history.rows] == [1, 2, 3]
-    assert history["train_loss"] == fresh_history["train_loss"]
+    # The kernels' arithmetic changed since the checkpoint was written (issue 18: compiled
+    # element-wise steps, one GEMM for both weight gradients), so the rounds before it and
+    # the fresh run's agree to rounding, not to the bit.
+    np.testing.assert_allclose(history["train_loss"], fresh_history["train_loss"], rtol=1e-5)
     for name, value in fresh.params.items():
-        np.testing.assert_array_equal(resumed.params[name], value, err_msg=name)
+        np.testing.assert_allclose(resumed.params[name], value, rtol=0, atol=1e-5, err_msg=name)
 
 
 def test_old_spark_ml_directories_load(spark):
@@ -74,9 +83,11 @@ def test_old_spark_ml_directories_load(spark):
 
     fitted = LSTMClassificationModel.load(str(FIXTURES / "classification_model"))
     probabilities = fitted.transform(_frame(spark)).select("probability").collect()
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(  # to rounding: see the model file's test
         np.array([row[0] for row in probabilities]),
         np.load(FIXTURES / "classification_model_expected.npy", allow_pickle=False),
+        rtol=0,
+        atol=1e-6,
     )
     assert fitted.getHiddenSizes() == [4] and fitted.getSeed() == 11
     estimator = LSTMClassifier.load(str(FIXTURES / "classifier"))

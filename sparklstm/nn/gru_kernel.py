@@ -23,7 +23,9 @@ BPTT (``dh`` includes what flows back from step t+1 and from the output at t)
     dW_ih = Σ [da_r; da_z; da_n] x_tᵀ     dW_hh = Σ [da_r; da_z; dm] h_{t-1}ᵀ
 
 The layout tricks are those of :mod:`sparklstm.nn.lstm_kernel`: gate-major contiguous gate
-blocks, one ``tanh`` for both sigmoid gates (pre-scaled by 1/2), GEMMs over all rows.
+blocks, one ``tanh`` for both sigmoid gates (pre-scaled by 1/2), GEMMs over all rows, the
+element-wise part of a step compiled (:mod:`sparklstm.nn.numba_steps`) or in NumPy, and
+``dh_{t-1}`` carried in a ``(B, H)`` buffer.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparklstm.nn.fused import fused_steps
 from sparklstm.nn.packing import PackedLayout
 from sparklstm.nn.recurrence import StepWalker, scaled_gate_weights
 
@@ -63,6 +66,7 @@ def gru_forward(
     h0: np.ndarray,
     layout: PackedLayout,
     reverse: bool = False,
+    fused: bool | None = None,
 ) -> tuple[np.ndarray, np.ndarray, GRUCache]:
     """Run one GRU direction over packed rows.
 
@@ -104,12 +108,21 @@ def gru_forward(
     recurrent = np.empty((batch, 3 * H), dtype=dtype)
     product = np.empty((batch, H), dtype=dtype)
     h_scratch = np.empty((batch, H), dtype=dtype)
+    steps = fused_steps(dtype, fused)
+    if steps is not None:
+        half = dtype.type(0.5)
+        b_hn_or_zero = np.zeros(H, dtype=dtype) if b_hn is None else b_hn.astype(dtype)
 
     for t in walker.steps():
         start, stop, n = walker.rows(t)
         h_prev = walker.previous(t, hidden, h0, h_scratch)
         rec = recurrent[:n]
         np.matmul(h_prev, w_hh_t, out=rec)  # (n, 3H), gate-major columns
+        if steps is not None:
+            steps.gru_forward_step(
+                gates, start, n, rec, h_prev, b_hn_or_zero, recurrent_n, hidden, half
+            )
+            continue
         rec3 = rec.reshape(n, 3, H)
         pre_rz = gates[:2, start:stop]
         pre_rz += rec3[:, :2].transpose(1, 0, 2)
@@ -142,57 +155,79 @@ def gru_backward(
     d_h_n: np.ndarray | None,
     cache: GRUCache,
     need_dx: bool = True,
+    fused: bool | None = None,
 ) -> tuple[np.ndarray | None, dict[str, np.ndarray], np.ndarray]:
     """BPTT through one GRU direction.
 
     Returns
     -------
-    dx : (N, I); grads : ``{"w_ih", "w_hh", "b_ih", "b_hh"}``; dh0 : (B, H) sorted order.
+    dx : (N, I) or None (``need_dx=False``); grads : ``{"w_ih", "w_hh", "b_ih", "b_hh"}``;
+    dh0 : (B, H) sorted order.
     """
     walker = cache.walker
     dtype = cache.x.dtype
     num_rows, H = cache.hidden.shape
     batch = walker.layout.batch_size
-    reset, update, cand = cache.gates
-
-    d_h = np.zeros((num_rows, H), dtype=dtype) if d_hidden is None else d_hidden.copy()
-    if d_h_n is not None:
-        d_h[walker.final_rows()] += d_h_n
-    dh0 = np.zeros((batch, H), dtype=dtype)
+    steps = fused_steps(dtype, fused)
 
     h_prev_all = walker.previous_rows(cache.hidden, cache.h0)
-    fac_n = (1 - update) * (1 - cand * cand)  # da_n = dh * fac_n
-    fac_z = (h_prev_all - cand) * update * (1 - update)  # da_z = dh * fac_z
-    fac_r = cache.recurrent_n * reset * (1 - reset)  # da_r = da_n * fac_r
+    if steps is None:
+        reset, update, cand = cache.gates
+        fac_n = (1 - update) * (1 - cand * cand)  # da_n = dh * fac_n
+        fac_z = (h_prev_all - cand) * update * (1 - update)  # da_z = dh * fac_z
+        fac_r = cache.recurrent_n * reset * (1 - reset)  # da_r = da_n * fac_r
+    else:
+        half = dtype.type(0.5)
 
-    d_rec = np.empty((num_rows, 3 * H), dtype=dtype)  # [da_r, da_z, dm]
-    d_in_n = np.empty((num_rows, H), dtype=dtype)  # da_n
-    d_prev = np.empty((batch, H), dtype=dtype)
-    scratch = np.empty((batch, H), dtype=dtype)
+    # dh_{t-1} carried to the next step BPTT visits (see lstm_backward).
+    carried_h = np.empty((batch, H), dtype=dtype)
+    direct = np.empty((batch, H), dtype=dtype)  # dh ⊙ z, the part that skips W_hh
+    dh_step = np.empty((batch, H), dtype=dtype)
+    # Pre-activation gradients [da_n, da_r, da_z, dm]: columns 0:3H feed dW_ih (gate order
+    # n, r, z) and columns H:4H, [da_r, da_z, dm], feed dW_hh and dh_{t-1} (order r, z, n).
+    d_pre = np.empty((num_rows, 4 * H), dtype=dtype)
+    dh0 = np.zeros((batch, H), dtype=dtype)
     w_hh = cache.w_hh
 
+    carried = 0
     for t in walker.steps_backward():
         start, stop, n = walker.rows(t)
-        dh = d_h[start:stop]
-        dr = d_rec[start:stop]
-        da_n = d_in_n[start:stop]
-        np.multiply(dh, fac_n[start:stop], out=da_n)
-        np.multiply(dh, fac_z[start:stop], out=dr[:, H : 2 * H])
-        np.multiply(da_n, fac_r[start:stop], out=dr[:, :H])
-        np.multiply(da_n, reset[start:stop], out=dr[:, 2 * H :])
-        np.matmul(dr, w_hh, out=d_prev[:n])
-        np.multiply(dh, update[start:stop], out=scratch[:n])
-        d_prev[:n] += scratch[:n]
-        walker.carry(t, d_prev[:n], d_h, dh0)
+        if carried < n:  # rows where a sequence's final state lives
+            if d_h_n is None:
+                carried_h[carried:n] = 0
+            else:
+                carried_h[carried:n] = d_h_n[carried:n]
+        dh = carried_h[:n]
+        if d_hidden is not None:
+            dh += d_hidden[start:stop]
+        block = d_pre[start:stop]
+        if steps is not None:
+            steps.gru_backward_step(
+                cache.gates, start, n, dh, h_prev_all, cache.recurrent_n, d_pre, direct, half
+            )
+        else:
+            da_n, da_r, da_z, dm = (block[:, k * H : (k + 1) * H] for k in range(4))
+            np.multiply(dh, fac_n[start:stop], out=da_n)
+            np.multiply(dh, fac_z[start:stop], out=da_z)
+            np.multiply(da_n, fac_r[start:stop], out=da_r)
+            np.multiply(da_n, reset[start:stop], out=dm)
+            np.multiply(dh, update[start:stop], out=direct[:n])
+        np.matmul(block[:, H:], w_hh, out=dh_step[:n])
+        np.add(dh_step[:n], direct[:n], out=carried_h[:n])  # dh_{t-1}
+        walker.to_initial(t, carried_h, dh0)
+        carried = walker.continued(t)
 
-    d_rz = d_rec[:, : 2 * H]
+    d_in, d_rec = d_pre[:, : 3 * H], d_pre[:, H:]
+    w_ih_grad = d_in.T @ cache.x  # rows n, r, z
+    sums = d_pre.sum(axis=0)
     grads = {
-        "w_ih": np.concatenate([d_rz.T @ cache.x, d_in_n.T @ cache.x]),
+        "w_ih": np.concatenate([w_ih_grad[H:], w_ih_grad[:H]]),
         "w_hh": d_rec.T @ h_prev_all,
-        "b_ih": np.concatenate([d_rz.sum(axis=0), d_in_n.sum(axis=0)]),
-        "b_hh": d_rec.sum(axis=0),
+        "b_ih": np.concatenate([sums[H : 3 * H], sums[:H]]),
+        "b_hh": sums[H:].copy(),
     }
     dx = None
     if need_dx:  # only when needed (see lstm_backward)
-        dx = d_rz @ cache.w_ih[: 2 * H] + d_in_n @ cache.w_ih[2 * H :]
+        w_ih = cache.w_ih
+        dx = d_in @ np.concatenate([w_ih[2 * H :], w_ih[: 2 * H]])
     return dx, grads, dh0

@@ -116,24 +116,3 @@ class PackedLayout:
     def first_rows(self) -> np.ndarray:
         """Packed row of each sequence's first step, in original batch order."""
         return self.inverse_order.copy()
-
-    def previous_row_index(self, reverse: bool) -> np.ndarray:
-        """For each packed row, the row holding the state it starts from.
-
-        Forward direction: step ``t-1`` of the same sequence. Reverse direction: step ``t+1``.
-        Rows that start from the initial state point at ``num_rows + k`` (``k`` the sorted
-        position), so ``np.concatenate([per_row, initial_sorted])[index]`` gathers in one call.
-        """
-        rows = np.arange(self.num_rows)
-        sorted_pos = rows - self.offsets[self.row_time]
-        index = np.empty(self.num_rows, dtype=np.int64)
-        if not reverse:
-            has_prev = self.row_time > 0
-            index[has_prev] = self.offsets[self.row_time[has_prev] - 1] + sorted_pos[has_prev]
-        else:
-            next_time = self.row_time + 1
-            sizes_next = np.append(self.batch_sizes, 0)[next_time]
-            has_prev = sorted_pos < sizes_next
-            index[has_prev] = self.offsets[next_time[has_prev]] + sorted_pos[has_prev]
-        index[~has_prev] = self.num_rows + sorted_pos[~has_prev]
-        return index

@@ -21,7 +21,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from sparklstm.nn.cifg_kernel import cifg_backward, cifg_forward
 from sparklstm.nn.gru_kernel import gru_backward, gru_forward
 from sparklstm.nn.init import gate_blocks
 from sparklstm.nn.lstm_kernel import lstm_backward, lstm_forward
@@ -494,7 +493,7 @@ class GRU(RecurrentStack):
 class CIFG(RecurrentStack):
     """Multi-layer coupled input-forget gate LSTM (Greff et al. 2017, "CIFG"): ``f = 1 - i``.
 
-    Equations (per direction and layer; see :mod:`sparklstm.nn.cifg_kernel` for BPTT)::
+    Equations (per direction and layer; see :mod:`sparklstm.nn.lstm_kernel` for BPTT)::
 
         a   = W_ih x_t + W_hh h_{t-1} + b_ih + b_hh      split a_i, a_g, a_o   (gates i, g, o)
         i   = σ(a_i),  f = 1 - i,  g = tanh(a_g),  o = σ(a_o)
@@ -552,13 +551,22 @@ class CIFG(RecurrentStack):
         sfx = self._suffix(layer, direction)
         p = self.params
         bias = p[f"bias_ih{sfx}"] + p[f"bias_hh{sfx}"] if self.bias else None
-        return cifg_forward(
-            x, p[f"weight_ih{sfx}"], p[f"weight_hh{sfx}"], bias, h0, c0, layout, direction == 1
+        return lstm_forward(
+            x,
+            p[f"weight_ih{sfx}"],
+            p[f"weight_hh{sfx}"],
+            bias,
+            None,
+            h0,
+            c0,
+            layout,
+            direction == 1,
+            coupled=True,
         )
 
     def _kernel_backward(self, d_hidden, d_h_n, d_c_n, cache, layer, direction, need_dx=True):
         sfx = self._suffix(layer, direction)
-        dx, g, dh0, dc0 = cifg_backward(d_hidden, d_h_n, d_c_n, cache, need_dx)
+        dx, g, dh0, dc0 = lstm_backward(d_hidden, d_h_n, d_c_n, cache, need_dx)
         grads = {f"weight_ih{sfx}": g["w_ih"], f"weight_hh{sfx}": g["w_hh"]}
         if self.bias:
             grads[f"bias_ih{sfx}"] = g["bias"]

@@ -272,10 +272,13 @@ def _with_weight_decay(param: np.ndarray, grad: np.ndarray, weight_decay: float)
     return grad + weight_decay * param
 
 
-def _ema(avg: np.ndarray, decay: float, value: np.ndarray) -> None:
-    """``avg = decay * avg + (1 - decay) * value``, in place."""
+def _ema(
+    avg: np.ndarray, decay: float, value: np.ndarray, scratch: np.ndarray | None = None
+) -> None:
+    """``avg = decay * avg + (1 - decay) * value``, in place (``(1 - decay) * value`` into
+    ``scratch`` when given, which may be ``value`` itself)."""
     avg *= decay
-    avg += (1.0 - decay) * value
+    avg += np.multiply(1.0 - decay, value, out=scratch)
 
 
 @dataclass(frozen=True)
@@ -528,8 +531,12 @@ class Adam(Optimizer):
         else:
             g = _with_weight_decay(param, grad, self.weight_decay)
         exp_avg, exp_avg_sq = slots["exp_avg"], slots["exp_avg_sq"]
-        _ema(exp_avg, self.beta1, g)
-        _ema(exp_avg_sq, self.beta2, g * g)
+        # One temporary per parameter (it was four), every operation in place; the same
+        # operations in the same order, so the same bits as torch's formula.
+        scratch = np.empty_like(param)
+        _ema(exp_avg, self.beta1, g, scratch)
+        np.multiply(g, g, out=scratch)
+        _ema(exp_avg_sq, self.beta2, scratch, scratch)
         if self.amsgrad:
             second = slots["max_exp_avg_sq"]
             np.maximum(second, exp_avg_sq, out=second)
@@ -537,7 +544,7 @@ class Adam(Optimizer):
             second = exp_avg_sq
         bias_correction1 = 1.0 - self.beta1**step
         bias_correction2_sqrt = math.sqrt(1.0 - self.beta2**step)
-        denom = np.sqrt(second)
+        denom = np.sqrt(second, out=scratch)
         denom /= bias_correction2_sqrt
         denom += self.eps
         np.divide(exp_avg, denom, out=denom)
