@@ -60,7 +60,9 @@ def _gemm_gflops(np, dtype, size: int = 2048) -> float:
 
 
 CELLS = ("lstm", "peephole", "cifg", "gru")
-# Element-wise steps: compiled (numba, the ``fast`` extra) and the NumPy reference.
+# Element-wise steps: compiled (numba, the ``fast`` extra) and the NumPy reference. With more
+# than one thread, "split" rows also time the compiled kernels on the batch cut into one part
+# per thread, run in parallel with one BLAS thread each (what ``step_threads`` does).
 STEPS = ("compiled", "numpy")
 # Which torch module has the same equations (peephole and CIFG have none).
 TORCH_MODULES = {"lstm": "LSTM", "gru": "GRU"}
@@ -94,6 +96,49 @@ def _closures(cell, x, w_ih, w_hh, b_ih, b_hh, peephole, h0, layout, d_out, fuse
         lstm_backward(d_out, None, None, cache, need_dx=False, fused=fused)
 
     return step, forward_only
+
+
+def _split_closures(cell, x, w_ih, w_hh, b_ih, b_hh, peephole, h0, layout, d_out, parts):
+    """The batch cut into ``parts`` sub-batches run in parallel threads, one BLAS thread each:
+    what a training step does with ``step_threads`` (:mod:`sparklstm.training.parallel`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from sparklstm.nn.packing import PackedLayout
+    from sparklstm.spark.blas import limit_blas_threads
+
+    padded_x, padded_d = layout.unpack(x), layout.unpack(d_out)
+    pieces = []
+    for j in range(parts):
+        index = np.arange(j, layout.batch_size, parts)
+        piece = PackedLayout.from_lengths(layout.lengths[index], layout.max_len)
+        pieces.append(
+            _closures(
+                cell,
+                piece.pack(padded_x[index]),
+                w_ih,
+                w_hh,
+                b_ih,
+                b_hh,
+                peephole,
+                h0[: len(index)],
+                piece,
+                piece.pack(padded_d[index]),
+                fused=True,
+            )  # fmt: skip
+        )
+    pool = ThreadPoolExecutor(parts)
+
+    def run(which: int):
+        def call():
+            limit_blas_threads(1)
+            list(pool.map(lambda functions: functions[which](), pieces))
+            limit_blas_threads(parts)
+
+        return call
+
+    return run(0), run(1)
 
 
 def _torch_closures(torch, cell, dtype_name, batch, steps, inputs, hidden):
@@ -185,6 +230,11 @@ def _worker(args) -> list[dict]:
                     )  # fmt: skip
                     functions[(path, "fwd_bwd")] = step
                     functions[(path, "fwd")] = forward_only
+                if args.threads > 1 and "compiled" in paths and batch >= args.threads:
+                    split = _split_closures(
+                        cell, x, w_ih, w_hh, b_ih, b_hh, peephole, h0, layout, d_out, args.threads
+                    )
+                    functions[("split", "fwd_bwd")], functions[("split", "fwd")] = split
                 if torch is not None and cell in TORCH_MODULES:
                     step, forward_only = _torch_closures(
                         torch, cell, dtype_name, batch, steps, inputs, hidden
@@ -193,7 +243,7 @@ def _worker(args) -> list[dict]:
                     functions[("torch", "fwd")] = forward_only
                 seconds = _alternated_medians(functions, args.repeats, args.min_seconds)
                 flops = _flops(layout.num_rows, gates, inputs, hidden)
-                for path in paths:
+                for path in [*paths, *(["split"] if ("split", "fwd") in seconds else [])]:
                     took = seconds[(path, "fwd_bwd")]
                     row = {
                         "cell": cell,

@@ -176,6 +176,7 @@ class RoundSpec:
     clip_value: float | None
     state_policy: str
     task_hook: Callable[[int, int], None] | None = None
+    step_threads: int | None = None  # None: the cores the task holds
 
 
 def task_cpus() -> int:
@@ -282,6 +283,7 @@ def train_partition(
         spec.clip_norm,
         spec.clip_value,
         first_step=round_index * spec.local_steps,
+        step_threads=spec.step_threads or task_cpus(),
     )
     result = worker_result(spec, model, state, stepped, before, partition)
     result.examples = sum(len(batch) for batch in batches)

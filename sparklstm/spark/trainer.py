@@ -362,6 +362,7 @@ def _plan(run: _Run, params: dict[str, np.ndarray]) -> _Plan:
         clip_value=cfg.clip_value,
         state_policy=cfg.state_policy,
         task_hook=run.task_hook,
+        step_threads=cfg.step_threads,
     )
     return _Plan(
         spec,

@@ -255,6 +255,7 @@ def fit(
                 opts.clip_norm,
                 opts.clip_value,
                 on_step=lambda r: bar.update(1, loss=r.loss_sum / max(r.num_targets, 1)),
+                step_threads=opts.step_threads or 1,
             )
         row: dict[str, float] = {"epoch": epoch}
         row.update(

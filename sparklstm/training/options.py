@@ -191,6 +191,14 @@ class TrainOptions:
         optional=True,
         view_defaults={"flag": JOB_SEED, "param": "class name hash"},
     )
+    step_threads: int | None = integer(
+        None,
+        "threads one minibatch step is split across, each with one BLAS thread (their "
+        "gradients combined); default: 1 in one process, and on Spark the cores a task holds "
+        "(spark.task.cpus)",
+        optional=True,
+        resumable=True,
+    )
     shuffle: bool = boolean(True, "shuffle the data every epoch")
     bucket: bool = boolean(True, "batch sequences of similar lengths together (less padding)")
     chunk_rows: int = integer(

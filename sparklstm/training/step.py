@@ -16,6 +16,7 @@ import numpy as np
 from sparklstm.data.batching import bucketed_batches, minibatch_indices
 from sparklstm.data.sequence_data import SequenceData
 from sparklstm.optim import Optimizer, OptimizerState, Schedule, clip_grad_norm, clip_grad_value
+from sparklstm.training.parallel import StepSplitter
 
 __all__ = [
     "StepResult",
@@ -64,10 +65,14 @@ def train_step(
     lr: float,
     clip_norm: float | None = None,
     clip_value: float | None = None,
+    splitter: StepSplitter | None = None,
 ) -> StepResult:
-    """Loss and gradients (``model.step_gradients``), clipping and one optimizer update of
-    ``model.params`` (in place)."""
-    loss, grads, count, metric = model.step_gradients(batch, rng)
+    """Loss and gradients (``model.step_gradients``, or split across threads by
+    ``splitter``), clipping and one optimizer update of ``model.params`` (in place)."""
+    if splitter is None:
+        loss, grads, count, metric = model.step_gradients(batch, rng)
+    else:
+        loss, grads, count, metric = splitter(model, batch, rng)
     if clip_value is not None:
         clip_grad_value(grads, clip_value)
     if clip_norm is not None:
@@ -179,25 +184,32 @@ def run_steps(
     clip_value: float | None = None,
     on_step: Callable[[StepResult], None] | None = None,
     first_step: int | None = None,
+    step_threads: int = 1,
 ) -> StepResult:
     """Run ``batches`` in order; returns the summed :class:`StepResult` of all steps.
 
     The learning rate of the i-th batch is ``schedule.lr_at(first_step + i)``; ``first_step``
     defaults to ``state.step``. The Spark trainer passes the global step count here, because a
     worker's optimizer state may be reset each round while the schedule must keep going.
+    ``step_threads`` > 1 splits each minibatch across that many threads
+    (:class:`~sparklstm.training.parallel.StepSplitter`).
     """
     loss_sum = metric_sum = 0.0
     targets = 0
     max_norm = 0.0
     global_step = state.step if first_step is None else first_step
-    for batch in batches:
-        lr = schedule.lr_at(global_step)
-        global_step += 1
-        result = train_step(model, optimizer, state, batch, rng, lr, clip_norm, clip_value)
-        loss_sum += result.loss_sum
-        metric_sum += result.metric_sum
-        targets += result.num_targets
-        max_norm = max(max_norm, result.grad_norm)
-        if on_step is not None:
-            on_step(result)
+    with StepSplitter(step_threads) as splitter:
+        for batch in batches:
+            lr = schedule.lr_at(global_step)
+            global_step += 1
+            result = train_step(
+                model, optimizer, state, batch, rng, lr, clip_norm, clip_value,
+                splitter if step_threads > 1 else None,
+            )  # fmt: skip
+            loss_sum += result.loss_sum
+            metric_sum += result.metric_sum
+            targets += result.num_targets
+            max_norm = max(max_norm, result.grad_norm)
+            if on_step is not None:
+                on_step(result)
     return StepResult(loss_sum, targets, metric_sum, max_norm)
