@@ -160,9 +160,14 @@ def _torch_closures(torch, cell, dtype_name, batch, steps, inputs, hidden):
     return step, forward_only
 
 
-def _alternated_medians(functions: dict, min_rounds: int, min_seconds: float) -> dict:
-    """Median seconds of each callable, timed in turn (one call each per round) so that a
-    change in the machine's load falls on all of them alike."""
+def _alternated_medians(
+    functions: dict, min_rounds: int, min_seconds: float, settle: int = 0
+) -> dict:
+    """Median seconds of each callable, timed in turn so that a change in the machine's load
+    falls on all of them alike. Each round calls every callable ``settle + 1`` times and keeps
+    the last call: with several threads, the previous candidate's pool (OpenBLAS's, torch's
+    OpenMP) still spins for a moment after its last call and would slow the next one's first
+    call (measured: torch's 2-thread step ran 2.5x slower right after ours)."""
     for fn in functions.values():
         fn()  # warm-up (and numba's compilation or cache load)
     times: dict = {name: [] for name in functions}
@@ -170,6 +175,8 @@ def _alternated_medians(functions: dict, min_rounds: int, min_seconds: float) ->
     rounds = 0
     while rounds < min_rounds or time.perf_counter() - started < min_seconds:
         for name, fn in functions.items():
+            for _ in range(settle):
+                fn()
             begin = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - begin)
@@ -186,7 +193,9 @@ def _flops(num_rows: int, gates: int, inputs: int, hidden: int) -> int:
     return 2 * num_rows * gates * hidden * (2 * inputs + 3 * hidden)
 
 
-def _worker(args) -> list[dict]:
+def _measure(args) -> list[dict]:
+    """The worker: for each (dtype, shape, cell), the median seconds of every candidate of
+    ``args.candidates`` (compiled, numpy, split, torch) it can run, timed in turn."""
     import numpy as np
 
     from sparklstm.memory import keep_large_allocations_on_heap
@@ -195,15 +204,16 @@ def _worker(args) -> list[dict]:
 
     # As every training entry point does; torch runs in this process too and gains alike.
     keep_large_allocations_on_heap()
-    try:
-        import torch
+    torch = None
+    if "torch" in args.candidates:
+        try:
+            import torch
 
-        torch.set_num_threads(args.threads)
-    except ImportError:
-        torch = None
-    paths = [path for path in args.steps if path == "numpy" or fused_available()]
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            torch = None
 
-    rows = []
+    entries = []
     for dtype_name in args.dtypes:
         dtype = np.dtype(dtype_name)
         peak = _gemm_gflops(np, dtype, args.gemm_size)
@@ -222,18 +232,16 @@ def _worker(args) -> list[dict]:
                 peephole = draw(3, hidden) if cell == "peephole" else None
                 h0 = np.zeros((batch, hidden), dtype=dtype)
                 d_out = draw(layout.num_rows, hidden, scale=1.0)
+                inputs_of = (cell, x, w_ih, w_hh, b_ih, b_hh, peephole, h0, layout, d_out)
                 functions = {}
-                for path in paths:
-                    step, forward_only = _closures(
-                        cell, x, w_ih, w_hh, b_ih, b_hh, peephole, h0, layout, d_out,
-                        fused=path == "compiled",
-                    )  # fmt: skip
-                    functions[(path, "fwd_bwd")] = step
-                    functions[(path, "fwd")] = forward_only
-                if args.threads > 1 and "compiled" in paths and batch >= args.threads:
-                    split = _split_closures(
-                        cell, x, w_ih, w_hh, b_ih, b_hh, peephole, h0, layout, d_out, args.threads
-                    )
+                for path in ("compiled", "numpy"):
+                    if path in args.candidates and (path == "numpy" or fused_available()):
+                        step, forward_only = _closures(*inputs_of, fused=path == "compiled")
+                        functions[(path, "fwd_bwd")] = step
+                        functions[(path, "fwd")] = forward_only
+                runs_split = "split" in args.candidates and args.threads > 1
+                if runs_split and fused_available() and batch >= args.threads:
+                    split = _split_closures(*inputs_of, args.threads)
                     functions[("split", "fwd_bwd")], functions[("split", "fwd")] = split
                 if torch is not None and cell in TORCH_MODULES:
                     step, forward_only = _torch_closures(
@@ -242,34 +250,56 @@ def _worker(args) -> list[dict]:
                     functions[("torch", "fwd_bwd")] = step
                     functions[("torch", "fwd")] = forward_only
                 seconds = _alternated_medians(functions, args.repeats, args.min_seconds)
-                flops = _flops(layout.num_rows, gates, inputs, hidden)
-                for path in [*paths, *(["split"] if ("split", "fwd") in seconds else [])]:
-                    took = seconds[(path, "fwd_bwd")]
-                    row = {
+                entries.append(
+                    {
                         "cell": cell,
-                        "steps": path,
                         "dtype": dtype_name,
-                        "threads": args.threads,
-                        "batch": batch,
-                        "time": steps,
-                        "input": inputs,
-                        "hidden": hidden,
-                        "seconds_fwd_bwd": took,
-                        "seconds_fwd": seconds[(path, "fwd")],
-                        "sequences_per_s": batch / took,
-                        "gflops": flops / took / 1e9,
-                        "gemm_peak_gflops": peak,
-                        "fraction_of_gemm": flops / took / 1e9 / peak,
+                        "shape": [batch, steps, inputs, hidden],
+                        "peak": peak,
+                        "seconds": {f"{c}/{kind}": value for (c, kind), value in seconds.items()},
+                        "torch_version": None if torch is None else torch.__version__,
                     }
-                    if ("torch", "fwd_bwd") in seconds:
-                        row.update(
-                            torch_module=f"torch.nn.{TORCH_MODULES[cell]}",
-                            torch_seconds_fwd_bwd=seconds[("torch", "fwd_bwd")],
-                            torch_seconds_fwd=seconds[("torch", "fwd")],
-                            torch_gflops=flops / seconds[("torch", "fwd_bwd")] / 1e9,
-                            torch_version=torch.__version__,
-                        )
-                    rows.append(row)
+                )
+    return entries
+
+
+def _rows(entries: list[dict], threads: int) -> list[dict]:
+    """Table rows (one per cell, shape, dtype and our candidate) from measured entries."""
+    rows = []
+    for entry in entries:
+        batch, steps, inputs, hidden = entry["shape"]
+        gates = 3 if entry["cell"] in ("gru", "cifg") else 4
+        flops = _flops(batch * steps, gates, inputs, hidden)
+        seconds = entry["seconds"]
+        for path in ("compiled", "numpy", "split"):
+            if f"{path}/fwd_bwd" not in seconds:
+                continue
+            took = seconds[f"{path}/fwd_bwd"]
+            row = {
+                "cell": entry["cell"],
+                "steps": path,
+                "dtype": entry["dtype"],
+                "threads": threads,
+                "batch": batch,
+                "time": steps,
+                "input": inputs,
+                "hidden": hidden,
+                "seconds_fwd_bwd": took,
+                "seconds_fwd": seconds[f"{path}/fwd"],
+                "sequences_per_s": batch / took,
+                "gflops": flops / took / 1e9,
+                "gemm_peak_gflops": entry["peak"],
+                "fraction_of_gemm": flops / took / 1e9 / entry["peak"],
+            }
+            if "torch/fwd_bwd" in seconds:
+                row.update(
+                    torch_module=f"torch.nn.{TORCH_MODULES[entry['cell']]}",
+                    torch_seconds_fwd_bwd=seconds["torch/fwd_bwd"],
+                    torch_seconds_fwd=seconds["torch/fwd"],
+                    torch_gflops=flops / seconds["torch/fwd_bwd"] / 1e9,
+                    torch_version=entry["torch_version"],
+                )
+            rows.append(row)
     return rows
 
 
@@ -320,6 +350,58 @@ def _shape(text: str) -> tuple[int, int, int, int]:
     return shape
 
 
+def _worker_command(args, threads: int, candidates, dtypes, shapes, cells) -> list[str]:
+    command = [sys.executable, "-m", "bench.kernels", "--worker", "--threads", str(threads)]
+    command += ["--dtypes", *dtypes, "--repeats", str(args.repeats)]
+    command += ["--cells", *cells, "--candidates", *candidates]
+    command += ["--min-seconds", str(args.min_seconds), "--gemm-size", str(args.gemm_size)]
+    return command + ["--shapes", *(",".join(map(str, shape)) for shape in shapes)]
+
+
+def _run_worker(command: list[str], threads: int) -> list[dict]:
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr)
+    return json.loads(result.stdout)
+
+
+def _run_threads(args, threads: int) -> list[dict]:
+    """Entries for one thread count. One thread: every candidate alternated in one process.
+    Several: each candidate in a process of its own, the processes alternated
+    ``--process-rounds`` times (medians of their medians): in one process the other
+    candidates' thread pools (OpenBLAS's, torch's OpenMP) keep spinning after their calls and
+    slowed torch's 2-thread step 2.5x and a split step 2x."""
+    candidates = [*args.steps, "torch"]
+    if threads == 1:
+        command = _worker_command(args, 1, candidates, args.dtypes, args.shapes, args.cells)
+        return _run_worker(command, 1)
+    candidates.insert(len(args.steps), "split")
+    entries = []
+    for dtype in args.dtypes:
+        for shape in args.shapes:
+            for cell in [c for c in args.cells if c in args.multithread_cells]:
+                merged: dict | None = None
+                samples: dict[str, list[float]] = {}
+                for _ in range(args.process_rounds):
+                    for candidate in candidates:
+                        command = _worker_command(
+                            args, threads, [candidate], [dtype], [shape], [cell]
+                        )
+                        (entry,) = _run_worker(command, threads)
+                        if merged is None or candidate != "torch":
+                            merged = {**entry, "torch_version": (merged or entry)["torch_version"]}
+                        if candidate == "torch":
+                            merged["torch_version"] = entry["torch_version"]
+                        for key, value in entry["seconds"].items():
+                            samples.setdefault(key, []).append(value)
+                merged["seconds"] = {k: statistics.median(v) for k, v in samples.items()}
+                entries.append(merged)
+    return entries
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
@@ -347,30 +429,31 @@ def main(argv: list[str] | None = None) -> int:
         "--gemm-size", type=int, default=2048, help="size of the square GEMM taken as peak"
     )
     parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument(
+        "--multithread-cells", nargs="+", choices=CELLS, default=["lstm", "gru"],
+        help="cells (of --cells) timed with more than one thread (a process per candidate)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--process-rounds", type=int, default=2,
+        help="with several threads: rounds of one process per candidate, alternated",
+    )  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--candidates", nargs="+", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.worker:
         args.threads = args.threads[0]
-        json.dump(_worker(args), sys.stdout)
+        json.dump(_measure(args), sys.stdout)
         return 0
 
     rows: list[dict] = []
     for threads in args.threads:
-        env = dict(os.environ)
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            env[var] = str(threads)
-        cmd = [sys.executable, "-m", "bench.kernels", "--worker", "--threads", str(threads)]
-        cmd += ["--dtypes", *args.dtypes, "--repeats", str(args.repeats)]
-        cmd += ["--cells", *args.cells, "--steps", *args.steps]
-        cmd += ["--min-seconds", str(args.min_seconds)]
-        cmd += ["--gemm-size", str(args.gemm_size), "--shapes"]
-        cmd += [",".join(map(str, shape)) for shape in args.shapes]
-        result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            print(result.stderr, file=sys.stderr)
-            return result.returncode
-        rows.extend(json.loads(result.stdout))
+        try:
+            entries = _run_threads(args, threads)
+        except RuntimeError as error:
+            print(error, file=sys.stderr)
+            return 1
+        rows.extend(_rows(entries, threads))
     print(f"machine: {_machine()}")
     print(
         "forward + BPTT of one layer (all steps valid, no input gradient); medians of runs "

@@ -1,6 +1,6 @@
 """Time to accuracy against a typical torch training loop, on a small real-shaped task.
 
-    python -m bench.race [--threads 1 2] [--epochs 12] [--threshold 0.98] [--json out.json]
+    python -m bench.race [--threads 1 2] [--epochs 12] [--threshold 0.85] [--json out.json]
 
 The workload is :mod:`bench.engine`'s (2,400 MFCC-like training sequences of 13 features, 6 to
 88 steps, 10 classes; 600 held out): LSTM(64) and a linear head, Adam (lr 0.005), batch 32,
@@ -12,7 +12,9 @@ cross-entropy on the last valid step. Trained two ways, each in its own process:
   epoch, zero-padded batches through ``pack_padded_sequence``, ``torch.optim.Adam``;
   ``torch.set_num_threads`` = the thread count.
 
-After every epoch each model is scored on the held-out split (not timed). Reported per run:
+After every epoch each model is scored on the held-out split (not timed). The generator's
+noise (3.0) keeps held-out accuracy near 0.9 for both, so the default threshold is 0.85 (98%
+is never reached here). Reported per run:
 training seconds per epoch (median), the training seconds until held-out accuracy first reaches
 ``--threshold`` (and the epoch), and the final accuracy; then torch's time over ours. The
 models differ (initialisation, batching), so the accuracies differ too: the race is to the
@@ -124,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--threshold", type=float, default=0.98)
+    parser.add_argument("--threshold", type=float, default=0.85)
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--worker", choices=["sparklstm", "torch"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -136,9 +136,12 @@ def lstm_forward(
     gates = np.empty((num_gates, num_rows, hidden_size), dtype=dtype)
     for k in range(num_gates):
         np.matmul(x, w_ih_gates[k], out=gates[k])
+    scaled_bias = None
     if bias is not None:
-        scale = np.asarray(gate_scale, dtype=dtype).reshape(num_gates, 1, 1)
-        gates += bias.reshape(num_gates, 1, hidden_size) * scale
+        scale = np.asarray(gate_scale, dtype=dtype).reshape(num_gates, 1)
+        scaled_bias = (bias.reshape(num_gates, hidden_size) * scale).astype(dtype, copy=False)
+        if steps is None:  # the compiled steps add it as they read the gates
+            gates += scaled_bias[:, None, :]
     # Recurrent weights as one (H, GH) matrix whose output columns are gate-major.
     w_hh_gates = scaled_gate_weights(w_hh, hidden_size, gate_scale)
     w_hh_t = np.ascontiguousarray(w_hh_gates.transpose(1, 0, 2))
@@ -154,6 +157,8 @@ def lstm_forward(
         half = dtype.type(0.5)
         fused_step = steps.lstm_forward_step(coupled, peephole is not None)
         peep = h_scratch if peephole is None else peephole.astype(dtype, copy=False)
+        if scaled_bias is None:
+            scaled_bias = np.zeros((num_gates, hidden_size), dtype=dtype)
     else:
         numpy_step = _NumpyForwardStep(peephole, coupled, batch, hidden_size, dtype)
 
@@ -164,7 +169,9 @@ def lstm_forward(
         rec = recurrent[:n]
         np.matmul(h_prev, w_hh_t, out=rec)  # (n, GH) = h_{t-1} W_hhᵀ, gate-major columns
         if steps is not None:
-            fused_step(gates, start, n, rec, c_prev, peep, cell, tanh_cell, hidden, half)
+            fused_step(
+                gates, start, n, rec, scaled_bias, c_prev, peep, cell, tanh_cell, hidden, half
+            )
         else:
             numpy_step(gates[:, start:stop], rec, c_prev, cell[start:stop],
                        tanh_cell[start:stop], hidden[start:stop])  # fmt: skip

@@ -133,12 +133,13 @@ def lstm_backward_step(coupled: bool, has_peephole: bool, has_output_grad: bool)
 
 def _make_lstm_forward(coupled, has_peephole):
     @njit(**_JIT)
-    def step(gates, start, n, rec, c_prev, peephole, cell, tanh_cell, hidden, half):
+    def step(gates, start, n, rec, bias, c_prev, peephole, cell, tanh_cell, hidden, half):
         """One step's activations, cell update and output. ``gates`` (G, N, H) holds the
         input projections (sigmoid gates pre-scaled by 1/2) in rows ``start:start+n`` and
-        receives the activated gates there; ``rec`` (n, G*H) is ``h_{t-1} W_hhᵀ`` (same
-        scaling); ``c_prev`` (n, H); ``peephole`` (3, H) unscaled (read only with peepholes).
-        Coupled: gates ``i, g, o`` and ``f = 1 - i``; otherwise ``i, f, g, o``."""
+        receives the activated gates there; ``rec`` (n, G*H) is ``h_{t-1} W_hhᵀ`` and
+        ``bias`` (G, H) the summed biases (same scaling); ``c_prev`` (n, H); ``peephole``
+        (3, H) unscaled (read only with peepholes). Coupled: gates ``i, g, o`` and
+        ``f = 1 - i``; otherwise ``i, f, g, o``."""
         H = cell.shape[1]
         one = half + half
         for r in range(n):
@@ -147,32 +148,35 @@ def _make_lstm_forward(coupled, has_peephole):
             # array it writes is a distinct view (offsets into one row would need H-dependent
             # overlap checks it gives up on).
             gate_i = gates[0, row]
+            bias_i = bias[0]
             if coupled:
                 gate_f = gates[0, row]  # unused
                 gate_g, gate_o = gates[1, row], gates[2, row]
                 rec_i, rec_f = rec[r, :H], rec[r, :H]
                 rec_g, rec_o = rec[r, H : 2 * H], rec[r, 2 * H :]
+                bias_f, bias_g, bias_o = bias[0], bias[1], bias[2]
             else:
                 gate_f, gate_g, gate_o = gates[1, row], gates[2, row], gates[3, row]
                 rec_i, rec_f = rec[r, :H], rec[r, H : 2 * H]
                 rec_g, rec_o = rec[r, 2 * H : 3 * H], rec[r, 3 * H :]
+                bias_f, bias_g, bias_o = bias[1], bias[2], bias[3]
             c_in, c_out, tc_out, h_out = c_prev[r], cell[row], tanh_cell[row], hidden[row]
             for j in range(H):
                 cp = c_in[j]
-                a_i = gate_i[j] + rec_i[j]
+                a_i = gate_i[j] + rec_i[j] + bias_i[j]
                 if has_peephole:
                     a_i += half * peephole[0, j] * cp
                 i = half + half * fast_tanh(a_i)
                 if coupled:
                     f = one - i
                 else:
-                    a_f = gate_f[j] + rec_f[j]
+                    a_f = gate_f[j] + rec_f[j] + bias_f[j]
                     if has_peephole:
                         a_f += half * peephole[1, j] * cp
                     f = half + half * fast_tanh(a_f)
-                g = fast_tanh(gate_g[j] + rec_g[j])
+                g = fast_tanh(gate_g[j] + rec_g[j] + bias_g[j])
                 c = f * cp + i * g
-                a_o = gate_o[j] + rec_o[j]
+                a_o = gate_o[j] + rec_o[j] + bias_o[j]
                 if has_peephole:
                     a_o += half * peephole[2, j] * c
                 o = half + half * fast_tanh(a_o)
