@@ -101,7 +101,7 @@ def kernels_figure(rows: list[dict]) -> Any:
     height = 0.4 if torch else 0.7
     positions = list(range(len(rows)))
     with _pyplot() as plt:
-        fig, ax = plt.subplots(figsize=(8.5, 2.2 + 0.42 * len(rows)), layout="constrained")
+        fig, ax = plt.subplots(figsize=(10.5, 2.2 + 0.42 * len(rows)), layout="constrained")
         ax.barh(
             positions,
             [r["sequences_per_s"] for r in rows],
