@@ -107,6 +107,22 @@ def test_one_partition_one_round_per_epoch_is_the_local_trainer_bit_for_bit(any_
     assert_params_equal(distributed.params, local.params)
 
 
+def test_a_step_split_across_threads_in_a_task_is_the_local_split_bit_for_bit(any_spark):
+    """step_threads=2 in the Spark task (threads in the Python worker) trains what the local
+    trainer trains with step_threads=2: parts of 16 sequences x 128² reach MIN_PART_WORK."""
+    from sparklstm.training.parallel import MIN_PART_WORK
+
+    assert 16 * 128 * 128 >= MIN_PART_WORK
+    x, y, lengths = sines(96, seed=2)
+    config = {**MODEL, "hidden_sizes": [128], "dropout": 0.25}
+    options = {"epochs": 1, "batch_size": 32, "seed": 5, "lr": 0.01, "step_threads": 2}
+    df, order = training_order(any_spark, x, y, lengths)
+    local = SequenceModel(**config)
+    local.fit(x[order], y[order], lengths[order], progress=False, **options)
+    distributed, _ = fit_distributed(df, config, {**options, "num_partitions": 0}, progress=False)
+    assert_params_equal(distributed.params, local.params)
+
+
 def test_sgd_with_one_local_step_is_synchronous_gradient_averaging(any_spark):
     # Uneven partitions (20 and 35 rows), each one batch: one round is one SGD step on the
     # union, because sum_p n_p (theta - lr g_p) / N = theta - lr * mean gradient.
