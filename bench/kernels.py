@@ -383,22 +383,26 @@ def _run_threads(args, threads: int) -> list[dict]:
     for dtype in args.dtypes:
         for shape in args.shapes:
             for cell in [c for c in args.cells if c in args.multithread_cells]:
-                merged: dict | None = None
+                runs = [
+                    _run_worker(
+                        _worker_command(args, threads, [candidate], [dtype], [shape], [cell]),
+                        threads,
+                    )[0]
+                    for _ in range(args.process_rounds)
+                    for candidate in candidates
+                ]
                 samples: dict[str, list[float]] = {}
-                for _ in range(args.process_rounds):
-                    for candidate in candidates:
-                        command = _worker_command(
-                            args, threads, [candidate], [dtype], [shape], [cell]
-                        )
-                        (entry,) = _run_worker(command, threads)
-                        if merged is None or candidate != "torch":
-                            merged = {**entry, "torch_version": (merged or entry)["torch_version"]}
-                        if candidate == "torch":
-                            merged["torch_version"] = entry["torch_version"]
-                        for key, value in entry["seconds"].items():
-                            samples.setdefault(key, []).append(value)
-                merged["seconds"] = {k: statistics.median(v) for k, v in samples.items()}
-                entries.append(merged)
+                for run in runs:
+                    for key, value in run["seconds"].items():
+                        samples.setdefault(key, []).append(value)
+                versions = [run["torch_version"] for run in runs if run["torch_version"]]
+                entries.append(
+                    {
+                        **runs[0],
+                        "seconds": {k: statistics.median(v) for k, v in samples.items()},
+                        "torch_version": versions[0] if versions else None,
+                    }
+                )
     return entries
 
 

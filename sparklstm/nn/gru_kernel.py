@@ -36,7 +36,7 @@ import numpy as np
 
 from sparklstm.nn.fused import fused_steps
 from sparklstm.nn.packing import PackedLayout
-from sparklstm.nn.recurrence import StepWalker, scaled_gate_weights
+from sparklstm.nn.recurrence import StepWalker, scaled_gate_weights, take_final
 
 __all__ = ["GRUCache", "gru_forward", "gru_backward"]
 
@@ -193,10 +193,7 @@ def gru_backward(
     for t in walker.steps_backward():
         start, stop, n = walker.rows(t)
         if carried < n:  # rows where a sequence's final state lives
-            if d_h_n is None:
-                carried_h[carried:n] = 0
-            else:
-                carried_h[carried:n] = d_h_n[carried:n]
+            take_final(carried_h, d_h_n, carried, n)
         dh = carried_h[:n]
         if d_hidden is not None:
             dh += d_hidden[start:stop]

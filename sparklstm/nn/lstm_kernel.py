@@ -57,7 +57,12 @@ import numpy as np
 
 from sparklstm.nn.fused import fused_steps
 from sparklstm.nn.packing import PackedLayout
-from sparklstm.nn.recurrence import StepWalker, scaled_gate_weights, weight_gradients
+from sparklstm.nn.recurrence import (
+    StepWalker,
+    scaled_gate_weights,
+    take_final,
+    weight_gradients,
+)
 
 __all__ = ["CIFG_GATES", "LSTMCache", "lstm_backward", "lstm_forward"]
 
@@ -282,15 +287,19 @@ def lstm_backward(
         fused_step = steps.lstm_backward_step(coupled, peephole is not None, d_hidden is not None)
         peep = c_scratch if peephole is None else peephole.astype(dtype, copy=False)
         output_grad = c_scratch if d_hidden is None else d_hidden  # not read without one
-    else:
-        numpy_step = _NumpyBackwardStep(cache, walker)
+    # Every step's previous cell state: the NumPy factors and the peephole gradients use it.
+    c_prev_all = None
+    if steps is None or peephole is not None:
+        c_prev_all = walker.previous_rows(cache.cell, cache.c0)
+    if steps is None:
+        numpy_step = _NumpyBackwardStep(cache, walker, c_prev_all)
 
     carried = 0
     for t in walker.steps_backward():
         start, stop, n = walker.rows(t)
         if carried < n:  # rows where a sequence's final state lives
-            _take_final(carried_h, d_h_n, carried, n)
-            _take_final(carried_c, d_c_n, carried, n)
+            take_final(carried_h, d_h_n, carried, n)
+            take_final(carried_c, d_c_n, carried, n)
         da = d_gates[start:stop]
         if steps is not None:
             c_prev = walker.previous(t, cache.cell, cache.c0, c_scratch)
@@ -312,7 +321,6 @@ def lstm_backward(
     grads = {"w_ih": w_ih_grad, "w_hh": w_hh_grad, "bias": d_gates.sum(axis=0)}
     if peephole is not None:
         H = hidden_size
-        c_prev_all = walker.previous_rows(cache.cell, cache.c0)
         grads["peephole"] = np.stack(
             [
                 np.einsum("nh,nh->h", d_gates[:, :H], c_prev_all),
@@ -324,23 +332,14 @@ def lstm_backward(
     return dx, grads, dh0, dc0
 
 
-def _take_final(carried: np.ndarray, d_final: np.ndarray | None, first: int, stop: int) -> None:
-    """Start rows ``first:stop`` of a carried gradient at the final-state gradient (or 0)."""
-    if d_final is None:
-        carried[first:stop] = 0
-    else:
-        carried[first:stop] = d_final[first:stop]
-
-
 class _NumpyBackwardStep:
     """The reference element-wise part of a BPTT step, with the derivative factors that do not
     depend on the recurrence computed for all steps at once."""
 
-    def __init__(self, cache: LSTMCache, walker: StepWalker):
+    def __init__(self, cache: LSTMCache, walker: StepWalker, c_prev_all: np.ndarray):
         gates, tanh_cell = cache.gates, cache.tanh_cell
         self.coupled = cache.coupled
         self.peephole = cache.peephole
-        c_prev_all = walker.previous_rows(cache.cell, cache.c0)
         out_gate = gates[-1]
         if self.coupled:
             in_gate, cand = gates[0], gates[1]

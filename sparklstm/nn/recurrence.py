@@ -12,7 +12,7 @@ import numpy as np
 
 from sparklstm.nn.packing import PackedLayout
 
-__all__ = ["StepWalker", "scaled_gate_weights", "weight_gradients"]
+__all__ = ["StepWalker", "scaled_gate_weights", "take_final", "weight_gradients"]
 
 
 class StepWalker:
@@ -139,3 +139,12 @@ def weight_gradients(
     walker.previous_rows(hidden, h0, out=joined[:, inputs:])
     grad = d_pre.T @ joined
     return np.ascontiguousarray(grad[:, :inputs]), np.ascontiguousarray(grad[:, inputs:])
+
+
+def take_final(carried: np.ndarray, d_final: np.ndarray | None, first: int, stop: int) -> None:
+    """Start rows ``first:stop`` of a carried BPTT gradient (rows nothing carries into: where a
+    sequence's final state lives) at the final-state gradient, or at 0 without one."""
+    if d_final is None:
+        carried[first:stop] = 0
+    else:
+        carried[first:stop] = d_final[first:stop]

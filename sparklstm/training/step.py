@@ -203,9 +203,8 @@ def run_steps(
             lr = schedule.lr_at(global_step)
             global_step += 1
             result = train_step(
-                model, optimizer, state, batch, rng, lr, clip_norm, clip_value,
-                splitter if step_threads > 1 else None,
-            )  # fmt: skip
+                model, optimizer, state, batch, rng, lr, clip_norm, clip_value, splitter
+            )
             loss_sum += result.loss_sum
             metric_sum += result.metric_sum
             targets += result.num_targets
